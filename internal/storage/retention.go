@@ -1,0 +1,50 @@
+package storage
+
+import "time"
+
+// ApplyRetention deletes whole segments from the front of the log that are
+// past retention.ms (by their newest timestamp) or that keep the log above
+// retention.bytes. Only committed segments go. The active segment is rolled
+// first when all of it has expired, so an idle partition also empties.
+func (l *Log) ApplyRetention(now time.Time) error {
+	l.startMu.Lock()
+	defer l.startMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	cfg := l.cfg
+	if cfg.RetentionMs >= 0 {
+		cutoff := now.Add(-cfg.RetentionMs).UnixMilli()
+		expired := func(s *segment) bool { return s.maxTimestamp() < cutoff }
+		if err := l.deleteSegmentsLocked(expired); err != nil {
+			return err
+		}
+		if a := l.active(); len(l.segs) == 1 && a.idx.len() > 0 && expired(a) && a.lastIndex() <= l.committed {
+			if err := l.roll(); err != nil {
+				return err
+			}
+			if err := l.deleteSegmentsLocked(expired); err != nil {
+				return err
+			}
+		}
+	}
+	if cfg.RetentionBytes >= 0 {
+		var size int64
+		for _, s := range l.segs {
+			size += s.size
+		}
+		excess := size - cfg.RetentionBytes
+		if err := l.deleteSegmentsLocked(func(s *segment) bool {
+			if excess < s.size {
+				return false
+			}
+			excess -= s.size
+			return true
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
