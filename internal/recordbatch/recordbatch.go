@@ -56,10 +56,10 @@ const (
 
 // Attribute bits.
 const (
-	CompressionMask   = 0x07
+	CompressionMask    = 0x07
 	TimestampLogAppend = 0x08
-	TransactionalFlag = 0x10
-	ControlFlag       = 0x20
+	TransactionalFlag  = 0x10
+	ControlFlag        = 0x20
 )
 
 // Compression codecs as stored in the low attribute bits.

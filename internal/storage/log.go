@@ -96,7 +96,7 @@ type Log struct {
 	// settled holds waiters made durable while appending, called on unlock.
 	settled []waiter
 	failed  error
-	closed          bool
+	closed  bool
 
 	// flushQueued is guarded by the flusher's mutex.
 	flushQueued bool

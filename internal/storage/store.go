@@ -69,7 +69,7 @@ type Store struct {
 	saved  map[string]logState // last checkpointed state of every known log
 	closed bool
 
-	ckMu      sync.Mutex // serializes checkpoint writes
+	ckMu       sync.Mutex // serializes checkpoint writes
 	stateDirty atomic.Bool
 
 	stop chan struct{}
