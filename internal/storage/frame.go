@@ -100,16 +100,26 @@ func frameCRC(hdr []byte, data []byte) uint32 {
 	return recordbatch.UpdateChecksum(crc, data)
 }
 
-// appendFrame encodes e as a frame at the end of dst.
-func appendFrame(dst []byte, e *Entry) []byte {
+// appendFrame encodes e as a frame at the end of dst. A batch entry's copy
+// gets baseOffset and partitionLeaderEpoch (the term) set, which every
+// replica computes the same way from the same log prefix.
+func appendFrame(dst []byte, e *Entry, baseOffset int64) []byte {
+	start := len(dst)
 	var hdr [frameHeaderSize]byte
 	binary.BigEndian.PutUint32(hdr[0:], uint32(frameHeaderSize+len(e.Data)))
 	binary.BigEndian.PutUint64(hdr[8:], e.Index)
 	binary.BigEndian.PutUint32(hdr[16:], uint32(e.Term))
 	hdr[20] = byte(e.Type)
-	binary.BigEndian.PutUint32(hdr[4:], frameCRC(hdr[:], e.Data))
 	dst = append(dst, hdr[:]...)
-	return append(dst, e.Data...)
+	dst = append(dst, e.Data...)
+	frame := dst[start:]
+	data := frame[frameHeaderSize:]
+	if isBatch(e.Type, data) {
+		recordbatch.SetBaseOffset(data[1:], baseOffset)
+		recordbatch.SetLeaderEpoch(data[1:], int32(e.Term))
+	}
+	binary.BigEndian.PutUint32(frame[4:], frameCRC(frame, data))
+	return dst
 }
 
 func parseFrameHeader(b []byte) frameHeader {

@@ -85,6 +85,7 @@ type Log struct {
 	hw        int64
 	logStart  int64
 	hs        HardState
+	conf      []byte
 	// hsDurable is the term and vote last written to the checkpoint.
 	hsDurable HardState
 	frameBuf  []byte
@@ -184,6 +185,7 @@ func openLog(store *Store, name string, cfg LogConfig, st logState) (*Log, error
 func (l *Log) restoreState(st logState) {
 	l.hs = st.hs
 	l.hsDurable = st.hs
+	l.conf = st.conf
 	l.committed = max(st.committed, l.firstIndex()-1)
 	if last := l.lastIndex(); l.committed > last {
 		l.logger.Warn("checkpointed commit index is beyond the log; clamping", "commit", l.committed, "last_index", last)
@@ -366,9 +368,9 @@ func (l *Log) offsetAfterLocked(i uint64) (int64, error) {
 
 // Append writes entries to the end of the log. If the first entry's index is
 // at or below LastIndex, the log is first truncated back to just before it
-// (raft conflict resolution). Batch entries must hold a valid v2 batch whose
-// baseOffset is the log's next offset and whose leader epoch is the entry's
-// term. done, if not nil, is called once the entries (and any hard state
+// (raft conflict resolution). Batch entries must hold a valid v2 batch; the
+// stored copy gets the log's next offset as baseOffset and the entry's term
+// as partitionLeaderEpoch (e.Data itself is not modified). done, if not nil, is called once the entries (and any hard state
 // set before) are durable, or with the error that prevented it; it runs on
 // the flusher's goroutine and must not block.
 func (l *Log) Append(entries []Entry, done func(error)) error {
@@ -462,7 +464,7 @@ func (l *Log) checkEntries(entries []Entry) error {
 				return fmt.Errorf("entry %d: %w", e.Index, err)
 			}
 		}
-		ie, err := newIndexEntry(e, 0, next, term, maxTS)
+		ie, err := newIndexEntry(e, 0, next, term, maxTS, true)
 		if err != nil {
 			return err
 		}
@@ -499,11 +501,11 @@ func (l *Log) writeEntries(entries []Entry) error {
 			a = l.active()
 			pos, maxTS = a.size, -1
 		}
-		ie, err := newIndexEntry(e, pos, next, term, maxTS)
+		ie, err := newIndexEntry(e, pos, next, term, maxTS, true)
 		if err != nil {
 			return err
 		}
-		frames = appendFrame(frames, e)
+		frames = appendFrame(frames, e, ie.baseOffset())
 		ies = append(ies, ie)
 		next, term, maxTS, pos = ie.nextOffset, e.Term, ie.maxTimestamp, pos+size
 	}
@@ -579,6 +581,26 @@ func (l *Log) SetHardState(hs HardState) {
 	if changed {
 		l.store.flusher.markDirty(l)
 	}
+}
+
+// SetConfState records the raft configuration (opaque bytes) durably
+// before returning; configuration changes are rare.
+func (l *Log) SetConfState(conf []byte) error {
+	conf = slices.Clone(conf)
+	if err := l.store.persistConf(l, conf); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.conf = conf
+	l.mu.Unlock()
+	return nil
+}
+
+// ConfState returns the raft configuration last set.
+func (l *Log) ConfState() []byte {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.conf
 }
 
 // HardState returns the last hard state set.
@@ -858,5 +880,5 @@ func (l *Log) setHardStateDurable(hs HardState) {
 func (l *Log) state() logState {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	return logState{hw: l.hw, committed: l.committed, logStart: l.logStart, hs: l.hs}
+	return logState{hw: l.hw, committed: l.committed, logStart: l.logStart, hs: l.hs, conf: l.conf}
 }

@@ -96,17 +96,14 @@ func TestAppendRejectsBadInputAndWritesNothing(t *testing.T) {
 
 	cases := map[string][]Entry{
 		"bad crc":        {batchEntry(l, 2, 1, 2, corrupt)},
-		"wrong offset":   {batchEntry(l, 2, 1, 5, good)},
 		"gap":            {batchEntry(l, 4, 1, 2, good)},
 		"term goes down": {batchEntry(l, 2, 0, 2, good)},
 		"second bad": {
 			batchEntry(l, 2, 1, 2, good),
 			batchEntry(l, 3, 1, 4, corrupt),
 		},
+		"unknown type": {{Index: 2, Term: 1, Type: 9}},
 	}
-	wrongEpoch := batchEntry(l, 2, 1, 2, good)
-	recordbatch.SetLeaderEpoch(wrongEpoch.Data[1:], 7)
-	cases["epoch differs from term"] = []Entry{wrongEpoch}
 	for name, ents := range cases {
 		t.Run(name, func(t *testing.T) {
 			if err := l.AppendSync(ents); err == nil {
@@ -121,10 +118,25 @@ func TestAppendRejectsBadInputAndWritesNothing(t *testing.T) {
 	if err := l.AppendSync(cases["bad crc"]); !errors.As(err, &ce) {
 		t.Fatalf("corrupt batch error %v is not a CorruptError", err)
 	}
-	// And the log still works.
-	appendBatches(t, l, 1, good)
+	// And the log still works. The stored copy gets the offset and epoch
+	// the log assigns, whatever the batch said; the caller's bytes stay.
+	ent := batchEntry(l, 2, 3, 77, good)
+	recordbatch.SetLeaderEpoch(ent.Data[1:], 9)
+	before := bytes.Clone(ent.Data)
+	if err := l.AppendSync([]Entry{ent}); err != nil {
+		t.Fatal(err)
+	}
+	l.Commit(2)
+	if !bytes.Equal(ent.Data, before) {
+		t.Fatal("Append modified the caller's data")
+	}
 	if got := readAll(t, l); !slices.Equal(got, seq(0, 4)) {
 		t.Fatalf("offsets %v", got)
+	}
+	res, _ := l.Read(2, 1<<20, 4, true)
+	h, _ := recordbatch.ParseHeader(res.Batches)
+	if h.BaseOffset != 2 || h.LeaderEpoch != 3 {
+		t.Fatalf("stored batch has offset %d epoch %d, want 2 and 3", h.BaseOffset, h.LeaderEpoch)
 	}
 }
 
@@ -467,5 +479,22 @@ func TestRemoveLog(t *testing.T) {
 	l = e.log("t-0", DefaultLogConfig())
 	if l.NextOffset() != 0 || l.HighWatermark() != 0 {
 		t.Fatalf("recreated log kept state: next %d hw %d", l.NextOffset(), l.HighWatermark())
+	}
+}
+
+func TestConfStatePersists(t *testing.T) {
+	e := newEnv(t)
+	l := e.log("t-0", DefaultLogConfig())
+	if err := l.SetConfState([]byte("voters 1 2 3")); err != nil {
+		t.Fatal(err)
+	}
+	// Durable at once, before any clean close.
+	st, err := readCheckpoint(e.dir + "/" + checkpointName)
+	if err != nil || string(st["t-0"].conf) != "voters 1 2 3" {
+		t.Fatalf("checkpoint conf %q %v", st["t-0"].conf, err)
+	}
+	e.reopen()
+	if got := e.log("t-0", DefaultLogConfig()).ConfState(); string(got) != "voters 1 2 3" {
+		t.Fatalf("conf after reopen %q", got)
 	}
 }

@@ -322,12 +322,13 @@ func (s *segment) nextIndexEntry(e *Entry, pos int64, nextOffset int64, lastTerm
 	if want := s.baseIndex + uint64(s.idx.len()); e.Index != want {
 		return indexEntry{}, fmt.Errorf("entry has raft index %d, expected %d", e.Index, want)
 	}
-	return newIndexEntry(e, pos, nextOffset, lastTerm, maxTS)
+	return newIndexEntry(e, pos, nextOffset, lastTerm, maxTS, false)
 }
 
 // newIndexEntry validates e against the log position before it and returns
-// its index entry.
-func newIndexEntry(e *Entry, pos int64, nextOffset int64, lastTerm uint64, maxTS int64) (indexEntry, error) {
+// its index entry. With assign, the batch's offset and epoch are about to be
+// set by appendFrame; without, they must already be right (recovery).
+func newIndexEntry(e *Entry, pos int64, nextOffset int64, lastTerm uint64, maxTS int64, assign bool) (indexEntry, error) {
 	if e.Term < lastTerm {
 		return indexEntry{}, fmt.Errorf("entry %d has term %d, below the previous term %d", e.Index, e.Term, lastTerm)
 	}
@@ -346,10 +347,10 @@ func newIndexEntry(e *Entry, pos int64, nextOffset int64, lastTerm uint64, maxTS
 		if err != nil {
 			return indexEntry{}, err
 		}
-		if h.BaseOffset != nextOffset {
+		if !assign && h.BaseOffset != nextOffset {
 			return indexEntry{}, fmt.Errorf("entry %d: batch base offset %d, expected %d", e.Index, h.BaseOffset, nextOffset)
 		}
-		if uint64(h.LeaderEpoch) != e.Term {
+		if !assign && uint64(h.LeaderEpoch) != e.Term {
 			return indexEntry{}, fmt.Errorf("entry %d: batch leader epoch %d differs from term %d", e.Index, h.LeaderEpoch, e.Term)
 		}
 		ie.count = uint32(h.LastOffsetDelta) + 1

@@ -82,6 +82,8 @@ type logState struct {
 	committed uint64
 	logStart  int64
 	hs        HardState
+	// conf is the raft configuration (an encoded raftpb.ConfState), opaque here.
+	conf []byte
 }
 
 // Open opens (creating if needed) the store in dir. It takes an exclusive
@@ -279,6 +281,15 @@ func (s *Store) logClosed(l *Log) {
 // writes it. May be called with a log's mutex held.
 func (s *Store) stateChanged() { s.stateDirty.Store(true) }
 
+// persistConf writes the checkpoint with l's raft configuration set to conf.
+func (s *Store) persistConf(l *Log, conf []byte) error {
+	return s.writeCheckpointWith(func(states map[string]logState) {
+		st := states[l.name]
+		st.conf = conf
+		states[l.name] = st
+	})
+}
+
 // persistLogStart writes the checkpoint with l's log start at offset.
 func (s *Store) persistLogStart(l *Log, offset int64) error {
 	return s.writeCheckpointWith(func(states map[string]logState) {
@@ -344,6 +355,8 @@ func encodeCheckpoint(states map[string]logState) []byte {
 		b = binary.BigEndian.AppendUint64(b, st.hs.Term)
 		b = binary.BigEndian.AppendUint64(b, st.hs.Vote)
 		b = binary.BigEndian.AppendUint64(b, st.hs.Commit)
+		b = binary.BigEndian.AppendUint32(b, uint32(len(st.conf)))
+		b = append(b, st.conf...)
 	}
 	return binary.BigEndian.AppendUint32(b, recordbatch.Checksum(b))
 }
@@ -392,6 +405,16 @@ func readCheckpoint(path string) (map[string]logState, error) {
 			},
 		}
 		p = p[48:]
+		if len(p) < 4 || len(p) < 4+int(binary.BigEndian.Uint32(p)) {
+			return nil, bad("truncated")
+		}
+		cl := int(binary.BigEndian.Uint32(p))
+		st := states[name]
+		if cl > 0 {
+			st.conf = bytes.Clone(p[4 : 4+cl])
+		}
+		states[name] = st
+		p = p[4+cl:]
 	}
 	return states, nil
 }
