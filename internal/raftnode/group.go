@@ -1,0 +1,397 @@
+package raftnode
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/chronik-stream/chronik/internal/storage"
+)
+
+// StateMachine is what a group feeds. Every method runs on the group's
+// worker, one at a time, and must not block.
+type StateMachine interface {
+	// Appended is called after entries were written to the local log (in
+	// the page cache, durable later), in log order. If entries[0].Index is
+	// at or below the previous last index, the log was truncated first.
+	Appended(entries []raftpb.Entry)
+	// Apply is called with committed entries, in order.
+	Apply(entries []raftpb.Entry)
+	// RoleChanged is called when the leader or this node's role changes.
+	RoleChanged(ss raft.SoftState, term uint64)
+}
+
+// Status is a cheap view of a group, refreshed by its worker.
+type Status struct {
+	Lead      uint64
+	Term      uint64
+	Role      raft.StateType
+	Commit    uint64
+	Applied   uint64
+	LastIndex uint64
+}
+
+// Group is one raft group hosted on this node.
+type Group struct {
+	id     GroupID
+	host   *Host
+	log    *storage.Log
+	sm     StateMachine
+	logger *slog.Logger
+
+	// Inbox, guarded by mu. scheduled is true while the group is queued or
+	// being processed; only the worker that holds it clears it.
+	mu        sync.Mutex
+	msgs      []raftpb.Message
+	fns       []func(Loop)
+	ticks     int
+	scheduled bool
+	stopped   bool
+	done      chan struct{} // closed when a stopped group is drained
+
+	// Worker-owned.
+	rn         *raft.RawNode
+	soft       raft.SoftState
+	term       uint64
+	leaderless time.Time // when the group last lost its leader
+	failed     error
+
+	status atomic.Pointer[Status]
+}
+
+func newGroup(h *Host, gc GroupConfig) (*Group, error) {
+	g := &Group{
+		id: gc.ID, host: h, log: gc.Log, sm: gc.SM,
+		logger: h.logger.With("group", uint64(gc.ID)),
+		done:   make(chan struct{}),
+	}
+	st := &logStorage{log: gc.Log, logger: g.logger}
+	if len(gc.Log.ConfState()) == 0 {
+		if len(gc.Peers) == 0 {
+			return nil, fmt.Errorf("group %d: new group without peers", gc.ID)
+		}
+		cs := raftpb.ConfState{Voters: gc.Peers}
+		b, err := cs.Marshal()
+		if err != nil {
+			return nil, err
+		}
+		if err := gc.Log.SetConfState(b); err != nil {
+			return nil, fmt.Errorf("group %d: persist initial configuration: %w", gc.ID, err)
+		}
+	}
+	rn, err := raft.NewRawNode(h.raftConfig(st, gc.Applied))
+	if err != nil {
+		return nil, fmt.Errorf("group %d: %w", gc.ID, err)
+	}
+	g.rn = rn
+	g.leaderless = time.Now()
+	bs := rn.BasicStatus()
+	g.term = bs.Term
+	g.status.Store(&Status{Term: bs.Term, Commit: bs.Commit, Applied: bs.Applied, LastIndex: gc.Log.LastIndex()})
+	// A group whose only voter is this node need not wait for an election
+	// timeout.
+	if cs, _ := st.confState(); len(cs.Voters) == 1 && cs.Voters[0] == h.cfg.NodeID && len(cs.Learners) == 0 {
+		g.fns = append(g.fns, func(l Loop) { l.g.rn.Campaign() })
+	}
+	g.scheduled = true // AddGroup queues it
+	return g, nil
+}
+
+// ID returns the group id.
+func (g *Group) ID() GroupID { return g.id }
+
+// Log returns the group's log.
+func (g *Group) Log() *storage.Log { return g.log }
+
+// Status returns the view of the group as of its last processing.
+func (g *Group) Status() Status { return *g.status.Load() }
+
+// Loop is the handle closures passed to Do get: its methods may only be
+// called inside such a closure, on the group's worker.
+type Loop struct{ g *Group }
+
+// Propose appends data as a new entry if this node leads the group.
+func (l Loop) Propose(data []byte) error { return l.g.rn.Propose(data) }
+
+// ProposeConfChange proposes a configuration change.
+func (l Loop) ProposeConfChange(cc raftpb.ConfChangeI) error { return l.g.rn.ProposeConfChange(cc) }
+
+// RaftStatus returns the full raft status, with follower progress on a
+// leader.
+func (l Loop) RaftStatus() raft.Status { return l.g.rn.Status() }
+
+// BasicStatus returns raft's status without progress.
+func (l Loop) BasicStatus() raft.BasicStatus { return l.g.rn.BasicStatus() }
+
+// TransferLeader asks raft to hand leadership to peer.
+func (l Loop) TransferLeader(peer uint64) { l.g.rn.TransferLeader(peer) }
+
+// Campaign starts an election.
+func (l Loop) Campaign() error { return l.g.rn.Campaign() }
+
+// Do runs fn on the group's worker. It returns false if the group stopped;
+// fn is then never run.
+func (g *Group) Do(fn func(Loop)) bool {
+	g.mu.Lock()
+	if g.stopped {
+		g.mu.Unlock()
+		return false
+	}
+	g.fns = append(g.fns, fn)
+	g.scheduleLocked()
+	return true
+}
+
+func (g *Group) enqueueMsg(m raftpb.Message) {
+	g.mu.Lock()
+	if !g.stopped {
+		g.msgs = append(g.msgs, m)
+		g.scheduleLocked()
+		return
+	}
+	g.mu.Unlock()
+}
+
+func (g *Group) enqueueTick() {
+	g.mu.Lock()
+	if !g.stopped {
+		g.ticks++
+		g.scheduleLocked()
+		return
+	}
+	g.mu.Unlock()
+}
+
+// scheduleLocked queues the group if it is not queued or running, and
+// releases g.mu.
+func (g *Group) scheduleLocked() {
+	if g.scheduled {
+		g.mu.Unlock()
+		return
+	}
+	g.scheduled = true
+	g.mu.Unlock()
+	g.host.queue.push(g)
+}
+
+func (g *Group) stopAndWait() {
+	g.mu.Lock()
+	if g.stopped {
+		g.mu.Unlock()
+		<-g.done
+		return
+	}
+	g.stopped = true
+	g.msgs, g.fns, g.ticks = nil, nil, 0
+	if !g.scheduled {
+		close(g.done)
+	}
+	g.mu.Unlock()
+	<-g.done
+}
+
+// process runs one round of the group on the calling worker.
+func (g *Group) process() {
+	for {
+		g.mu.Lock()
+		if g.stopped {
+			g.scheduled = false
+			g.mu.Unlock()
+			select {
+			case <-g.done:
+			default:
+				close(g.done)
+			}
+			return
+		}
+		msgs, fns, ticks := g.msgs, g.fns, g.ticks
+		g.msgs, g.fns, g.ticks = nil, nil, 0
+		if len(msgs) == 0 && len(fns) == 0 && ticks == 0 && !g.rn.HasReady() {
+			g.scheduled = false
+			g.mu.Unlock()
+			return
+		}
+		g.mu.Unlock()
+		if g.failed != nil {
+			continue // drop input; the owner reopens the replica
+		}
+		for range ticks {
+			g.rn.Tick()
+		}
+		for i := range msgs {
+			if err := g.rn.Step(msgs[i]); err != nil && err != raft.ErrStepPeerNotFound {
+				g.logger.Debug("step", "type", msgs[i].Type, "from", msgs[i].From, "err", err)
+			}
+		}
+		for _, fn := range fns {
+			fn(Loop{g})
+		}
+		g.handleReadies()
+	}
+}
+
+func (g *Group) handleReadies() {
+	var out []Envelope
+	for g.failed == nil && g.rn.HasReady() {
+		rd := g.rn.Ready()
+		if rd.HardState.Term != 0 && rd.HardState.Term != g.term {
+			g.term = rd.HardState.Term
+		}
+		if rd.SoftState != nil && (rd.SoftState.Lead != g.soft.Lead || rd.SoftState.RaftState != g.soft.RaftState) {
+			g.roleChanged(*rd.SoftState)
+		}
+		for _, m := range rd.Messages {
+			switch m.To {
+			case raft.LocalAppendThread:
+				g.handleAppend(m)
+			case raft.LocalApplyThread:
+				g.handleApply(m)
+			default:
+				out = append(out, Envelope{Group: g.id, Msg: m})
+			}
+		}
+	}
+	g.host.send(out)
+	bs := g.rn.BasicStatus()
+	g.status.Store(&Status{
+		Lead: bs.Lead, Term: bs.Term, Role: bs.RaftState,
+		Commit: bs.Commit, Applied: bs.Applied, LastIndex: g.log.LastIndex(),
+	})
+}
+
+func (g *Group) roleChanged(ss raft.SoftState) {
+	prev := g.soft
+	g.soft = ss
+	term := g.rn.BasicStatus().Term
+	if prev.Lead != 0 && ss.Lead == 0 {
+		g.leaderless = time.Now()
+	}
+	if ss.Lead != 0 && prev.Lead != ss.Lead && g.host.cfg.Observer != nil {
+		g.host.cfg.Observer.LeaderElected(g.id, ss.Lead, term, time.Since(g.leaderless))
+	}
+	if ss.Lead == 0 && prev.Lead == 0 {
+		// still none
+	} else if ss.Lead != prev.Lead {
+		g.logger.Debug("leader changed", "leader", ss.Lead, "term", term, "role", ss.RaftState.String())
+	}
+	g.sm.RoleChanged(ss, term)
+}
+
+// handleAppend writes what a MsgStorageAppend carries and arranges for its
+// responses to be delivered once it is durable.
+func (g *Group) handleAppend(m raftpb.Message) {
+	if m.Snapshot != nil && !raft.IsEmptySnap(*m.Snapshot) {
+		g.fail(fmt.Errorf("snapshot installation is not supported yet (index %d)", m.Snapshot.Metadata.Index))
+		return
+	}
+	hs := raftpb.HardState{Term: m.Term, Vote: m.Vote, Commit: m.Commit}
+	if !raft.IsEmptyHardState(hs) {
+		g.log.SetHardState(storage.HardState{Term: hs.Term, Vote: hs.Vote, Commit: hs.Commit})
+	}
+	ents := make([]storage.Entry, len(m.Entries))
+	for i, e := range m.Entries {
+		ents[i] = storage.Entry{Index: e.Index, Term: e.Term, Type: storage.EntryType(e.Type), Data: e.Data}
+	}
+	resps := m.Responses
+	self := g.host.cfg.NodeID
+	err := g.log.Append(ents, func(err error) {
+		if err != nil {
+			g.Do(func(l Loop) { l.g.fail(fmt.Errorf("log append: %w", err)) })
+			return
+		}
+		var remote []Envelope
+		var local []raftpb.Message
+		for _, r := range resps {
+			if r.To == self {
+				local = append(local, r)
+			} else {
+				remote = append(remote, Envelope{Group: g.id, Msg: r})
+			}
+		}
+		g.host.send(remote)
+		if len(local) > 0 {
+			g.mu.Lock()
+			if g.stopped {
+				g.mu.Unlock()
+				return
+			}
+			g.msgs = append(g.msgs, local...)
+			g.scheduleLocked()
+		}
+	})
+	if err != nil {
+		g.fail(fmt.Errorf("log append: %w", err))
+		return
+	}
+	if len(m.Entries) > 0 {
+		g.sm.Appended(m.Entries)
+	}
+}
+
+// handleApply feeds committed entries to the state machine, applies
+// configuration changes, and steps the response back.
+func (g *Group) handleApply(m raftpb.Message) {
+	if len(m.Entries) > 0 {
+		g.sm.Apply(m.Entries)
+		for _, e := range m.Entries {
+			if e.Type == raftpb.EntryConfChange || e.Type == raftpb.EntryConfChangeV2 {
+				g.applyConfChange(e)
+			}
+		}
+	}
+	for _, r := range m.Responses {
+		if err := g.rn.Step(r); err != nil {
+			g.logger.Debug("step apply response", "err", err)
+		}
+	}
+}
+
+func (g *Group) applyConfChange(e raftpb.Entry) {
+	var cc raftpb.ConfChangeI
+	if e.Type == raftpb.EntryConfChange {
+		var c raftpb.ConfChange
+		if err := c.Unmarshal(e.Data); err != nil {
+			g.fail(fmt.Errorf("decode conf change at %d: %w", e.Index, err))
+			return
+		}
+		cc = c
+	} else {
+		var c raftpb.ConfChangeV2
+		if err := c.Unmarshal(e.Data); err != nil {
+			g.fail(fmt.Errorf("decode conf change at %d: %w", e.Index, err))
+			return
+		}
+		cc = c
+	}
+	cs := g.rn.ApplyConfChange(cc)
+	b, err := cs.Marshal()
+	if err == nil {
+		err = g.log.SetConfState(b)
+	}
+	if err != nil {
+		g.fail(fmt.Errorf("persist configuration: %w", err))
+	}
+}
+
+// fail stops the group from taking part in raft after a storage error; the
+// log must be reopened (which recovers from disk) before it can rejoin.
+func (g *Group) fail(err error) {
+	if g.failed == nil {
+		g.failed = err
+		g.logger.Error("raft group failed; it stops until reopened", "err", err)
+	}
+}
+
+// Failed returns the error that stopped the group, if any.
+func (g *Group) Failed() error {
+	ch := make(chan error, 1)
+	if !g.Do(func(l Loop) { ch <- l.g.failed }) {
+		return ErrStopped
+	}
+	return <-ch
+}

@@ -1,0 +1,345 @@
+package raftnode
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/chronik-stream/chronik/internal/storage"
+)
+
+// GroupID names a raft group in the whole cluster.
+type GroupID uint64
+
+// Envelope is a raft message of one group, as the transport carries it.
+type Envelope struct {
+	Group GroupID
+	Msg   raftpb.Message
+}
+
+// Transport carries messages to other nodes. Send must not block: it queues.
+type Transport interface {
+	Send(msgs []Envelope)
+}
+
+// Config configures a Host.
+type Config struct {
+	NodeID uint64
+	// TickInterval is the raft heartbeat interval; elections take
+	// ElectionTicks of them.
+	TickInterval   time.Duration
+	ElectionTicks  int
+	HeartbeatTicks int
+	// MaxSizePerMsg bounds the entries of one append message.
+	MaxSizePerMsg uint64
+	// MaxInflightMsgs bounds append messages in flight per follower.
+	MaxInflightMsgs int
+	// MaxUncommittedEntriesSize makes proposals fail fast once a leader
+	// holds this many uncommitted bytes (0: no limit).
+	MaxUncommittedEntriesSize uint64
+	// Workers is the number of goroutines driving groups (0: GOMAXPROCS).
+	Workers int
+	Logger  *slog.Logger
+	// Observer, if set, is told about elections.
+	Observer Observer
+}
+
+// Observer receives events for metrics. Calls come from workers and must
+// be quick.
+type Observer interface {
+	// LeaderElected is called when a group gets a leader after having none,
+	// with the time it was without one.
+	LeaderElected(g GroupID, lead uint64, term uint64, without time.Duration)
+}
+
+// Host drives the raft groups of one node.
+type Host struct {
+	cfg       Config
+	transport Transport
+	logger    *slog.Logger
+
+	mu     sync.RWMutex
+	groups map[GroupID]*Group
+
+	queue scheduler
+	stop  chan struct{}
+	wg    sync.WaitGroup
+}
+
+// NewHost starts the workers and the ticker. transport may be nil on a
+// single node.
+func NewHost(cfg Config, transport Transport) *Host {
+	if cfg.Workers <= 0 {
+		cfg.Workers = runtime.GOMAXPROCS(0)
+	}
+	if cfg.TickInterval <= 0 {
+		cfg.TickInterval = 100 * time.Millisecond
+	}
+	if cfg.ElectionTicks <= 0 {
+		cfg.ElectionTicks = 10
+	}
+	if cfg.HeartbeatTicks <= 0 {
+		cfg.HeartbeatTicks = 1
+	}
+	if cfg.MaxSizePerMsg == 0 {
+		cfg.MaxSizePerMsg = 1 << 20
+	}
+	if cfg.MaxInflightMsgs <= 0 {
+		cfg.MaxInflightMsgs = 256
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Host{
+		cfg: cfg, transport: transport, logger: cfg.Logger,
+		groups: map[GroupID]*Group{}, stop: make(chan struct{}),
+	}
+	h.queue.init()
+	for range cfg.Workers {
+		h.wg.Add(1)
+		go h.work()
+	}
+	h.wg.Add(1)
+	go h.tick()
+	return h
+}
+
+// NodeID returns this node's id.
+func (h *Host) NodeID() uint64 { return h.cfg.NodeID }
+
+// GroupConfig describes a group to host.
+type GroupConfig struct {
+	ID  GroupID
+	Log *storage.Log
+	SM  StateMachine
+	// Peers are the initial voters of a new group (an empty log with no
+	// configuration); ignored when the log has one.
+	Peers []uint64
+	// Applied is the last index the state machine holds; committed entries
+	// after it are delivered to Apply.
+	Applied uint64
+}
+
+var (
+	// ErrGroupExists is returned when a group id is already hosted.
+	ErrGroupExists = errors.New("raft group already hosted")
+	// ErrStopped is returned once the host or group has stopped.
+	ErrStopped = errors.New("raft host stopped")
+)
+
+// AddGroup starts hosting a group.
+func (h *Host) AddGroup(gc GroupConfig) (*Group, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	select {
+	case <-h.stop:
+		return nil, ErrStopped
+	default:
+	}
+	if _, ok := h.groups[gc.ID]; ok {
+		return nil, fmt.Errorf("group %d: %w", gc.ID, ErrGroupExists)
+	}
+	g, err := newGroup(h, gc)
+	if err != nil {
+		return nil, err
+	}
+	h.groups[gc.ID] = g
+	h.queue.push(g) // let it start (a single voter campaigns at once)
+	return g, nil
+}
+
+// Group returns the hosted group with id, or nil.
+func (h *Host) Group(id GroupID) *Group {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.groups[id]
+}
+
+// RemoveGroup stops hosting a group. Its log is left to the caller.
+func (h *Host) RemoveGroup(id GroupID) {
+	h.mu.Lock()
+	g := h.groups[id]
+	delete(h.groups, id)
+	h.mu.Unlock()
+	if g != nil {
+		g.stopAndWait()
+	}
+}
+
+// Deliver hands messages from the transport to their groups. Messages for
+// unknown groups are dropped (raft retries).
+func (h *Host) Deliver(envs []Envelope) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, e := range envs {
+		if g := h.groups[e.Group]; g != nil {
+			g.enqueueMsg(e.Msg)
+		}
+	}
+}
+
+// ReportUnreachable tells every group led here that peer cannot be reached,
+// so raft probes it instead of streaming.
+func (h *Host) ReportUnreachable(peer uint64) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, g := range h.groups {
+		g.Do(func(l Loop) { l.g.rn.ReportUnreachable(peer) })
+	}
+}
+
+// Groups returns the hosted groups.
+func (h *Host) Groups() []*Group {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make([]*Group, 0, len(h.groups))
+	for _, g := range h.groups {
+		out = append(out, g)
+	}
+	return out
+}
+
+// Stop stops every group and the workers.
+func (h *Host) Stop() {
+	h.mu.Lock()
+	select {
+	case <-h.stop:
+		h.mu.Unlock()
+		return
+	default:
+	}
+	close(h.stop)
+	groups := h.groups
+	h.groups = map[GroupID]*Group{}
+	h.mu.Unlock()
+	for _, g := range groups {
+		g.stopAndWait()
+	}
+	h.queue.close()
+	h.wg.Wait()
+}
+
+func (h *Host) work() {
+	defer h.wg.Done()
+	for {
+		g, ok := h.queue.pop()
+		if !ok {
+			return
+		}
+		g.process()
+	}
+}
+
+func (h *Host) tick() {
+	defer h.wg.Done()
+	t := time.NewTicker(h.cfg.TickInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-t.C:
+			h.mu.RLock()
+			for _, g := range h.groups {
+				g.enqueueTick()
+			}
+			h.mu.RUnlock()
+		}
+	}
+}
+
+func (h *Host) send(envs []Envelope) {
+	if len(envs) > 0 && h.transport != nil {
+		h.transport.Send(envs)
+	}
+}
+
+// raftConfig builds the etcd raft configuration of a group.
+func (h *Host) raftConfig(st raft.Storage, applied uint64) *raft.Config {
+	return &raft.Config{
+		ID:                        h.cfg.NodeID,
+		ElectionTick:              h.cfg.ElectionTicks,
+		HeartbeatTick:             h.cfg.HeartbeatTicks,
+		Storage:                   st,
+		Applied:                   applied,
+		AsyncStorageWrites:        true,
+		MaxSizePerMsg:             h.cfg.MaxSizePerMsg,
+		MaxCommittedSizePerReady:  64 << 20,
+		MaxUncommittedEntriesSize: h.cfg.MaxUncommittedEntriesSize,
+		MaxInflightMsgs:           h.cfg.MaxInflightMsgs,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		// Proposals compute data from leader state (producer sequences),
+		// so only the leader may propose.
+		DisableProposalForwarding: true,
+		Logger:                    raftLogger{h.logger},
+	}
+}
+
+// scheduler is an unbounded FIFO of groups with work. A group is in it at
+// most once (Group.scheduled), so no two workers run one group.
+type scheduler struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	items  []*Group
+	closed bool
+}
+
+func (s *scheduler) init() { s.cond = sync.NewCond(&s.mu) }
+
+func (s *scheduler) push(g *Group) {
+	s.mu.Lock()
+	s.items = append(s.items, g)
+	s.mu.Unlock()
+	s.cond.Signal()
+}
+
+func (s *scheduler) pop() (*Group, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.items) == 0 && !s.closed {
+		s.cond.Wait()
+	}
+	if len(s.items) == 0 {
+		return nil, false
+	}
+	g := s.items[0]
+	s.items[0] = nil
+	s.items = s.items[1:]
+	return g, true
+}
+
+func (s *scheduler) close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.cond.Broadcast()
+}
+
+// raftLogger adapts slog to raft.Logger.
+type raftLogger struct{ l *slog.Logger }
+
+func (r raftLogger) Debug(v ...any)              { r.l.Debug(fmt.Sprint(v...)) }
+func (r raftLogger) Debugf(f string, v ...any)   { r.l.Debug(fmt.Sprintf(f, v...)) }
+func (r raftLogger) Error(v ...any)              { r.l.Error(fmt.Sprint(v...)) }
+func (r raftLogger) Errorf(f string, v ...any)   { r.l.Error(fmt.Sprintf(f, v...)) }
+func (r raftLogger) Info(v ...any)               { r.l.Debug(fmt.Sprint(v...)) }
+func (r raftLogger) Infof(f string, v ...any)    { r.l.Debug(fmt.Sprintf(f, v...)) }
+func (r raftLogger) Warning(v ...any)            { r.l.Warn(fmt.Sprint(v...)) }
+func (r raftLogger) Warningf(f string, v ...any) { r.l.Warn(fmt.Sprintf(f, v...)) }
+func (r raftLogger) Fatal(v ...any)              { r.l.Error(fmt.Sprint(v...)); panic(fmt.Sprint(v...)) }
+func (r raftLogger) Fatalf(f string, v ...any) {
+	r.l.Error(fmt.Sprintf(f, v...))
+	panic(fmt.Sprintf(f, v...))
+}
+func (r raftLogger) Panic(v ...any) { r.l.Error(fmt.Sprint(v...)); panic(fmt.Sprint(v...)) }
+func (r raftLogger) Panicf(f string, v ...any) {
+	r.l.Error(fmt.Sprintf(f, v...))
+	panic(fmt.Sprintf(f, v...))
+}
