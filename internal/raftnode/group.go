@@ -20,6 +20,8 @@ type StateMachine interface {
 	// the page cache, durable later), in log order. If entries[0].Index is
 	// at or below the previous last index, the log was truncated first.
 	Appended(entries []raftpb.Entry)
+	// Persisted is called once entries up to index are durable locally.
+	Persisted(index uint64)
 	// Apply is called with committed entries, in order.
 	Apply(entries []raftpb.Entry)
 	// RoleChanged is called when the leader or this node's role changes.
@@ -299,6 +301,10 @@ func (g *Group) handleAppend(m raftpb.Message) {
 	}
 	resps := m.Responses
 	self := g.host.cfg.NodeID
+	var last uint64
+	if n := len(m.Entries); n > 0 {
+		last = m.Entries[n-1].Index
+	}
 	err := g.log.Append(ents, func(err error) {
 		if err != nil {
 			g.Do(func(l Loop) { l.g.fail(fmt.Errorf("log append: %w", err)) })
@@ -314,15 +320,19 @@ func (g *Group) handleAppend(m raftpb.Message) {
 			}
 		}
 		g.host.send(remote)
-		if len(local) > 0 {
-			g.mu.Lock()
-			if g.stopped {
-				g.mu.Unlock()
-				return
-			}
-			g.msgs = append(g.msgs, local...)
-			g.scheduleLocked()
+		if len(local) == 0 && last == 0 {
+			return
 		}
+		g.mu.Lock()
+		if g.stopped {
+			g.mu.Unlock()
+			return
+		}
+		g.msgs = append(g.msgs, local...)
+		if last > 0 {
+			g.fns = append(g.fns, func(l Loop) { l.g.sm.Persisted(last) })
+		}
+		g.scheduleLocked()
 	})
 	if err != nil {
 		g.fail(fmt.Errorf("log append: %w", err))

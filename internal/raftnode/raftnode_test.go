@@ -24,6 +24,7 @@ type recorder struct {
 }
 
 func (r *recorder) Appended([]raftpb.Entry) {}
+func (r *recorder) Persisted(uint64)        {}
 func (r *recorder) Apply(ents []raftpb.Entry) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

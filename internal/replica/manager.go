@@ -1,0 +1,227 @@
+package replica
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/tracker"
+
+	"github.com/chronik-stream/chronik/internal/raftnode"
+	"github.com/chronik-stream/chronik/internal/recordbatch"
+	"github.com/chronik-stream/chronik/internal/storage"
+)
+
+// Settings are the node-wide replica settings.
+type Settings struct {
+	NodeID uint64
+	// A follower stays in the ISR while it is at most LagMaxEntries behind
+	// the leader's last entry and has caught up within LagMax.
+	LagMaxEntries uint64
+	LagMax        time.Duration
+	// ISRInterval is how often leaders re-evaluate their ISR.
+	ISRInterval time.Duration
+}
+
+// Manager holds the partition replicas of a node.
+type Manager struct {
+	settings Settings
+	store    *storage.Store
+	host     *raftnode.Host
+	logger   *slog.Logger
+	obs      Observer
+
+	mu    sync.RWMutex
+	parts map[TopicPartition]*Partition
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// NewManager starts a manager; obs may be nil.
+func NewManager(s Settings, store *storage.Store, host *raftnode.Host, logger *slog.Logger, obs Observer) *Manager {
+	if s.ISRInterval <= 0 {
+		s.ISRInterval = 250 * time.Millisecond
+	}
+	if s.LagMax <= 0 {
+		s.LagMax = 10 * time.Second
+	}
+	if s.LagMaxEntries == 0 {
+		s.LagMaxEntries = 1000
+	}
+	m := &Manager{settings: s, store: store, host: host, logger: logger, obs: obs,
+		parts: map[TopicPartition]*Partition{}, stop: make(chan struct{})}
+	m.wg.Add(1)
+	go m.maintain()
+	return m
+}
+
+// Open starts the local replica of tp (creating its log if new) in raft
+// group gid with the given replicas as initial voters.
+func (m *Manager) Open(tp TopicPartition, gid raftnode.GroupID, replicas []uint64, cfg Config) (*Partition, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p := m.parts[tp]; p != nil {
+		return p, nil
+	}
+	l, err := m.store.OpenLog(tp.String(), cfg.Log)
+	if err != nil {
+		return nil, fmt.Errorf("open log of %s: %w", tp, err)
+	}
+	p := newPartition(tp, l, m.settings, cfg, slices.Clone(replicas), m.logger, m.obs)
+	if err := p.rebuildProducers(); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("rebuild producer state of %s: %w", tp, err)
+	}
+	g, err := m.host.AddGroup(raftnode.GroupConfig{ID: gid, Log: l, SM: p, Peers: replicas, Applied: l.Committed()})
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	p.group = g
+	m.parts[tp] = p
+	return p, nil
+}
+
+// Get returns the local replica of tp, or nil.
+func (m *Manager) Get(tp TopicPartition) *Partition {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.parts[tp]
+}
+
+// Partitions returns every local replica.
+func (m *Manager) Partitions() []*Partition {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]*Partition, 0, len(m.parts))
+	for _, p := range m.parts {
+		out = append(out, p)
+	}
+	return out
+}
+
+// Remove stops the replica of tp; with deleteData its log goes too.
+func (m *Manager) Remove(tp TopicPartition, deleteData bool) error {
+	m.mu.Lock()
+	p := m.parts[tp]
+	delete(m.parts, tp)
+	m.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	m.host.RemoveGroup(p.group.ID())
+	p.log.Close()
+	if deleteData {
+		return m.store.RemoveLog(tp.String())
+	}
+	return nil
+}
+
+// Close stops the maintenance loop. Groups stop with the host; logs with
+// the store.
+func (m *Manager) Close() {
+	close(m.stop)
+	m.wg.Wait()
+}
+
+func (m *Manager) maintain() {
+	defer m.wg.Done()
+	t := time.NewTicker(m.settings.ISRInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+			for _, p := range m.Partitions() {
+				if p.View().IsLeader {
+					p.group.Do(p.refreshISR)
+				}
+			}
+		}
+	}
+}
+
+// refreshISR re-evaluates which replicas are in sync, on a leader. A
+// follower is in sync while it is within LagMaxEntries of the leader's last
+// entry and reached the leader's last entry (as it was at some recent
+// observation) within LagMax, and raft hears from it.
+func (p *Partition) refreshISR(l raftnode.Loop) {
+	if !p.leader {
+		return
+	}
+	st := l.RaftStatus()
+	now := time.Now()
+	last := p.log.LastIndex()
+	var isr []uint64
+	for id, pr := range st.Progress {
+		if id == p.settings.NodeID {
+			isr = append(isr, id)
+			continue
+		}
+		if pr.Match >= last || (p.obsIndex > 0 && pr.Match >= p.obsIndex) {
+			when := now
+			if pr.Match < last {
+				when = p.obsTime
+			}
+			if when.After(p.caughtUp[id]) {
+				p.caughtUp[id] = when
+			}
+		}
+		inSync := pr.RecentActive && last-min(last, pr.Match) <= p.settings.LagMaxEntries &&
+			now.Sub(p.caughtUp[id]) <= p.settings.LagMax && pr.State != tracker.StateSnapshot
+		if inSync {
+			isr = append(isr, id)
+		}
+	}
+	slices.Sort(isr)
+	p.obsIndex, p.obsTime = last, now
+	if !slices.Equal(isr, p.isr) {
+		p.logger.Info("ISR changed", "isr", isr, "was", p.isr, "term", p.term)
+		p.isr = isr
+		p.publish()
+	}
+	voters := slices.Sorted(func(yield func(uint64) bool) {
+		for id := range st.Config.Voters.IDs() {
+			if !yield(id) {
+				return
+			}
+		}
+	})
+	if !slices.Equal(voters, p.replicas) && st.RaftState == raft.StateLeader {
+		p.replicas = voters
+		p.publish()
+	}
+}
+
+// rebuildProducers replays the log's idempotent batches into the producer
+// table before the group starts.
+func (p *Partition) rebuildProducers() error {
+	committed := p.log.Committed()
+	const chunk = 16 << 20
+	for lo := p.log.FirstIndex(); lo <= p.log.LastIndex(); {
+		ents, err := p.log.Entries(lo, p.log.LastIndex()+1, chunk)
+		if err != nil {
+			return err
+		}
+		for i := range ents {
+			e := &ents[i]
+			if !e.IsBatch() {
+				continue
+			}
+			h, err := recordbatch.ParseHeader(e.Batch())
+			if err != nil {
+				return err
+			}
+			if h.ProducerID >= 0 {
+				p.producers.record(&h, e.Index, h.BaseOffset, nil, e.Index <= committed)
+			}
+		}
+		lo = ents[len(ents)-1].Index + 1
+	}
+	return nil
+}

@@ -1,0 +1,600 @@
+// Package replica gives a partition its Kafka behaviour on top of a raft
+// group: produce with acks 0/1/all, idempotent producer dedupe, the high
+// watermark, ISR tracking, and reads for Fetch and ListOffsets.
+//
+// # The partition loop
+//
+// All mutable state of a Partition belongs to its raft group's worker and
+// is only touched in the StateMachine callbacks and in closures passed to
+// Group.Do. In that order, for one produce:
+//
+//  1. Produce validates the batch (any goroutine) and hands a closure to
+//     the worker.
+//  2. The closure checks leadership, the ISR size for acks=all and the
+//     producer sequence, records the batch in the producer table, and
+//     proposes it.
+//  3. Appended sees the entry written to the local log and learns its
+//     offset (storage assigns it). acks=0 is done.
+//  4. Persisted answers acks=1 once the leader's copy is durable.
+//  5. Apply moves the high watermark when the entry is committed (durable
+//     on a quorum) and answers acks=all.
+//
+// Other goroutines read the published View and the log, which is safe for
+// concurrent use.
+package replica
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/chronik-stream/chronik/internal/raftnode"
+	"github.com/chronik-stream/chronik/internal/recordbatch"
+	"github.com/chronik-stream/chronik/internal/storage"
+)
+
+// TopicPartition names a partition.
+type TopicPartition struct {
+	Topic     string
+	Partition int32
+}
+
+func (tp TopicPartition) String() string { return fmt.Sprintf("%s-%d", tp.Topic, tp.Partition) }
+
+// Config is the part of a topic's configuration a replica uses.
+type Config struct {
+	MinInsyncReplicas int
+	MaxMessageBytes   int
+	Log               storage.LogConfig
+}
+
+// ProduceResult answers one produce of one batch.
+type ProduceResult struct {
+	Err            error // nil or a kerr error
+	BaseOffset     int64
+	LogStartOffset int64
+}
+
+// View is what other goroutines may read of a partition at any time.
+type View struct {
+	Leader   uint64 // node id of the leader as this node knows it, 0 if none
+	IsLeader bool
+	// Ready is set on a leader once it has committed an entry of its own
+	// term: only then is its high watermark known to be current.
+	Ready    bool
+	Term     uint64
+	Replicas []uint64
+	ISR      []uint64
+}
+
+type produceOp struct {
+	data       []byte // the proposal: kind byte and batch; dropped once appended
+	hdr        recordbatch.Header
+	acks       int16
+	cb         func(ProduceResult)
+	index      uint64
+	baseOffset int64
+	meta       *batchMeta
+	chg        *change
+	// dups are duplicates of this batch that arrived before it was appended.
+	dups []*produceOp
+}
+
+// Command entries: KindCommand, a command byte, then its payload.
+const cmdSetLogStart byte = 1
+
+// Partition is the local replica of one partition.
+type Partition struct {
+	tp       TopicPartition
+	log      *storage.Log
+	group    *raftnode.Group
+	settings Settings
+	logger   *slog.Logger
+	cfg      atomic.Pointer[Config]
+	metrics  Observer
+
+	// Worker-owned state.
+	leader       bool
+	leaderID     uint64
+	term         uint64
+	ready        bool
+	producers    *producerState
+	proposed     map[*byte]*produceOp
+	waitPersist  []*produceOp // acks=1, in index order
+	waitCommit   []*produceOp // acks=all, in index order
+	persisted    uint64
+	lastAppended uint64
+	replicas     []uint64
+	isr          []uint64
+	caughtUp     map[uint64]time.Time
+	obsIndex     uint64
+	obsTime      time.Time
+	proposedCmds map[*byte]func(int64, error)
+	startCalls   []startCall // DeleteRecords waiting for their command to apply, by index
+
+	view atomic.Pointer[View]
+
+	hwMu sync.Mutex
+	hwCh chan struct{} // closed and replaced when the high watermark moves
+}
+
+type startCall struct {
+	index uint64
+	cb    func(int64, error)
+}
+
+// Observer receives per-partition events for metrics.
+type Observer interface {
+	// Committed is called when a produce is committed, with the time from
+	// proposal to commit.
+	Committed(tp TopicPartition, d time.Duration)
+}
+
+var errNotLeader = kerr.NotLeaderForPartition
+
+func newPartition(tp TopicPartition, l *storage.Log, s Settings, cfg Config, replicas []uint64, logger *slog.Logger, obs Observer) *Partition {
+	p := &Partition{
+		tp: tp, log: l, settings: s, logger: logger.With("topic", tp.Topic, "partition", tp.Partition),
+		metrics:      obs,
+		producers:    newProducerState(),
+		proposed:     map[*byte]*produceOp{},
+		proposedCmds: map[*byte]func(int64, error){},
+		replicas:     replicas,
+		caughtUp:     map[uint64]time.Time{},
+		hwCh:         make(chan struct{}),
+	}
+	p.cfg.Store(&cfg)
+	p.lastAppended = l.LastIndex()
+	p.persisted = l.LastIndex()
+	p.publish()
+	return p
+}
+
+// TopicPartition returns the partition's name.
+func (p *Partition) TopicPartition() TopicPartition { return p.tp }
+
+// Log returns the partition's log.
+func (p *Partition) Log() *storage.Log { return p.log }
+
+// Group returns the partition's raft group.
+func (p *Partition) Group() *raftnode.Group { return p.group }
+
+// View returns the partition's published state.
+func (p *Partition) View() View { return *p.view.Load() }
+
+// Config returns the partition's configuration.
+func (p *Partition) Config() Config { return *p.cfg.Load() }
+
+// SetConfig changes the partition's configuration.
+func (p *Partition) SetConfig(cfg Config) error {
+	if err := p.log.SetConfig(cfg.Log); err != nil {
+		return err
+	}
+	p.cfg.Store(&cfg)
+	return nil
+}
+
+// HighWatermarkChanged returns a channel closed when the high watermark
+// next moves.
+func (p *Partition) HighWatermarkChanged() <-chan struct{} {
+	p.hwMu.Lock()
+	defer p.hwMu.Unlock()
+	return p.hwCh
+}
+
+func (p *Partition) notifyHW() {
+	p.hwMu.Lock()
+	close(p.hwCh)
+	p.hwCh = make(chan struct{})
+	p.hwMu.Unlock()
+}
+
+func (p *Partition) publish() {
+	p.view.Store(&View{
+		Leader: p.leaderID, IsLeader: p.leader, Ready: p.ready, Term: p.term,
+		Replicas: slices.Clone(p.replicas), ISR: slices.Clone(p.isr),
+	})
+}
+
+// Produce appends one batch. cb is called once with the outcome (for acks=0
+// too, though nobody waits for it then). It may run on the raft worker and
+// must not block.
+func (p *Partition) Produce(batch []byte, acks int16, cb func(ProduceResult)) {
+	fail := func(err error) { cb(ProduceResult{Err: err, BaseOffset: -1, LogStartOffset: -1}) }
+	h, err := recordbatch.ValidateProduced(batch)
+	if err != nil {
+		p.logger.Warn("rejecting corrupt batch", "err", err)
+		fail(kerr.CorruptMessage)
+		return
+	}
+	if max := p.cfg.Load().MaxMessageBytes; max > 0 && len(batch) > max {
+		fail(kerr.MessageTooLarge)
+		return
+	}
+	if h.IsTransactional() {
+		fail(kerr.TransactionalIDAuthorizationFailed)
+		return
+	}
+	op := &produceOp{data: storage.BatchEntryData(batch), hdr: h, acks: acks, cb: cb}
+	if !p.group.Do(func(l raftnode.Loop) { p.propose(l, op) }) {
+		fail(errNotLeader)
+	}
+}
+
+func (p *Partition) respond(op *produceOp, err error) {
+	res := ProduceResult{Err: err, BaseOffset: op.baseOffset, LogStartOffset: p.log.LogStartOffset()}
+	if err != nil {
+		res.BaseOffset, res.LogStartOffset = -1, -1
+	}
+	op.cb(res)
+	for _, d := range op.dups {
+		d.baseOffset = op.baseOffset
+		p.respond(d, err)
+	}
+}
+
+// propose runs on the worker.
+func (p *Partition) propose(l raftnode.Loop, op *produceOp) {
+	if !p.leader {
+		p.respond(op, errNotLeader)
+		return
+	}
+	if op.acks == -1 && len(p.isr) < p.cfg.Load().MinInsyncReplicas {
+		p.respond(op, kerr.NotEnoughReplicas)
+		return
+	}
+	idempotent := op.hdr.ProducerID >= 0
+	if idempotent {
+		verdict, orig, err := p.producers.check(&op.hdr)
+		if err != nil {
+			p.logger.Debug("producer sequence rejected", "producer_id", op.hdr.ProducerID,
+				"epoch", op.hdr.ProducerEpoch, "sequence", op.hdr.BaseSequence, "err", err)
+			p.respond(op, err)
+			return
+		}
+		if verdict == seqDuplicate {
+			p.answerDuplicate(op, orig)
+			return
+		}
+	}
+	if err := l.Propose(op.data); err != nil {
+		p.respond(op, errNotLeader)
+		return
+	}
+	if idempotent {
+		p.producers.record(&op.hdr, 0, -1, op, false)
+	}
+	p.proposed[unsafe.SliceData(op.data)] = op
+}
+
+// answerDuplicate answers a repeated batch with the original's offset, once
+// the original is as durable as this request asks.
+func (p *Partition) answerDuplicate(op *produceOp, orig *batchMeta) {
+	op.data = nil
+	if orig.op != nil { // not appended yet
+		orig.op.dups = append(orig.op.dups, op)
+		return
+	}
+	op.index, op.baseOffset = orig.index, orig.baseOffset
+	p.enqueueWait(op)
+}
+
+// enqueueWait makes op wait for what its acks require, or answers it.
+func (p *Partition) enqueueWait(op *produceOp) {
+	switch {
+	case op.acks == 0:
+		p.respond(op, nil)
+	case op.acks == 1 && op.index <= p.persisted:
+		p.respond(op, nil)
+	case op.acks == 1:
+		p.waitPersist = insertByIndex(p.waitPersist, op)
+	case op.index <= p.log.Committed():
+		p.respond(op, nil)
+	default:
+		p.waitCommit = insertByIndex(p.waitCommit, op)
+	}
+}
+
+func insertByIndex(q []*produceOp, op *produceOp) []*produceOp {
+	i, _ := slices.BinarySearchFunc(q, op.index, func(o *produceOp, idx uint64) int {
+		if o.index <= idx {
+			return -1
+		}
+		return 1
+	})
+	return slices.Insert(q, i, op)
+}
+
+// Appended implements raftnode.StateMachine.
+func (p *Partition) Appended(entries []raftpb.Entry) {
+	if first := entries[0].Index; first <= p.lastAppended {
+		p.truncatedFrom(first)
+	}
+	committed := p.log.Committed()
+	for i := range entries {
+		e := &entries[i]
+		if cb, ok := p.proposedCmds[unsafe.SliceData(e.Data)]; ok && len(e.Data) > 0 {
+			delete(p.proposedCmds, unsafe.SliceData(e.Data))
+			p.startCalls = append(p.startCalls, startCall{index: e.Index, cb: cb})
+			continue
+		}
+		if e.Type != raftpb.EntryNormal || len(e.Data) == 0 || e.Data[0] != storage.KindBatch {
+			continue
+		}
+		base, err := p.log.OffsetAfter(e.Index - 1)
+		if err != nil {
+			p.logger.Error("offset of appended entry", "index", e.Index, "err", err)
+			continue
+		}
+		if op, ok := p.proposed[unsafe.SliceData(e.Data)]; ok {
+			delete(p.proposed, unsafe.SliceData(e.Data))
+			appended(op, e.Index, base)
+			op.data = nil
+			dups := op.dups
+			op.dups = nil
+			p.enqueueWait(op)
+			for _, d := range dups {
+				d.index, d.baseOffset = op.index, op.baseOffset
+				p.enqueueWait(d)
+			}
+			continue
+		}
+		h, err := recordbatch.ParseHeader(e.Data[1:])
+		if err == nil && h.ProducerID >= 0 {
+			p.producers.record(&h, e.Index, base, nil, e.Index <= committed)
+		}
+	}
+	p.lastAppended = entries[len(entries)-1].Index
+}
+
+// truncatedFrom handles raft replacing the log from index on.
+func (p *Partition) truncatedFrom(index uint64) {
+	p.producers.truncateFrom(index)
+	keep := func(q []*produceOp) []*produceOp {
+		return slices.DeleteFunc(q, func(op *produceOp) bool {
+			if op.index >= index {
+				p.respond(op, errNotLeader)
+				return true
+			}
+			return false
+		})
+	}
+	p.waitPersist, p.waitCommit = keep(p.waitPersist), keep(p.waitCommit)
+	p.startCalls = slices.DeleteFunc(p.startCalls, func(c startCall) bool {
+		if c.index >= index {
+			c.cb(-1, errNotLeader)
+			return true
+		}
+		return false
+	})
+	p.persisted = min(p.persisted, index-1)
+}
+
+// Persisted implements raftnode.StateMachine.
+func (p *Partition) Persisted(index uint64) {
+	if index <= p.persisted {
+		return
+	}
+	p.persisted = index
+	n := 0
+	for n < len(p.waitPersist) && p.waitPersist[n].index <= index {
+		p.respond(p.waitPersist[n], nil)
+		n++
+	}
+	p.waitPersist = slices.Delete(p.waitPersist, 0, n)
+}
+
+// Apply implements raftnode.StateMachine.
+func (p *Partition) Apply(entries []raftpb.Entry) {
+	last := entries[len(entries)-1].Index
+	if err := p.log.Commit(last); err != nil {
+		p.logger.Error("commit", "index", last, "err", err)
+		return
+	}
+	p.producers.commit(last)
+	for i := range entries {
+		e := &entries[i]
+		if p.leader && e.Term == p.term && !p.ready {
+			p.ready = true
+		}
+		if e.Type == raftpb.EntryNormal && len(e.Data) > 1 && e.Data[0] == storage.KindCommand {
+			p.applyCommand(e)
+		}
+	}
+	n := 0
+	for n < len(p.waitCommit) && p.waitCommit[n].index <= last {
+		p.respond(p.waitCommit[n], nil)
+		n++
+	}
+	p.waitCommit = slices.Delete(p.waitCommit, 0, n)
+	p.publish()
+	p.notifyHW()
+}
+
+func (p *Partition) applyCommand(e *raftpb.Entry) {
+	var err error
+	var start int64
+	switch e.Data[1] {
+	case cmdSetLogStart:
+		if len(e.Data) != 10 {
+			err = fmt.Errorf("malformed log start command at %d", e.Index)
+			break
+		}
+		start = int64(binary.BigEndian.Uint64(e.Data[2:]))
+		if err = p.log.SetLogStartOffset(min(start, p.log.HighWatermark())); err == nil {
+			start = p.log.LogStartOffset()
+		}
+	default:
+		err = fmt.Errorf("unknown command %d at %d", e.Data[1], e.Index)
+	}
+	if err != nil {
+		p.logger.Error("applying command", "err", err)
+	}
+	if len(p.startCalls) > 0 && p.startCalls[0].index == e.Index {
+		p.startCalls[0].cb(start, err)
+		p.startCalls = p.startCalls[1:]
+	}
+}
+
+// RoleChanged implements raftnode.StateMachine.
+func (p *Partition) RoleChanged(ss raft.SoftState, term uint64) {
+	wasLeader := p.leader
+	p.leader = ss.RaftState == raft.StateLeader
+	p.leaderID = ss.Lead
+	if term != p.term || !p.leader {
+		p.ready = false
+	}
+	p.term = term
+	if wasLeader && !p.leader {
+		p.abandonRequests()
+	}
+	if p.leader && !wasLeader {
+		p.isr = slices.Clone(p.replicas)
+		now := time.Now()
+		for _, r := range p.replicas {
+			p.caughtUp[r] = now
+		}
+	}
+	if !p.leader {
+		p.isr = nil
+	}
+	p.publish()
+}
+
+// abandonRequests answers everything in flight when leadership is lost; the
+// clients retry against the new leader (idempotent producers are deduped).
+func (p *Partition) abandonRequests() {
+	for k, op := range p.proposed {
+		p.respond(op, errNotLeader)
+		delete(p.proposed, k)
+	}
+	for _, q := range [][]*produceOp{p.waitPersist, p.waitCommit} {
+		for _, op := range q {
+			p.respond(op, errNotLeader)
+		}
+	}
+	p.waitPersist, p.waitCommit = nil, nil
+	for _, c := range p.startCalls {
+		c.cb(-1, errNotLeader)
+	}
+	for k, cb := range p.proposedCmds {
+		cb(-1, errNotLeader)
+		delete(p.proposedCmds, k)
+	}
+	p.startCalls = nil
+}
+
+// FetchResult is what a Fetch returns.
+type FetchResult struct {
+	Batches        []byte
+	HighWatermark  int64
+	LogStartOffset int64
+	NextOffset     int64
+}
+
+// Fetch reads committed batches from offset. Only the leader serves reads,
+// and only once it is Ready.
+func (p *Partition) Fetch(offset int64, maxBytes int, minOne bool) (FetchResult, error) {
+	v := p.view.Load()
+	if !v.IsLeader || !v.Ready {
+		return FetchResult{}, errNotLeader
+	}
+	hw := p.log.HighWatermark()
+	res, err := p.log.Read(offset, maxBytes, hw, minOne)
+	out := FetchResult{Batches: res.Batches, HighWatermark: hw, LogStartOffset: p.log.LogStartOffset(), NextOffset: res.NextOffset}
+	var oor *storage.OffsetOutOfRangeError
+	var ce *storage.CorruptionError
+	switch {
+	case err == nil:
+	case errors.As(err, &oor):
+		return out, kerr.OffsetOutOfRange
+	case errors.As(err, &ce):
+		return out, kerr.KafkaStorageError
+	default:
+		p.logger.Error("read failed", "offset", offset, "err", err)
+		return out, kerr.KafkaStorageError
+	}
+	return out, nil
+}
+
+// CheckLeader returns nil if this replica is a ready leader.
+func (p *Partition) CheckLeader() error {
+	if v := p.view.Load(); !v.IsLeader || !v.Ready {
+		return errNotLeader
+	}
+	return nil
+}
+
+// OffsetForTimestamp returns the first offset whose record timestamp is at
+// least ts, and that timestamp; -1, -1 if there is none.
+func (p *Partition) OffsetForTimestamp(ts int64) (int64, int64, error) {
+	if err := p.CheckLeader(); err != nil {
+		return -1, -1, err
+	}
+	batch, err := p.log.FindTimestamp(ts)
+	if err != nil {
+		return -1, -1, kerr.KafkaStorageError
+	}
+	if batch == nil {
+		return -1, -1, nil
+	}
+	recs, err := recordbatch.RecordsOf(batch)
+	if err != nil {
+		return -1, -1, kerr.KafkaStorageError
+	}
+	start := p.log.LogStartOffset()
+	for _, r := range recs {
+		if r.Offset >= start && r.Timestamp >= ts {
+			return r.Offset, r.Timestamp, nil
+		}
+	}
+	return -1, -1, nil
+}
+
+// DeleteRecords moves the log start offset to offset (-1: the high
+// watermark) on every replica. cb gets the new log start offset.
+func (p *Partition) DeleteRecords(offset int64, cb func(int64, error)) {
+	if err := p.CheckLeader(); err != nil {
+		cb(-1, err)
+		return
+	}
+	hw := p.log.HighWatermark()
+	if offset == -1 {
+		offset = hw
+	}
+	if offset < 0 || offset > hw {
+		cb(-1, kerr.OffsetOutOfRange)
+		return
+	}
+	if offset <= p.log.LogStartOffset() {
+		cb(p.log.LogStartOffset(), nil)
+		return
+	}
+	data := make([]byte, 10)
+	data[0], data[1] = storage.KindCommand, cmdSetLogStart
+	binary.BigEndian.PutUint64(data[2:], uint64(offset))
+	ok := p.group.Do(func(l raftnode.Loop) {
+		if !p.leader {
+			cb(-1, errNotLeader)
+			return
+		}
+		if err := l.Propose(data); err != nil {
+			cb(-1, errNotLeader)
+			return
+		}
+		p.proposedCmds[unsafe.SliceData(data)] = cb
+	})
+	if !ok {
+		cb(-1, errNotLeader)
+	}
+}

@@ -1,0 +1,185 @@
+package replica
+
+import (
+	"maps"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/chronik-stream/chronik/internal/recordbatch"
+)
+
+// maxBatchesPerProducer is how many recent batches are kept per producer for
+// dedupe, as in Kafka (max.in.flight.requests.per.connection <= 5).
+const maxBatchesPerProducer = 5
+
+// batchMeta describes one accepted idempotent batch.
+type batchMeta struct {
+	firstSeq, lastSeq int32
+	// op is the leader's pending produce until the batch is appended; index
+	// and baseOffset are set then.
+	op         *produceOp
+	baseOffset int64
+	index      uint64
+}
+
+// producer is the dedupe state of one producer id.
+type producer struct {
+	epoch   int16
+	batches []*batchMeta // oldest first
+	lastTS  int64
+}
+
+func (p *producer) clone() *producer {
+	c := *p
+	c.batches = append([]*batchMeta(nil), p.batches...)
+	return &c
+}
+
+// change records how to undo one uncommitted update. Producers are
+// copied on write, so prev is the unchanged earlier value.
+type change struct {
+	index uint64 // 0 while the leader's proposal is not yet appended
+	pid   int64
+	prev  *producer // nil: the producer was unknown before
+}
+
+// producerState is the idempotent producer table of a partition. It is
+// updated when a batch enters the log (at proposal on the leader, at
+// append on followers) so that it always matches the local log; updates
+// above the commit index can be undone when raft replaces that part of the
+// log. Owned by the partition's raft worker.
+type producerState struct {
+	m           map[int64]*producer
+	uncommitted []*change
+}
+
+func newProducerState() *producerState { return &producerState{m: map[int64]*producer{}} }
+
+// seqResult is the verdict on an idempotent batch.
+type seqResult int
+
+const (
+	seqAccept seqResult = iota
+	seqDuplicate
+)
+
+// check decides whether batch h may be appended. A duplicate returns the
+// batch it repeats.
+func (s *producerState) check(h *recordbatch.Header) (seqResult, *batchMeta, error) {
+	p := s.m[h.ProducerID]
+	if p == nil {
+		if h.BaseSequence != 0 {
+			return 0, nil, kerr.OutOfOrderSequenceNumber
+		}
+		return seqAccept, nil, nil
+	}
+	switch {
+	case h.ProducerEpoch < p.epoch:
+		return 0, nil, kerr.InvalidProducerEpoch
+	case h.ProducerEpoch > p.epoch:
+		if h.BaseSequence != 0 {
+			return 0, nil, kerr.OutOfOrderSequenceNumber
+		}
+		return seqAccept, nil, nil
+	}
+	for _, b := range p.batches {
+		if b.firstSeq == h.BaseSequence && b.lastSeq == h.LastSequence() {
+			return seqDuplicate, b, nil
+		}
+	}
+	if len(p.batches) > 0 {
+		last := p.batches[len(p.batches)-1].lastSeq
+		if h.BaseSequence != nextSeq(last) {
+			return 0, nil, kerr.OutOfOrderSequenceNumber
+		}
+	} else if h.BaseSequence != 0 {
+		return 0, nil, kerr.OutOfOrderSequenceNumber
+	}
+	return seqAccept, nil, nil
+}
+
+func nextSeq(s int32) int32 {
+	if s == 1<<31-1 {
+		return 0
+	}
+	return s + 1
+}
+
+// record applies an accepted batch at index, keeping the change undoable
+// until committed. On the leader the index is not known yet (0): op gets
+// the batch's meta and change, which appended fills in.
+func (s *producerState) record(h *recordbatch.Header, index uint64, baseOffset int64, op *produceOp, committed bool) {
+	prev := s.m[h.ProducerID]
+	var chg *change
+	if !committed {
+		chg = &change{index: index, pid: h.ProducerID, prev: prev}
+		s.uncommitted = append(s.uncommitted, chg)
+	}
+	var p *producer
+	if prev == nil || h.ProducerEpoch != prev.epoch {
+		p = &producer{epoch: h.ProducerEpoch}
+	} else {
+		p = prev.clone()
+	}
+	s.m[h.ProducerID] = p
+	meta := &batchMeta{firstSeq: h.BaseSequence, lastSeq: h.LastSequence(), op: op, baseOffset: baseOffset, index: index}
+	p.batches = append(p.batches, meta)
+	if len(p.batches) > maxBatchesPerProducer {
+		p.batches = p.batches[len(p.batches)-maxBatchesPerProducer:]
+	}
+	p.lastTS = h.MaxTimestamp
+	if op != nil {
+		op.meta, op.chg = meta, chg
+	}
+}
+
+// appended fills in where the leader's proposal landed.
+func appended(op *produceOp, index uint64, baseOffset int64) {
+	op.index, op.baseOffset = index, baseOffset
+	if op.meta != nil {
+		op.meta.index, op.meta.baseOffset, op.meta.op = index, baseOffset, nil
+	}
+	if op.chg != nil {
+		op.chg.index = index
+	}
+	op.meta, op.chg = nil, nil
+}
+
+// truncateFrom undoes every change at or above index, newest first.
+func (s *producerState) truncateFrom(index uint64) {
+	n := len(s.uncommitted)
+	for n > 0 && (s.uncommitted[n-1].index >= index || s.uncommitted[n-1].index == 0) {
+		c := s.uncommitted[n-1]
+		if c.prev == nil {
+			delete(s.m, c.pid)
+		} else {
+			s.m[c.pid] = c.prev
+		}
+		n--
+	}
+	s.uncommitted = s.uncommitted[:n]
+}
+
+// commit makes changes up to index permanent and settles their metadata.
+func (s *producerState) commit(index uint64) {
+	n := 0
+	for n < len(s.uncommitted) && s.uncommitted[n].index != 0 && s.uncommitted[n].index <= index {
+		n++
+	}
+	s.uncommitted = s.uncommitted[n:]
+}
+
+// committedSnapshot returns the table as of the commit index: the current
+// one with uncommitted changes undone, on a copy.
+func (s *producerState) committedSnapshot() map[int64]*producer {
+	m := maps.Clone(s.m)
+	for i := len(s.uncommitted) - 1; i >= 0; i-- {
+		c := s.uncommitted[i]
+		if c.prev == nil {
+			delete(m, c.pid)
+		} else {
+			m[c.pid] = c.prev
+		}
+	}
+	return m
+}
