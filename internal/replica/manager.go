@@ -24,6 +24,10 @@ type Settings struct {
 	LagMax        time.Duration
 	// ISRInterval is how often leaders re-evaluate their ISR.
 	ISRInterval time.Duration
+	// OnLeadership, if set, is told when this node becomes the ready leader
+	// of a partition (true) or stops leading it (false). It runs on the
+	// partition's raft worker, in order, and must not block.
+	OnLeadership func(tp TopicPartition, leading bool)
 }
 
 // Manager holds the partition replicas of a node.

@@ -200,6 +200,12 @@ func (p *Partition) notifyHW() {
 }
 
 func (p *Partition) publish() {
+	if prev := p.view.Load(); prev != nil && p.settings.OnLeadership != nil {
+		was, is := prev.IsLeader && prev.Ready, p.leader && p.ready
+		if was != is {
+			p.settings.OnLeadership(p.tp, is)
+		}
+	}
 	p.view.Store(&View{
 		Leader: p.leaderID, IsLeader: p.leader, Ready: p.ready, Term: p.term,
 		Replicas: slices.Clone(p.replicas), ISR: slices.Clone(p.isr),

@@ -498,3 +498,16 @@ func TestConfStatePersists(t *testing.T) {
 		t.Fatalf("conf after reopen %q", got)
 	}
 }
+
+func TestTermAtOffset(t *testing.T) {
+	e := newEnv(t)
+	l := e.log("t-0", smallSegments(2048))
+	appendBatches(t, l, 1, makeBatch(3, 0, "a"))
+	appendEmpty(t, l, 4)
+	appendBatches(t, l, 4, makeBatch(3, 0, "b"))
+	for off, want := range map[int64]int64{0: 1, 2: 1, 3: 4, 5: 4, 6: -1, -1: -1} {
+		if got := l.TermAtOffset(off); got != want {
+			t.Fatalf("TermAtOffset(%d) = %d, want %d", off, got, want)
+		}
+	}
+}

@@ -273,6 +273,22 @@ func (l *Log) FindTimestamp(ts int64) ([]byte, error) {
 	return e.Batch(), nil
 }
 
+// TermAtOffset returns the term (leader epoch) of the batch holding offset,
+// or -1 if the log does not hold it.
+func (l *Log) TermAtOffset(offset int64) int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if offset < l.segs[0].baseOffset {
+		return -1
+	}
+	k := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].nextOffset() > offset })
+	if k == len(l.segs) {
+		return -1
+	}
+	s := l.segs[k]
+	return int64(s.idx.at(s.idx.searchOffset(offset)).term)
+}
+
 // EndOffsetForEpoch answers OffsetForLeaderEpoch: the largest term <= epoch
 // present in the log and the offset where the next term starts (the log end
 // offset if none does). It returns (-1, -1) when the log holds no term at or

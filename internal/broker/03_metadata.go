@@ -1,0 +1,134 @@
+package broker
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/chronik-stream/chronik/internal/meta"
+	"github.com/chronik-stream/chronik/internal/wire"
+)
+
+// Metadata: v0-12
+//
+// Behavior:
+// * Lists every registered broker; every leader named is one of them.
+// * Topics: all when the request's list is null (or empty before v1);
+// else the named ones (by name, or by topic id from v10).
+// * An unknown topic is created when auto.create.topics.enable is on and
+// the request allows it (always before v4), with num.partitions and the
+// default replication factor; the answer waits until its partitions have
+// leaders. Otherwise UNKNOWN_TOPIC_OR_PARTITION; an invalid name gets
+// INVALID_TOPIC_EXCEPTION.
+// * A partition with no known leader reports LEADER_NOT_AVAILABLE.
+//
+// Version notes:
+// * v1 controller id and internal flag, v2 cluster id, v5 offline replicas,
+// v7 leader epoch, v9 flexible, v10 topic ids.
+func init() { register(kmsg.Metadata, 0, 12, (*Broker).handleMetadata) }
+
+func (b *Broker) handleMetadata(r *wire.Request, respond func(kmsg.Response)) {
+	req := r.Msg.(*kmsg.MetadataRequest)
+	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+	for _, br := range b.catalog.Brokers() {
+		resp.Brokers = append(resp.Brokers, kmsg.MetadataResponseBroker{NodeID: br.ID, Host: br.Host, Port: br.Port})
+	}
+	cid := b.catalog.ClusterID()
+	resp.ClusterID = &cid
+	resp.ControllerID = b.controllerID()
+
+	var topics []*meta.Topic
+	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
+	if all {
+		topics = b.catalog.Topics()
+	}
+	for _, rt := range req.Topics {
+		t, mt := b.lookupMetadataTopic(req, rt)
+		if t != nil {
+			topics = append(topics, t)
+			continue
+		}
+		resp.Topics = append(resp.Topics, mt)
+	}
+	for _, t := range topics {
+		resp.Topics = append(resp.Topics, b.metadataTopic(t))
+	}
+	respond(resp)
+}
+
+// lookupMetadataTopic finds (or auto-creates) a requested topic. If it
+// cannot, it returns the error entry for the response.
+func (b *Broker) lookupMetadataTopic(req *kmsg.MetadataRequest, rt kmsg.MetadataRequestTopic) (*meta.Topic, kmsg.MetadataResponseTopic) {
+	mt := kmsg.NewMetadataResponseTopic()
+	mt.Topic = rt.Topic
+	mt.TopicID = rt.TopicID
+	if rt.Topic == nil {
+		if t := b.catalog.TopicByID(rt.TopicID); t != nil {
+			return t, mt
+		}
+		mt.ErrorCode = kerr.UnknownTopicID.Code
+		return nil, mt
+	}
+	name := *rt.Topic
+	if t := b.catalog.Topic(name); t != nil {
+		return t, mt
+	}
+	if err := validateTopicName(name); err != nil {
+		mt.ErrorCode = kerr.InvalidTopicException.Code
+		return nil, mt
+	}
+	allow := req.Version < 4 || req.AllowAutoTopicCreation
+	if !b.cfg.AutoCreateTopics || !allow || name == OffsetsTopic {
+		mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		return nil, mt
+	}
+	tr := &topicRequest{name: name, partitions: -1, rf: -1}
+	if err := b.validateTopic(tr); err != nil {
+		if t := b.catalog.Topic(name); t != nil { // created meanwhile
+			return t, mt
+		}
+		mt.ErrorCode = b.errCode(err)
+		return nil, mt
+	}
+	ctx, cancel := b.ctx()
+	defer cancel()
+	t, err := b.createTopic(ctx, tr)
+	if err != nil {
+		if t := b.catalog.Topic(name); t != nil {
+			return t, mt
+		}
+		mt.ErrorCode = b.errCode(err)
+		return nil, mt
+	}
+	return t, mt
+}
+
+func (b *Broker) metadataTopic(t *meta.Topic) kmsg.MetadataResponseTopic {
+	mt := kmsg.NewMetadataResponseTopic()
+	name := t.Name
+	mt.Topic = &name
+	mt.TopicID = t.ID
+	mt.IsInternal = t.Internal
+	for _, p := range t.Partitions {
+		st := b.partitionState(t.Name, p)
+		mp := kmsg.NewMetadataResponseTopicPartition()
+		mp.Partition = p.ID
+		mp.Leader = st.leader
+		mp.LeaderEpoch = st.epoch
+		mp.Replicas = st.replicas
+		mp.ISR = st.isr
+		mp.OfflineReplicas = []int32{}
+		if st.leader < 0 {
+			mp.ErrorCode = kerr.LeaderNotAvailable.Code
+		}
+		mt.Partitions = append(mt.Partitions, mp)
+	}
+	return mt
+}
+
+// controllerID is the node leading the metadata group, or this node.
+func (b *Broker) controllerID() int32 {
+	if lead := b.catalog.Group().Status().Lead; lead != 0 {
+		return int32(lead)
+	}
+	return b.cfg.NodeID
+}

@@ -1,0 +1,216 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/chronik-stream/chronik/internal/meta"
+	"github.com/chronik-stream/chronik/internal/replica"
+	"github.com/chronik-stream/chronik/internal/topicconfig"
+)
+
+// OffsetsTopic is the internal topic holding consumer group state.
+const OffsetsTopic = "__consumer_offsets"
+
+const maxTopicNameLength = 249
+
+// validateTopicName applies Kafka's rules for topic names.
+func validateTopicName(name string) error {
+	if name == "" || name == "." || name == ".." {
+		return describe(kerr.InvalidTopicException, "topic name %q is not allowed", name)
+	}
+	if len(name) > maxTopicNameLength {
+		return describe(kerr.InvalidTopicException, "topic name is %d characters long, the limit is %d", len(name), maxTopicNameLength)
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return describe(kerr.InvalidTopicException, "topic name %q has the character %q; only ASCII letters, digits, '.', '_' and '-' are allowed", name, c)
+		}
+	}
+	return nil
+}
+
+func (b *Broker) brokerIDs() []int32 {
+	var ids []int32
+	for _, br := range b.catalog.Brokers() {
+		ids = append(ids, br.ID)
+	}
+	return ids
+}
+
+// topicRequest is a topic to create.
+type topicRequest struct {
+	name       string
+	partitions int32 // -1: the default
+	rf         int16 // -1: the default
+	assignment [][]int32
+	configs    map[string]string
+	internal   bool
+}
+
+// validateTopic checks a creation and fills in defaults and the assignment.
+func (b *Broker) validateTopic(t *topicRequest) error {
+	if err := validateTopicName(t.name); err != nil {
+		return err
+	}
+	if !t.internal && t.name == OffsetsTopic {
+		return describe(kerr.InvalidTopicException, "%s is an internal topic", t.name)
+	}
+	if b.catalog.Topic(t.name) != nil {
+		return describe(kerr.TopicAlreadyExists, "topic %q already exists", t.name)
+	}
+	brokers := b.brokerIDs()
+	if len(t.assignment) > 0 {
+		if t.partitions != -1 || t.rf != -1 {
+			return describe(kerr.InvalidRequest, "a replica assignment excludes a partition count and replication factor")
+		}
+		t.partitions, t.rf = int32(len(t.assignment)), int16(len(t.assignment[0]))
+		for i, reps := range t.assignment {
+			if len(reps) != int(t.rf) {
+				return describe(kerr.InvalidReplicaAssignment, "partition %d has %d replicas, partition 0 has %d", i, len(reps), t.rf)
+			}
+			seen := map[int32]bool{}
+			for _, r := range reps {
+				if !slices.Contains(brokers, r) {
+					return describe(kerr.InvalidReplicaAssignment, "partition %d names unknown broker %d", i, r)
+				}
+				if seen[r] {
+					return describe(kerr.InvalidReplicaAssignment, "partition %d names broker %d twice", i, r)
+				}
+				seen[r] = true
+			}
+		}
+	} else {
+		if t.partitions == -1 {
+			t.partitions = b.cfg.NumPartitions
+		}
+		if t.rf == -1 {
+			t.rf = b.cfg.DefaultReplicationFactor
+		}
+		if t.partitions < 1 {
+			return describe(kerr.InvalidPartitions, "partition count %d must be at least 1", t.partitions)
+		}
+		if t.partitions > 100000 {
+			return describe(kerr.InvalidPartitions, "partition count %d is above the limit of 100000", t.partitions)
+		}
+		if t.rf < 1 || int(t.rf) > len(brokers) {
+			return describe(kerr.InvalidReplicationFactor, "replication factor %d must be between 1 and the number of brokers (%d)", t.rf, len(brokers))
+		}
+		t.assignment = meta.Assign(brokers, int(t.partitions), int(t.rf), b.assignmentStart(len(brokers)))
+	}
+	for k, v := range t.configs {
+		if err := topicconfig.Validate(k, v); err != nil {
+			return describe(kerr.InvalidConfig, "%v", err)
+		}
+	}
+	return nil
+}
+
+// assignmentStart spreads new topics' first replicas: it continues the
+// rotation where the catalog's partitions leave it.
+func (b *Broker) assignmentStart(brokers int) int {
+	n := 0
+	for _, t := range b.catalog.Topics() {
+		n += len(t.Partitions)
+	}
+	return n % max(brokers, 1)
+}
+
+// createTopic creates a validated topic and waits (until ctx ends) for its
+// partitions to have leaders, so clients can use it at once.
+func (b *Broker) createTopic(ctx context.Context, t *topicRequest) (*meta.Topic, error) {
+	topic, err := b.catalog.CreateTopic(ctx, t.name, t.assignment, t.configs, t.internal)
+	if err != nil {
+		return nil, err
+	}
+	b.logger.Info("created topic", "topic", t.name, "partitions", t.partitions, "replication_factor", t.rf)
+	b.waitForLeaders(ctx, topic)
+	return topic, nil
+}
+
+// waitForLeaders polls until every partition of topic has a leader or ctx
+// ends.
+func (b *Broker) waitForLeaders(ctx context.Context, topic *meta.Topic) {
+	for {
+		all := true
+		for _, p := range topic.Partitions {
+			if st := b.partitionState(topic.Name, p); st.leader < 0 {
+				all = false
+				break
+			}
+		}
+		if all {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// partitionState is what Metadata reports of one partition.
+type partitionState struct {
+	leader   int32
+	epoch    int32
+	replicas []int32
+	isr      []int32
+}
+
+func (b *Broker) partitionState(topic string, p meta.Partition) partitionState {
+	st := partitionState{leader: -1, epoch: -1, replicas: p.Replicas, isr: p.Replicas}
+	r := b.replicas.Get(replica.TopicPartition{Topic: topic, Partition: p.ID})
+	if r == nil {
+		return st
+	}
+	v := r.View()
+	if v.IsLeader && v.Ready {
+		st.leader, st.epoch = b.cfg.NodeID, int32(v.Term)
+		st.isr = toInt32s(v.ISR)
+	} else if v.Leader != 0 && !v.IsLeader {
+		st.leader, st.epoch = int32(v.Leader), int32(v.Term)
+	}
+	return st
+}
+
+func toInt32s(ids []uint64) []int32 {
+	out := make([]int32, len(ids))
+	for i, id := range ids {
+		out[i] = int32(id)
+	}
+	return out
+}
+
+// ensureOffsetsTopic creates __consumer_offsets on first use.
+func (b *Broker) ensureOffsetsTopic(ctx context.Context) error {
+	if b.catalog.Topic(OffsetsTopic) != nil {
+		return nil
+	}
+	rf := min(b.cfg.OffsetsReplicationFactor, int16(len(b.brokerIDs())))
+	t := &topicRequest{name: OffsetsTopic, partitions: b.cfg.OffsetsTopicPartitions, rf: max(rf, 1), internal: true,
+		configs: map[string]string{topicconfig.RetentionMs: "-1", topicconfig.SegmentBytes: fmt.Sprint(100 << 20)}}
+	if err := b.validateTopic(t); err != nil {
+		if b.catalog.Topic(OffsetsTopic) != nil {
+			return nil // created meanwhile
+		}
+		return err
+	}
+	_, err := b.createTopic(ctx, t)
+	if err != nil && b.catalog.Topic(OffsetsTopic) != nil {
+		return nil
+	}
+	return err
+}
+
+func cloneConfigs(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return maps.Clone(m)
+}

@@ -1,0 +1,325 @@
+package meta
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"sync"
+	"unsafe"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/chronik-stream/chronik/internal/raftnode"
+	"github.com/chronik-stream/chronik/internal/storage"
+)
+
+// ErrNotController is returned when this node cannot change the catalog
+// because it does not lead the metadata group.
+var ErrNotController = kerr.NotController
+
+// Catalog is the replicated catalog, hosted on the metadata raft group.
+type Catalog struct {
+	group  *raftnode.Group
+	logger *slog.Logger
+
+	// mu guards state; the worker replaces topics copy-on-write, so readers
+	// get consistent Topic values.
+	mu      sync.RWMutex
+	state   *State
+	applied uint64
+	changed chan struct{} // closed and replaced on every change
+
+	// Worker-owned.
+	leader   bool
+	term     uint64
+	ready    bool
+	proposed map[*byte]func(Result)
+	pending  []pendingCall // proposals by index, until applied
+
+	readyMu sync.Mutex
+	readyCh chan struct{} // closed when the leader is ready or a follower has caught up
+}
+
+type pendingCall struct {
+	index uint64
+	cb    func(Result)
+}
+
+// Open starts the catalog on host using log, as a group whose initial voters
+// are voters. The log is replayed from its start.
+func Open(host *raftnode.Host, log *storage.Log, voters []uint64, logger *slog.Logger) (*Catalog, error) {
+	c := &Catalog{
+		logger: logger, state: newState(), changed: make(chan struct{}),
+		proposed: map[*byte]func(Result){}, readyCh: make(chan struct{}),
+	}
+	g, err := host.AddGroup(raftnode.GroupConfig{
+		ID: MetadataGroupID, Log: log, SM: c, Peers: voters, Applied: log.FirstIndex() - 1,
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.group = g
+	return c, nil
+}
+
+// WaitReady blocks until this node can serve the catalog: it leads the
+// metadata group and has committed an entry of its term, or it follows a
+// leader and has applied what was committed when it started.
+func (c *Catalog) WaitReady(ctx context.Context) error {
+	c.readyMu.Lock()
+	ch := c.readyCh
+	c.readyMu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for the cluster catalog: %w", ctx.Err())
+	}
+}
+
+func (c *Catalog) markReady() {
+	c.readyMu.Lock()
+	select {
+	case <-c.readyCh:
+	default:
+		close(c.readyCh)
+	}
+	c.readyMu.Unlock()
+}
+
+// Group returns the metadata raft group.
+func (c *Catalog) Group() *raftnode.Group { return c.group }
+
+// Changed returns a channel closed at the next catalog change.
+func (c *Catalog) Changed() <-chan struct{} {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.changed
+}
+
+// ClusterID returns the cluster id, "" before the cluster is initialised.
+func (c *Catalog) ClusterID() string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.state.ClusterID
+}
+
+// Brokers returns the registered brokers by id.
+func (c *Catalog) Brokers() []Broker {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]Broker, 0, len(c.state.Brokers))
+	for _, b := range c.state.Brokers {
+		out = append(out, b)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Topic returns a topic, or nil. The value must not be modified.
+func (c *Catalog) Topic(name string) *Topic {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.state.Topics[name]
+}
+
+// Topics returns every topic, sorted by name. The values must not be
+// modified.
+func (c *Catalog) Topics() []*Topic {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]*Topic, 0, len(c.state.Topics))
+	for _, t := range c.state.Topics {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// TopicByID returns the topic with id, or nil.
+func (c *Catalog) TopicByID(id [16]byte) *Topic {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, t := range c.state.Topics {
+		if t.ID == id {
+			return t
+		}
+	}
+	return nil
+}
+
+// propose submits cmd and waits for its result.
+func (c *Catalog) propose(ctx context.Context, cmd *Command) (Result, error) {
+	data, err := encodeCommand(cmd)
+	if err != nil {
+		return Result{}, err
+	}
+	ch := make(chan Result, 1)
+	ok := c.group.Do(func(l raftnode.Loop) {
+		if !c.leader {
+			ch <- Result{Err: ErrNotController}
+			return
+		}
+		if err := l.Propose(data); err != nil {
+			ch <- Result{Err: ErrNotController}
+			return
+		}
+		c.proposed[unsafe.SliceData(data)] = func(r Result) { ch <- r }
+	})
+	if !ok {
+		return Result{}, raftnode.ErrStopped
+	}
+	select {
+	case r := <-ch:
+		return r, r.Err
+	case <-ctx.Done():
+		return Result{}, kerr.RequestTimedOut
+	}
+}
+
+// Init gives a new cluster its id; it does nothing if it has one.
+func (c *Catalog) Init(ctx context.Context) error {
+	if c.ClusterID() != "" {
+		return nil
+	}
+	var b [16]byte
+	rand.Read(b[:])
+	_, err := c.propose(ctx, &Command{Op: opInit, ClusterID: hex.EncodeToString(b[:])})
+	return err
+}
+
+// RegisterBroker records (or updates) a broker's address.
+func (c *Catalog) RegisterBroker(ctx context.Context, b Broker) error {
+	c.mu.RLock()
+	cur, ok := c.state.Brokers[b.ID]
+	c.mu.RUnlock()
+	if ok && cur == b {
+		return nil
+	}
+	_, err := c.propose(ctx, &Command{Op: opRegisterBroker, Broker: &b})
+	return err
+}
+
+// CreateTopic adds a topic with the given replica assignment.
+func (c *Catalog) CreateTopic(ctx context.Context, name string, assignment [][]int32, configs map[string]string, internal bool) (*Topic, error) {
+	var id [16]byte
+	rand.Read(id[:])
+	if _, err := c.propose(ctx, &Command{Op: opCreateTopic, Topic: name, TopicID: id, Assignment: assignment, Configs: configs, Internal: internal}); err != nil {
+		return nil, err
+	}
+	return c.Topic(name), nil
+}
+
+// DeleteTopic removes a topic.
+func (c *Catalog) DeleteTopic(ctx context.Context, name string) error {
+	_, err := c.propose(ctx, &Command{Op: opDeleteTopic, Topic: name})
+	return err
+}
+
+// CreatePartitions adds partitions with the given assignment to a topic.
+func (c *Catalog) CreatePartitions(ctx context.Context, name string, assignment [][]int32) error {
+	_, err := c.propose(ctx, &Command{Op: opCreatePartitions, Topic: name, Assignment: assignment})
+	return err
+}
+
+// AlterConfigs sets and deletes topic configs; with replace, set replaces
+// every config.
+func (c *Catalog) AlterConfigs(ctx context.Context, name string, set map[string]string, del []string, replace bool) error {
+	_, err := c.propose(ctx, &Command{Op: opAlterConfigs, Topic: name, Configs: set, Delete: del, Replace: replace})
+	return err
+}
+
+// AllocateProducerIDs reserves count producer ids and returns the first.
+func (c *Catalog) AllocateProducerIDs(ctx context.Context, count int64) (int64, error) {
+	r, err := c.propose(ctx, &Command{Op: opAllocProducerIDs, Count: count})
+	return r.Value, err
+}
+
+// Appended implements raftnode.StateMachine.
+func (c *Catalog) Appended(entries []raftpb.Entry) {
+	// Raft replaced the log from the first index on: proposals that were
+	// there are gone.
+	first := entries[0].Index
+	c.pending = slices.DeleteFunc(c.pending, func(p pendingCall) bool {
+		if p.index >= first {
+			p.cb(Result{Err: ErrNotController})
+			return true
+		}
+		return false
+	})
+	for _, e := range entries {
+		if len(e.Data) == 0 {
+			continue
+		}
+		if cb, ok := c.proposed[unsafe.SliceData(e.Data)]; ok {
+			delete(c.proposed, unsafe.SliceData(e.Data))
+			c.pending = append(c.pending, pendingCall{index: e.Index, cb: cb})
+		}
+	}
+}
+
+// Persisted implements raftnode.StateMachine.
+func (c *Catalog) Persisted(uint64) {}
+
+// Apply implements raftnode.StateMachine.
+func (c *Catalog) Apply(entries []raftpb.Entry) {
+	c.mu.Lock()
+	for _, e := range entries {
+		c.applied = e.Index
+		if c.leader && e.Term == c.term {
+			c.ready = true
+		}
+		if e.Type != raftpb.EntryNormal || len(e.Data) == 0 {
+			continue
+		}
+		var res Result
+		cmd, err := decodeCommand(e.Data)
+		if err != nil {
+			res.Err = err
+		} else {
+			res = c.state.apply(cmd)
+		}
+		if res.Err != nil && !errors.As(res.Err, new(*kerr.Error)) {
+			c.logger.Error("catalog command failed", "index", e.Index, "err", res.Err)
+		}
+		if len(c.pending) > 0 && c.pending[0].index == e.Index {
+			cb := c.pending[0].cb
+			c.pending = c.pending[1:]
+			defer cb(res)
+		}
+	}
+	close(c.changed)
+	c.changed = make(chan struct{})
+	c.mu.Unlock()
+	if c.ready || (!c.leader && c.applied >= c.group.Status().Commit) {
+		c.markReady()
+	}
+}
+
+// RoleChanged implements raftnode.StateMachine.
+func (c *Catalog) RoleChanged(ss raft.SoftState, term uint64) {
+	wasLeader := c.leader
+	c.leader = ss.RaftState == raft.StateLeader
+	c.term = term
+	c.ready = false
+	if wasLeader && !c.leader {
+		for k, cb := range c.proposed {
+			cb(Result{Err: ErrNotController})
+			delete(c.proposed, k)
+		}
+		for _, p := range c.pending {
+			p.cb(Result{Err: ErrNotController})
+		}
+		c.pending = nil
+	}
+}
+
+// IsLeader reports whether this node leads the metadata group.
+func (c *Catalog) IsLeader() bool { return c.group.Status().Role == raft.StateLeader }

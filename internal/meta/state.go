@@ -1,0 +1,177 @@
+// Package meta is the cluster catalog: brokers, topics, partition
+// assignments, topic configs and producer id allocation, kept as a state
+// machine on the metadata raft group so that every node sees the same
+// catalog in the same order.
+package meta
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// Broker is a registered node.
+type Broker struct {
+	ID   int32  `json:"id"`
+	Host string `json:"host"`
+	Port int32  `json:"port"`
+	Rack string `json:"rack,omitempty"`
+}
+
+// Partition is one partition's assignment.
+type Partition struct {
+	ID       int32   `json:"id"`
+	Replicas []int32 `json:"replicas"`
+	// Group is the partition's raft group id, never reused.
+	Group uint64 `json:"group"`
+}
+
+// Topic is a topic in the catalog.
+type Topic struct {
+	Name       string            `json:"name"`
+	ID         [16]byte          `json:"id"`
+	Partitions []Partition       `json:"partitions"`
+	Configs    map[string]string `json:"configs,omitempty"`
+	Internal   bool              `json:"internal,omitempty"`
+}
+
+func (t *Topic) clone() *Topic {
+	c := *t
+	c.Partitions = slices.Clone(t.Partitions)
+	for i := range c.Partitions {
+		c.Partitions[i].Replicas = slices.Clone(t.Partitions[i].Replicas)
+	}
+	c.Configs = maps.Clone(t.Configs)
+	return &c
+}
+
+// State is the catalog. It is changed only by apply.
+type State struct {
+	ClusterID      string            `json:"cluster_id"`
+	Brokers        map[int32]Broker  `json:"brokers"`
+	Topics         map[string]*Topic `json:"topics"`
+	NextGroupID    uint64            `json:"next_group_id"`
+	NextProducerID int64             `json:"next_producer_id"`
+}
+
+// MetadataGroupID is the raft group of the catalog itself.
+const MetadataGroupID = 1
+
+// firstPartitionGroup is the first raft group id given to a partition.
+const firstPartitionGroup = 100
+
+func newState() *State {
+	return &State{Brokers: map[int32]Broker{}, Topics: map[string]*Topic{}, NextGroupID: firstPartitionGroup}
+}
+
+// Command is one catalog change, as stored in the metadata log.
+type Command struct {
+	Op string `json:"op"`
+
+	ClusterID string  `json:"cluster_id,omitempty"`
+	Broker    *Broker `json:"broker,omitempty"`
+
+	Topic      string            `json:"topic,omitempty"`
+	TopicID    [16]byte          `json:"topic_id,omitempty"`
+	Assignment [][]int32         `json:"assignment,omitempty"` // replicas of new partitions
+	Configs    map[string]string `json:"configs,omitempty"`
+	Delete     []string          `json:"delete,omitempty"`  // config keys to remove
+	Replace    bool              `json:"replace,omitempty"` // AlterConfigs: configs replace all
+	Internal   bool              `json:"internal,omitempty"`
+
+	Count int64 `json:"count,omitempty"`
+}
+
+// Command ops.
+const (
+	opInit             = "init"
+	opRegisterBroker   = "register_broker"
+	opCreateTopic      = "create_topic"
+	opDeleteTopic      = "delete_topic"
+	opCreatePartitions = "create_partitions"
+	opAlterConfigs     = "alter_configs"
+	opAllocProducerIDs = "alloc_producer_ids"
+)
+
+// Result is what applying a command gives back to its proposer.
+type Result struct {
+	Err   error
+	Value int64
+}
+
+// apply changes the state; it must be deterministic.
+func (s *State) apply(c *Command) Result {
+	switch c.Op {
+	case opInit:
+		if s.ClusterID == "" {
+			s.ClusterID = c.ClusterID
+		}
+	case opRegisterBroker:
+		if c.Broker == nil {
+			return Result{Err: fmt.Errorf("register_broker without broker")}
+		}
+		s.Brokers[c.Broker.ID] = *c.Broker
+	case opCreateTopic:
+		if _, ok := s.Topics[c.Topic]; ok {
+			return Result{Err: kerr.TopicAlreadyExists}
+		}
+		t := &Topic{Name: c.Topic, ID: c.TopicID, Configs: maps.Clone(c.Configs), Internal: c.Internal}
+		for i, reps := range c.Assignment {
+			t.Partitions = append(t.Partitions, Partition{ID: int32(i), Replicas: slices.Clone(reps), Group: s.NextGroupID})
+			s.NextGroupID++
+		}
+		s.Topics[c.Topic] = t
+	case opDeleteTopic:
+		if _, ok := s.Topics[c.Topic]; !ok {
+			return Result{Err: kerr.UnknownTopicOrPartition}
+		}
+		delete(s.Topics, c.Topic)
+	case opCreatePartitions:
+		t, ok := s.Topics[c.Topic]
+		if !ok {
+			return Result{Err: kerr.UnknownTopicOrPartition}
+		}
+		t = t.clone()
+		for _, reps := range c.Assignment {
+			t.Partitions = append(t.Partitions, Partition{ID: int32(len(t.Partitions)), Replicas: slices.Clone(reps), Group: s.NextGroupID})
+			s.NextGroupID++
+		}
+		s.Topics[c.Topic] = t
+	case opAlterConfigs:
+		t, ok := s.Topics[c.Topic]
+		if !ok {
+			return Result{Err: kerr.UnknownTopicOrPartition}
+		}
+		t = t.clone()
+		if c.Replace || t.Configs == nil {
+			t.Configs = map[string]string{}
+		}
+		for k, v := range c.Configs {
+			t.Configs[k] = v
+		}
+		for _, k := range c.Delete {
+			delete(t.Configs, k)
+		}
+		s.Topics[c.Topic] = t
+	case opAllocProducerIDs:
+		first := s.NextProducerID
+		s.NextProducerID += max(c.Count, 1)
+		return Result{Value: first}
+	default:
+		return Result{Err: fmt.Errorf("unknown catalog command %q", c.Op)}
+	}
+	return Result{}
+}
+
+func encodeCommand(c *Command) ([]byte, error) { return json.Marshal(c) }
+
+func decodeCommand(b []byte) (*Command, error) {
+	var c Command
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("decode catalog command: %w", err)
+	}
+	return &c, nil
+}

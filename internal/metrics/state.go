@@ -1,0 +1,125 @@
+package metrics
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// PartitionStat is the state of one local replica at scrape time.
+type PartitionStat struct {
+	Topic     string
+	Partition int32
+	IsLeader  bool
+	Term      uint64
+	ISR       int
+	Replicas  int
+	Followers []FollowerStat // on a leader
+	LogBytes  int64
+	Segments  int
+	LogStart  int64
+	HighWater int64
+	LogEnd    int64
+}
+
+// FollowerStat is a leader's view of one follower.
+type FollowerStat struct {
+	ID         uint64
+	LagEntries uint64
+	LagMs      float64
+}
+
+// GroupStat is one consumer group coordinated here.
+type GroupStat struct {
+	Group   string
+	State   string
+	Members int
+	// Lag is the sum over the group's committed partitions of high
+	// watermark minus committed offset, where both are known here.
+	Lag int64
+}
+
+// StateSource gives the node's state to the collector.
+type StateSource interface {
+	PartitionStats() []PartitionStat
+	GroupStats() []GroupStat
+	// SnapshotStats returns the raft snapshots taken and their total size.
+	SnapshotStats() (count uint64, bytes uint64)
+}
+
+// RegisterState adds the scrape-time metrics read from src.
+func (m *Metrics) RegisterState(src StateSource) {
+	m.Registry.MustRegister(&stateCollector{src: src})
+}
+
+type stateCollector struct{ src StateSource }
+
+var (
+	descLeaders     = prometheus.NewDesc("chronik_raft_leader_count", "Partitions this node leads.", nil, nil)
+	descFollowers   = prometheus.NewDesc("chronik_raft_follower_count", "Partitions this node follows.", nil, nil)
+	descISR         = prometheus.NewDesc("chronik_raft_isr_size", "In-sync replicas of a partition this node leads.", []string{"topic", "partition"}, nil)
+	descReplicas    = prometheus.NewDesc("chronik_raft_replicas", "Replicas of a partition hosted here.", []string{"topic", "partition"}, nil)
+	descTerm        = prometheus.NewDesc("chronik_raft_term", "Raft term (leader epoch) of a partition hosted here.", []string{"topic", "partition"}, nil)
+	descLagEntries  = prometheus.NewDesc("chronik_raft_follower_lag_entries", "Entries a follower is behind the leader.", []string{"topic", "partition", "follower"}, nil)
+	descLagMs       = prometheus.NewDesc("chronik_raft_follower_lag_ms", "Time since a follower last caught up with the leader.", []string{"topic", "partition", "follower"}, nil)
+	descSnapCount   = prometheus.NewDesc("chronik_raft_snapshot_count", "Raft snapshots taken or installed.", nil, nil)
+	descSnapBytes   = prometheus.NewDesc("chronik_raft_snapshot_size_bytes", "Total size of raft snapshots taken or installed.", nil, nil)
+	descLogBytes    = prometheus.NewDesc("chronik_log_size_bytes", "Bytes in a partition's segment files.", []string{"topic", "partition"}, nil)
+	descSegments    = prometheus.NewDesc("chronik_log_segments", "Segment files of a partition.", []string{"topic", "partition"}, nil)
+	descLogStart    = prometheus.NewDesc("chronik_log_start_offset", "First offset readable.", []string{"topic", "partition"}, nil)
+	descHighWater   = prometheus.NewDesc("chronik_log_high_watermark", "Offset after the last committed record.", []string{"topic", "partition"}, nil)
+	descLogEnd      = prometheus.NewDesc("chronik_log_end_offset", "Offset the next record gets.", []string{"topic", "partition"}, nil)
+	descGroups      = prometheus.NewDesc("chronik_consumer_groups", "Consumer groups coordinated here, by state.", []string{"state"}, nil)
+	descGroupMember = prometheus.NewDesc("chronik_consumer_group_members", "Members of a consumer group coordinated here.", []string{"group"}, nil)
+	descGroupLag    = prometheus.NewDesc("chronik_consumer_group_lag", "Records a consumer group has not committed yet, over the partitions led here.", []string{"group"}, nil)
+)
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descLeaders, descFollowers, descISR, descReplicas, descTerm, descLagEntries, descLagMs,
+		descSnapCount, descSnapBytes, descLogBytes, descSegments, descLogStart, descHighWater, descLogEnd,
+		descGroups, descGroupMember, descGroupLag} {
+		ch <- d
+	}
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	leaders, followers := 0, 0
+	for _, p := range c.src.PartitionStats() {
+		part := strconv.Itoa(int(p.Partition))
+		if p.IsLeader {
+			leaders++
+			gauge(descISR, float64(p.ISR), p.Topic, part)
+			for _, f := range p.Followers {
+				id := strconv.FormatUint(f.ID, 10)
+				gauge(descLagEntries, float64(f.LagEntries), p.Topic, part, id)
+				gauge(descLagMs, f.LagMs, p.Topic, part, id)
+			}
+		} else {
+			followers++
+		}
+		gauge(descReplicas, float64(p.Replicas), p.Topic, part)
+		gauge(descTerm, float64(p.Term), p.Topic, part)
+		gauge(descLogBytes, float64(p.LogBytes), p.Topic, part)
+		gauge(descSegments, float64(p.Segments), p.Topic, part)
+		gauge(descLogStart, float64(p.LogStart), p.Topic, part)
+		gauge(descHighWater, float64(p.HighWater), p.Topic, part)
+		gauge(descLogEnd, float64(p.LogEnd), p.Topic, part)
+	}
+	gauge(descLeaders, float64(leaders))
+	gauge(descFollowers, float64(followers))
+	n, b := c.src.SnapshotStats()
+	ch <- prometheus.MustNewConstMetric(descSnapCount, prometheus.CounterValue, float64(n))
+	gauge(descSnapBytes, float64(b))
+	states := map[string]int{}
+	for _, g := range c.src.GroupStats() {
+		states[g.State]++
+		gauge(descGroupMember, float64(g.Members), g.Group)
+		gauge(descGroupLag, float64(g.Lag), g.Group)
+	}
+	for s, n := range states {
+		gauge(descGroups, float64(n), s)
+	}
+}
