@@ -27,12 +27,17 @@ import (
 // sequence gap OUT_OF_ORDER_SEQUENCE_NUMBER, an old epoch
 // INVALID_PRODUCER_EPOCH.
 // * Transactional produce is not supported (no transaction APIs are
-// advertised).
+// advertised). Clients may not write to __consumer_offsets.
 //
 // Version notes:
-// * v3 is the first version with record batches v2 (older message formats
-// are not served); v5 log start offset; v8 record errors; v9 flexible.
-func init() { register(kmsg.Produce, 3, 9, (*Broker).handleProduce) }
+// * v0-2 carry the old message formats (magic 0 and 1), which are not
+// stored: every partition of such a request gets
+// UNSUPPORTED_FOR_MESSAGE_FORMAT. They are advertised anyway because
+// librdkafka before 2.11.1 turns gzip, snappy and lz4 off, silently, for a
+// broker whose lowest Produce version is above 0.
+// * v3 is the first version with record batches v2; v5 log start offset;
+// v8 record errors; v9 flexible.
+func init() { register(kmsg.Produce, 0, 9, (*Broker).handleProduce) }
 
 func (b *Broker) handleProduce(r *wire.Request, respond func(kmsg.Response)) {
 	req := r.Msg.(*kmsg.ProduceRequest)
@@ -71,10 +76,14 @@ func (b *Broker) handleProduce(r *wire.Request, respond func(kmsg.Response)) {
 			var err error
 			var p *replica.Partition
 			switch {
+			case req.Version < 3:
+				err = describe(kerr.UnsupportedForMessageFormat, "message format v0/v1 (Produce v0-v2) is not supported; use Produce v3 or later")
 			case !validAcks:
 				err = kerr.InvalidRequiredAcks
 			case req.TransactionID != nil:
 				err = kerr.TransactionalIDAuthorizationFailed
+			case rt.Topic == OffsetsTopic:
+				err = describe(kerr.InvalidTopicException, "%s is written by the group coordinator only", OffsetsTopic)
 			default:
 				p, err = b.partition(rt.Topic, rp.Partition)
 			}

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/chronik-stream/chronik/internal/group"
 	"github.com/chronik-stream/chronik/internal/meta"
 	"github.com/chronik-stream/chronik/internal/replica"
 	"github.com/chronik-stream/chronik/internal/topicconfig"
@@ -25,7 +26,7 @@ import (
 // node leads.
 type GroupCoordinator interface {
 	PartitionFor(group string) int32
-	Handle(req kmsg.Request, respond func(kmsg.Response))
+	HandleFrom(cl group.Client, req kmsg.Request, respond func(kmsg.Response))
 }
 
 // Config is the broker's view of the node configuration.

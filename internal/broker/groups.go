@@ -1,8 +1,11 @@
 package broker
 
 import (
+	"net"
+
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/chronik-stream/chronik/internal/group"
 	"github.com/chronik-stream/chronik/internal/wire"
 )
 
@@ -33,5 +36,11 @@ func init() {
 }
 
 func (b *Broker) handleGroupRequest(r *wire.Request, respond func(kmsg.Response)) {
-	b.groups.Handle(r.Msg, respond)
+	host := ""
+	if r.Remote != nil {
+		if h, _, err := net.SplitHostPort(r.Remote.String()); err == nil {
+			host = "/" + h
+		}
+	}
+	b.groups.HandleFrom(group.Client{ID: r.ClientID, Host: host}, r.Msg, respond)
 }

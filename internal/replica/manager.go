@@ -1,8 +1,10 @@
 package replica
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -162,6 +164,7 @@ func (p *Partition) refreshISR(l raftnode.Loop) {
 	now := time.Now()
 	last := p.log.LastIndex()
 	var isr []uint64
+	followers := make([]Follower, 0, len(st.Progress))
 	for id, pr := range st.Progress {
 		if id == p.settings.NodeID {
 			isr = append(isr, id)
@@ -181,21 +184,18 @@ func (p *Partition) refreshISR(l raftnode.Loop) {
 		if inSync {
 			isr = append(isr, id)
 		}
+		followers = append(followers, Follower{ID: id, LagEntries: last - min(last, pr.Match), CaughtUp: p.caughtUp[id]})
 	}
 	slices.Sort(isr)
+	slices.SortFunc(followers, func(a, b Follower) int { return cmp.Compare(a.ID, b.ID) })
 	p.obsIndex, p.obsTime = last, now
+	p.followers = followers
 	if !slices.Equal(isr, p.isr) {
 		p.logger.Info("ISR changed", "isr", isr, "was", p.isr, "term", p.term)
 		p.isr = isr
-		p.publish()
 	}
-	voters := slices.Sorted(func(yield func(uint64) bool) {
-		for id := range st.Config.Voters.IDs() {
-			if !yield(id) {
-				return
-			}
-		}
-	})
+	p.publish()
+	voters := slices.Sorted(maps.Keys(st.Config.Voters.IDs()))
 	if !slices.Equal(voters, p.replicas) && st.RaftState == raft.StateLeader {
 		p.replicas = voters
 		p.publish()

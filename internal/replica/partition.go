@@ -75,6 +75,16 @@ type View struct {
 	Term     uint64
 	Replicas []uint64
 	ISR      []uint64
+	// Followers is the leader's view of its followers.
+	Followers []Follower
+}
+
+// Follower is how far one follower is behind its leader.
+type Follower struct {
+	ID         uint64
+	LagEntries uint64
+	// CaughtUp is when it last had everything the leader had.
+	CaughtUp time.Time
 }
 
 type produceOp struct {
@@ -88,6 +98,8 @@ type produceOp struct {
 	chg        *change
 	// dups are duplicates of this batch that arrived before it was appended.
 	dups []*produceOp
+	// proposed is when the batch was proposed, for commit latency.
+	proposed time.Time
 }
 
 // Command entries: KindCommand, a command byte, then its payload.
@@ -117,6 +129,7 @@ type Partition struct {
 	replicas     []uint64
 	isr          []uint64
 	caughtUp     map[uint64]time.Time
+	followers    []Follower
 	obsIndex     uint64
 	obsTime      time.Time
 	proposedCmds map[*byte]func(int64, error)
@@ -208,7 +221,7 @@ func (p *Partition) publish() {
 	}
 	p.view.Store(&View{
 		Leader: p.leaderID, IsLeader: p.leader, Ready: p.ready, Term: p.term,
-		Replicas: slices.Clone(p.replicas), ISR: slices.Clone(p.isr),
+		Replicas: slices.Clone(p.replicas), ISR: slices.Clone(p.isr), Followers: p.followers,
 	})
 }
 
@@ -273,6 +286,7 @@ func (p *Partition) propose(l raftnode.Loop, op *produceOp) {
 			return
 		}
 	}
+	op.proposed = time.Now()
 	if err := l.Propose(op.data); err != nil {
 		p.respond(op, errNotLeader)
 		return
@@ -419,7 +433,11 @@ func (p *Partition) Apply(entries []raftpb.Entry) {
 	}
 	n := 0
 	for n < len(p.waitCommit) && p.waitCommit[n].index <= last {
-		p.respond(p.waitCommit[n], nil)
+		op := p.waitCommit[n]
+		if p.metrics != nil && !op.proposed.IsZero() {
+			p.metrics.Committed(p.tp, time.Since(op.proposed))
+		}
+		p.respond(op, nil)
 		n++
 	}
 	p.waitCommit = slices.Delete(p.waitCommit, 0, n)
@@ -472,7 +490,7 @@ func (p *Partition) RoleChanged(ss raft.SoftState, term uint64) {
 		}
 	}
 	if !p.leader {
-		p.isr = nil
+		p.isr, p.followers = nil, nil
 	}
 	p.publish()
 }

@@ -278,6 +278,10 @@ func (c *conn) answerUnsupportedAPIVersions(req *Request) {
 }
 
 func (c *conn) dispatch(req *Request) {
+	if c.logger.Enabled(context.Background(), slog.LevelDebug) {
+		c.logger.Debug("request", "api", kmsg.NameForKey(req.Key), "version", req.Version,
+			"correlation_id", req.CorrelationID, "client_id", req.ClientID, "bytes", req.Size)
+	}
 	sl := &slot{req: req, done: make(chan struct{})}
 	c.slots <- sl // blocks when MaxInflight responses are owed
 	c.s.handler.Handle(req, func(resp kmsg.Response) {

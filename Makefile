@@ -1,0 +1,64 @@
+# Chronik: build, test and benchmark.
+#
+#   make run     run a single node on ./data (Kafka on :9092, metrics on :8080)
+#   make test    everything CI runs: format, vet, unit tests (race detector on the
+#                concurrent packages), fuzz smoke runs, and the end-to-end tests
+#                with real clients against the real binary
+#   make deps    install the Debian packages the tests need (kcat, python3-kafka,
+#                python3-confluent-kafka) when they are missing
+#   make bench   storage benchmarks (figures, not pass/fail)
+
+GO        ?= go
+PKGS      := ./...
+# Packages with concurrency run under the race detector.
+RACE_PKGS := ./internal/storage/... ./internal/raftnode/... ./internal/replica/... \
+             ./internal/wire/... ./internal/broker/... ./internal/group/... ./internal/meta/... ./internal/server/...
+DEB_PKGS  := kcat python3-kafka python3-confluent-kafka
+FUZZTIME  ?= 10s
+
+.PHONY: all build run test deps fmt vet unit race fuzz e2e bench clean
+
+all: build
+
+build:
+	$(GO) build -o bin/chronik-server ./cmd/chronik-server
+
+run:
+	$(GO) run ./cmd/chronik-server standalone
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+		dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+fmt:
+	@out="$$(gofmt -l cmd internal test)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+unit:
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /test)
+
+race:
+	$(GO) test -race -count=1 $(RACE_PKGS)
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzValidate -fuzztime $(FUZZTIME) ./internal/recordbatch
+	$(GO) test -run '^$$' -fuzz FuzzRecoverTail -fuzztime $(FUZZTIME) ./internal/storage
+	$(GO) test -run '^$$' -fuzz FuzzDecodeRequest -fuzztime $(FUZZTIME) ./internal/wire
+
+e2e: deps
+	$(GO) test -count=1 -timeout 25m ./test/...
+
+test: deps fmt vet unit race fuzz e2e
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/storage
+
+clean:
+	rm -rf bin data

@@ -1,0 +1,217 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/chronik-stream/chronik/internal/broker"
+	"github.com/chronik-stream/chronik/internal/metrics"
+	"github.com/chronik-stream/chronik/internal/raftnode"
+	"github.com/chronik-stream/chronik/internal/replica"
+	"github.com/chronik-stream/chronik/internal/topicconfig"
+)
+
+// reconcileLoop keeps the local replicas in line with the catalog.
+func (n *Node) reconcileLoop() {
+	defer n.wg.Done()
+	for {
+		changed := n.catalog.Changed()
+		if err := n.reconcile(); err != nil {
+			n.logger.Error("reconciling replicas with the catalog", "err", err)
+			select {
+			case <-n.stop:
+				return
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		select {
+		case <-n.stop:
+			return
+		case <-changed:
+		}
+	}
+}
+
+// reconcile opens the replicas this node should host, applies config
+// changes, and removes replicas of deleted partitions with their data.
+func (n *Node) reconcile() error {
+	self := int32(n.cfg.NodeID)
+	want := map[replica.TopicPartition]bool{}
+	var errs []error
+	for _, t := range n.catalog.Topics() {
+		rc := topicconfig.Resolve(t.Configs, n.defaults)
+		for _, p := range t.Partitions {
+			if !slices.Contains(p.Replicas, self) {
+				continue
+			}
+			tp := replica.TopicPartition{Topic: t.Name, Partition: p.ID}
+			want[tp] = true
+			if r := n.replicas.Get(tp); r != nil {
+				if r.Config() != rc {
+					if err := r.SetConfig(rc); err != nil {
+						errs = append(errs, fmt.Errorf("config of %s: %w", tp, err))
+					}
+				}
+				continue
+			}
+			peers := make([]uint64, len(p.Replicas))
+			for i, id := range p.Replicas {
+				peers[i] = uint64(id)
+			}
+			if _, err := n.replicas.Open(tp, raftnode.GroupID(p.Group), peers, rc); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for _, r := range n.replicas.Partitions() {
+		if tp := r.TopicPartition(); !want[tp] {
+			n.logger.Info("removing replica of a deleted partition", "topic", tp.Topic, "partition", tp.Partition)
+			if tp.Topic == broker.OffsetsTopic {
+				n.groups.Resigned(tp.Partition)
+			}
+			if err := n.replicas.Remove(tp, true); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// leadershipChanged hands __consumer_offsets partitions to the group
+// coordinator as this node starts or stops leading them.
+func (n *Node) leadershipChanged(tp replica.TopicPartition, leading bool) {
+	if tp.Topic != broker.OffsetsTopic {
+		return
+	}
+	if leading {
+		n.groups.BecameLeader(tp.Partition)
+	} else {
+		n.groups.Resigned(tp.Partition)
+	}
+}
+
+// offsetsPartitions gives the group coordinator the __consumer_offsets
+// partitions led here.
+type offsetsPartitions struct{ n *Node }
+
+func (o offsetsPartitions) leader(p int32) (*replica.Partition, error) {
+	r := o.n.replicas.Get(replica.TopicPartition{Topic: broker.OffsetsTopic, Partition: p})
+	if r == nil {
+		return nil, kerr.NotLeaderForPartition
+	}
+	if err := r.CheckLeader(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (o offsetsPartitions) Append(p int32, batch []byte, cb func(error)) {
+	r, err := o.leader(p)
+	if err != nil {
+		cb(err)
+		return
+	}
+	r.Produce(batch, -1, func(res replica.ProduceResult) { cb(res.Err) })
+}
+
+func (o offsetsPartitions) Read(p int32, offset int64, maxBytes int) ([]byte, int64, int64, error) {
+	r, err := o.leader(p)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	res, err := r.Fetch(offset, maxBytes, true)
+	return res.Batches, res.NextOffset, res.HighWatermark, err
+}
+
+func (o offsetsPartitions) LogStartOffset(p int32) int64 {
+	if r := o.n.replicas.Get(replica.TopicPartition{Topic: broker.OffsetsTopic, Partition: p}); r != nil {
+		return r.Log().LogStartOffset()
+	}
+	return 0
+}
+
+func (o offsetsPartitions) DeleteRecords(p int32, offset int64, cb func(error)) {
+	r, err := o.leader(p)
+	if err != nil {
+		cb(err)
+		return
+	}
+	r.DeleteRecords(offset, func(_ int64, err error) { cb(err) })
+}
+
+// resolveGroup names a raft group for metrics labels.
+func (n *Node) resolveGroup(g uint64) (string, int32, bool) {
+	if n.replicas == nil {
+		return "", 0, false
+	}
+	for _, r := range n.replicas.Partitions() {
+		if uint64(r.Group().ID()) == g {
+			tp := r.TopicPartition()
+			return tp.Topic, tp.Partition, true
+		}
+	}
+	return "", 0, false
+}
+
+type electionObserver struct{ m *metrics.Metrics }
+
+func (o electionObserver) LeaderElected(g raftnode.GroupID, _ uint64, _ uint64, without time.Duration) {
+	o.m.Elected(uint64(g), without)
+}
+
+type commitObserver struct{ m *metrics.Metrics }
+
+func (o commitObserver) Committed(_ replica.TopicPartition, d time.Duration) { o.m.Committed(d) }
+
+// stateSource reads the node's state for the metrics collector.
+type stateSource struct{ n *Node }
+
+func (s stateSource) PartitionStats() []metrics.PartitionStat {
+	if s.n.replicas == nil {
+		return nil
+	}
+	now := time.Now()
+	var out []metrics.PartitionStat
+	for _, r := range s.n.replicas.Partitions() {
+		v := r.View()
+		l := r.Log()
+		tp := r.TopicPartition()
+		st := metrics.PartitionStat{
+			Topic: tp.Topic, Partition: tp.Partition, IsLeader: v.IsLeader, Term: v.Term,
+			ISR: len(v.ISR), Replicas: len(v.Replicas), LogBytes: l.Size(), Segments: l.SegmentCount(),
+			LogStart: l.LogStartOffset(), HighWater: l.HighWatermark(), LogEnd: l.NextOffset(),
+		}
+		for _, f := range v.Followers {
+			lag := 0.0
+			if f.LagEntries > 0 {
+				lag = float64(now.Sub(f.CaughtUp)) / float64(time.Millisecond)
+			}
+			st.Followers = append(st.Followers, metrics.FollowerStat{ID: f.ID, LagEntries: f.LagEntries, LagMs: lag})
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+func (s stateSource) GroupStats() []metrics.GroupStat {
+	if s.n.groups == nil {
+		return nil
+	}
+	var out []metrics.GroupStat
+	for _, g := range s.n.groups.Groups() {
+		out = append(out, metrics.GroupStat{Group: g.Group, State: g.State, Members: g.Members})
+	}
+	return out
+}
+
+func (s stateSource) SnapshotStats() (uint64, uint64) { return 0, 0 }
+
+func splitLines(s string) []string { return strings.Split(strings.TrimSpace(s), "\n") }
+
+func cut(s, sep string) (string, string, bool) { return strings.Cut(s, sep) }

@@ -1,0 +1,351 @@
+// Package server assembles a Chronik node from its parts and runs it: the
+// storage, the raft host, the catalog, the partition replicas, the group
+// coordinator, the Kafka listener and the HTTP endpoint for metrics and
+// health.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/chronik-stream/chronik/internal/broker"
+	"github.com/chronik-stream/chronik/internal/config"
+	"github.com/chronik-stream/chronik/internal/group"
+	"github.com/chronik-stream/chronik/internal/meta"
+	"github.com/chronik-stream/chronik/internal/metrics"
+	"github.com/chronik-stream/chronik/internal/raftnode"
+	"github.com/chronik-stream/chronik/internal/replica"
+	"github.com/chronik-stream/chronik/internal/storage"
+	"github.com/chronik-stream/chronik/internal/topicconfig"
+	"github.com/chronik-stream/chronik/internal/wire"
+)
+
+// metadataLog is the log of the catalog's raft group.
+const metadataLog = "__cluster_metadata-0"
+
+// Node is a running Chronik node.
+type Node struct {
+	cfg     config.Config
+	logger  *slog.Logger
+	metrics *metrics.Metrics
+
+	store    *storage.Store
+	host     *raftnode.Host
+	catalog  *meta.Catalog
+	replicas *replica.Manager
+	groups   *group.Coordinator
+	broker   *broker.Broker
+	kafka    *wire.Server
+	http     *http.Server
+	httpLn   net.Listener
+
+	defaults topicconfig.Defaults
+	ready    atomic.Bool
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+// Start brings a node up and returns once it serves Kafka clients.
+func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (n *Node, err error) {
+	n = &Node{cfg: cfg, logger: logger, metrics: metrics.New(), stop: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			n.shutdown(context.Background())
+		}
+	}()
+	if err := n.checkIdentity(); err != nil {
+		return nil, err
+	}
+	n.store, err = storage.Open(cfg.DataDir, storage.Options{
+		GroupCommitInterval:    time.Duration(cfg.WAL.GroupCommitIntervalMs) * time.Millisecond,
+		MaxBatchSize:           cfg.WAL.MaxBatchSize,
+		RetentionCheckInterval: time.Duration(cfg.Kafka.LogRetentionCheckIntervalMs) * time.Millisecond,
+		Logger:                 logger,
+		OnSync:                 n.metrics.Fsync,
+	})
+	if err != nil {
+		return nil, err
+	}
+	tick := time.Duration(cfg.Raft.HeartbeatIntervalMs) * time.Millisecond
+	n.host = raftnode.NewHost(raftnode.Config{
+		NodeID:          cfg.NodeID,
+		TickInterval:    tick,
+		ElectionTicks:   max(cfg.Raft.ElectionTimeoutMs/max(cfg.Raft.HeartbeatIntervalMs, 1), 2),
+		HeartbeatTicks:  1,
+		MaxInflightMsgs: cfg.Raft.MaxInflightMessages,
+		Logger:          logger,
+		Observer:        electionObserver{n.metrics},
+	}, nil)
+
+	metaLog, err := n.store.OpenLog(metadataLog, storage.LogConfig{
+		SegmentBytes: 64 << 20, SegmentMs: storage.DefaultSegmentMs, RetentionMs: -1, RetentionBytes: -1,
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.catalog, err = meta.Open(n.host, metaLog, []uint64{cfg.NodeID}, logger.With("component", "catalog"))
+	if err != nil {
+		return nil, err
+	}
+	if err := n.catalog.WaitReady(ctx); err != nil {
+		return nil, err
+	}
+	if err := n.catalog.Init(ctx); err != nil {
+		return nil, fmt.Errorf("initialise the cluster catalog: %w", err)
+	}
+	if err := n.recordClusterID(); err != nil {
+		return nil, err
+	}
+	host, port, err := splitHostPort(cfg.AdvertisedAddr)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.catalog.RegisterBroker(ctx, meta.Broker{ID: int32(cfg.NodeID), Host: host, Port: port}); err != nil {
+		return nil, fmt.Errorf("register this broker in the catalog: %w", err)
+	}
+
+	n.defaults = topicDefaults(cfg)
+	n.groups = group.New(group.Config{
+		Partitions:            cfg.Kafka.OffsetsTopicNumPartitions,
+		MinSessionTimeout:     time.Duration(cfg.Kafka.GroupMinSessionTimeoutMs) * time.Millisecond,
+		MaxSessionTimeout:     time.Duration(cfg.Kafka.GroupMaxSessionTimeoutMs) * time.Millisecond,
+		InitialRebalanceDelay: time.Duration(cfg.Kafka.GroupInitialRebalanceDelayMs) * time.Millisecond,
+		OffsetsRetention:      time.Duration(cfg.Kafka.OffsetsRetentionMinutes) * time.Minute,
+		Logger:                logger.With("component", "groups"),
+	}, offsetsPartitions{n})
+	n.replicas = replica.NewManager(replica.Settings{
+		NodeID:        cfg.NodeID,
+		LagMaxEntries: uint64(cfg.Raft.Advanced.ReplicaLagMaxEntries),
+		LagMax:        time.Duration(cfg.Raft.Advanced.ReplicaLagMaxMs) * time.Millisecond,
+		OnLeadership:  n.leadershipChanged,
+	}, n.store, n.host, logger, commitObserver{n.metrics})
+	n.metrics.SetGroupResolver(n.resolveGroup)
+	n.metrics.RegisterState(stateSource{n})
+	if err := n.reconcile(); err != nil {
+		return nil, err
+	}
+	n.wg.Add(1)
+	go n.reconcileLoop()
+
+	n.broker = broker.New(broker.Config{
+		NodeID:                   int32(cfg.NodeID),
+		Host:                     host,
+		Port:                     port,
+		AutoCreateTopics:         cfg.Kafka.AutoCreateTopicsEnable,
+		NumPartitions:            cfg.Kafka.NumPartitions,
+		DefaultReplicationFactor: cfg.DefaultReplicationFactor(1),
+		OffsetsTopicPartitions:   cfg.Kafka.OffsetsTopicNumPartitions,
+		OffsetsReplicationFactor: cfg.DefaultReplicationFactor(1),
+		TopicDefaults:            n.defaults,
+		Logger:                   logger,
+	}, n.catalog, n.replicas, n.groups)
+	n.kafka, err = wire.Listen(cfg.KafkaListenAddr(), n.broker, wire.Options{
+		MaxRequestSize: cfg.Kafka.SocketRequestMaxBytes,
+		Logger:         logger,
+		Observer:       n.metrics,
+		APIVersions:    broker.APIVersions,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := n.startHTTP(); err != nil {
+		return nil, err
+	}
+	n.ready.Store(true)
+	logger.Info("chronik-server is ready", "node_id", cfg.NodeID, "kafka", n.kafka.Addr().String(),
+		"advertised", cfg.AdvertisedAddr, "data_dir", cfg.DataDir, "cluster_id", n.catalog.ClusterID())
+	return n, nil
+}
+
+// KafkaAddr returns the address the Kafka listener is bound to.
+func (n *Node) KafkaAddr() net.Addr { return n.kafka.Addr() }
+
+// HTTPAddr returns the metrics/health listener address, or nil.
+func (n *Node) HTTPAddr() net.Addr {
+	if n.httpLn == nil {
+		return nil
+	}
+	return n.httpLn.Addr()
+}
+
+// Shutdown stops the node gracefully: it stops accepting requests, answers
+// those in flight (until ctx ends), and flushes and closes storage.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.logger.Info("shutting down")
+	return n.shutdown(ctx)
+}
+
+func (n *Node) shutdown(ctx context.Context) error {
+	n.ready.Store(false)
+	var errs []error
+	if n.kafka != nil {
+		if err := n.kafka.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("close Kafka listener: %w", err))
+		}
+	}
+	select {
+	case <-n.stop:
+	default:
+		close(n.stop)
+	}
+	n.wg.Wait()
+	if n.http != nil {
+		n.http.Shutdown(ctx)
+	}
+	if n.groups != nil {
+		n.groups.Close()
+	}
+	if n.replicas != nil {
+		n.replicas.Close()
+	}
+	if n.host != nil {
+		n.host.Stop()
+	}
+	if n.store != nil {
+		if err := n.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close storage: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (n *Node) startHTTP() error {
+	if n.cfg.MetricsAddr == "" {
+		return nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(n.metrics.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) {
+		if !n.ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	ln, err := net.Listen("tcp", n.cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("listen for metrics on %s (metrics_addr): %w", n.cfg.MetricsAddr, err)
+	}
+	n.httpLn = ln
+	n.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go n.http.Serve(ln)
+	return nil
+}
+
+// identity is what the data directory records about its node.
+type identity struct {
+	NodeID    uint64
+	ClusterID string
+}
+
+func (n *Node) identityPath() string { return filepath.Join(n.cfg.DataDir, "node.id") }
+
+func readIdentity(path string) (identity, bool, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return identity{}, false, nil
+	}
+	if err != nil {
+		return identity{}, false, err
+	}
+	var id identity
+	for _, line := range splitLines(string(b)) {
+		k, v, _ := cut(line, "=")
+		switch k {
+		case "node_id":
+			id.NodeID, err = strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return id, false, fmt.Errorf("%s: bad node_id %q", path, v)
+			}
+		case "cluster_id":
+			id.ClusterID = v
+		}
+	}
+	return id, true, nil
+}
+
+func writeIdentity(path string, id identity) error {
+	tmp := path + ".tmp"
+	data := fmt.Sprintf("node_id=%d\ncluster_id=%s\n", id.NodeID, id.ClusterID)
+	if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// checkIdentity refuses a data directory that belongs to another node.
+func (n *Node) checkIdentity() error {
+	if err := os.MkdirAll(n.cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("create data directory %s: %w", n.cfg.DataDir, err)
+	}
+	id, ok, err := readIdentity(n.identityPath())
+	if err != nil {
+		return fmt.Errorf("read node identity: %w", err)
+	}
+	if ok && id.NodeID != n.cfg.NodeID {
+		return fmt.Errorf("data directory %s belongs to node %d, but this is node %d: use that node id or another data directory", n.cfg.DataDir, id.NodeID, n.cfg.NodeID)
+	}
+	if !ok {
+		return writeIdentity(n.identityPath(), identity{NodeID: n.cfg.NodeID})
+	}
+	return nil
+}
+
+// recordClusterID writes the cluster id into the data directory, and
+// refuses one that belongs to another cluster.
+func (n *Node) recordClusterID() error {
+	id, _, err := readIdentity(n.identityPath())
+	if err != nil {
+		return err
+	}
+	cid := n.catalog.ClusterID()
+	if id.ClusterID != "" && id.ClusterID != cid {
+		return fmt.Errorf("data directory %s belongs to cluster %s, but the catalog says %s", n.cfg.DataDir, id.ClusterID, cid)
+	}
+	if id.ClusterID == "" {
+		return writeIdentity(n.identityPath(), identity{NodeID: n.cfg.NodeID, ClusterID: cid})
+	}
+	return nil
+}
+
+func splitHostPort(addr string) (string, int32, error) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("advertised_addr %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("advertised_addr %q: bad port", addr)
+	}
+	return h, int32(port), nil
+}
+
+func topicDefaults(cfg config.Config) topicconfig.Defaults {
+	minISR := int64(1)
+	if cfg.Cluster.Enabled {
+		minISR = int64(min(cfg.Cluster.MinInsyncReplicas, int(cfg.DefaultReplicationFactor(len(cfg.Cluster.Peers.Nodes)))))
+	}
+	return topicconfig.Defaults{
+		RetentionMs:       cfg.Kafka.LogRetentionMs,
+		RetentionBytes:    cfg.Kafka.LogRetentionBytes,
+		SegmentBytes:      cfg.Kafka.LogSegmentBytes,
+		SegmentMs:         cfg.Kafka.LogSegmentMs,
+		MaxMessageBytes:   int64(cfg.Kafka.MessageMaxBytes),
+		MinInsyncReplicas: max(minISR, 1),
+	}
+}
