@@ -19,7 +19,7 @@ import (
 
 func franzClient(t *testing.T, addr string, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	c, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr)}, opts...)...)
+	c, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.AllowAutoTopicCreation()}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +234,12 @@ func TestFranzGoAdmin(t *testing.T) {
 	n := harness.NewNode(t, harness.NodeOptions{})
 	n.Start()
 	ctx := harness.Context(t, time.Minute)
-	adm := kadm.NewClient(franzClient(t, n.Addr()))
+	// No auto-creation here: listing a topic must not create it.
+	raw, err := kgo.NewClient(kgo.SeedBrokers(n.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(raw)
 	defer adm.Close()
 
 	// Validation failures carry their Kafka error codes.

@@ -58,8 +58,8 @@ type Node struct {
 }
 
 // Start brings a node up and returns once it serves Kafka clients.
-func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (n *Node, err error) {
-	n = &Node{cfg: cfg, logger: logger, metrics: metrics.New(), stop: make(chan struct{})}
+func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node, err error) {
+	n := &Node{cfg: cfg, logger: logger, metrics: metrics.New(), stop: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			n.shutdown(context.Background())
