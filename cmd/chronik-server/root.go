@@ -77,7 +77,7 @@ TOML file given by --config, then built-in defaults (docs/configuration.md).`,
 	pf.String("log-format", "text", "text or json (log_format)")
 	pf.String("peers", "", "cluster members: host:port,... in node-id order, or id@host:port,... (cluster.peers)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newStandaloneCommand(g), newVersionCommand())
+	root.AddCommand(newStandaloneCommand(g), newBenchCommand(), newVersionCommand())
 	return root
 }
 

@@ -48,7 +48,13 @@ func (b *Broker) handleProduce(r *wire.Request, respond func(kmsg.Response)) {
 	var mu sync.Mutex
 	pending := 0
 	finished := false
+	// timer bounds the wait; it is stopped when the answer goes out, so it
+	// does not keep the request (and its records) alive for the timeout.
+	var timer *time.Timer
 	finish := func() {
+		if timer != nil {
+			timer.Stop()
+		}
 		if acks == 0 {
 			respond(nil)
 		} else {
@@ -132,7 +138,12 @@ func (b *Broker) handleProduce(r *wire.Request, respond func(kmsg.Response)) {
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	time.AfterFunc(timeout, func() {
+	mu.Lock()
+	defer mu.Unlock()
+	if finished {
+		return
+	}
+	timer = time.AfterFunc(timeout, func() {
 		mu.Lock()
 		defer mu.Unlock()
 		if finished {

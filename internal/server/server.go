@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -237,6 +238,11 @@ func (n *Node) startHTTP() error {
 		}
 		w.Write([]byte("ready\n"))
 	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	ln, err := net.Listen("tcp", n.cfg.MetricsAddr)
 	if err != nil {
 		return fmt.Errorf("listen for metrics on %s (metrics_addr): %w", n.cfg.MetricsAddr, err)
