@@ -72,7 +72,9 @@ type histogram struct {
 	h  *hdrhistogram.Histogram
 }
 
-func newHistogram() *histogram { return &histogram{h: hdrhistogram.New(1, int64(time.Hour/time.Microsecond), 3)} }
+func newHistogram() *histogram {
+	return &histogram{h: hdrhistogram.New(1, int64(time.Hour/time.Microsecond), 3)}
+}
 
 func (h *histogram) record(d time.Duration) {
 	us := max(int64(d/time.Microsecond), 1)
