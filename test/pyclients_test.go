@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,11 +26,24 @@ func needPythonModule(t *testing.T, module string) {
 	}
 }
 
+func pythonCmd(script string, args ...string) *exec.Cmd {
+	return exec.Command(python, append([]string{filepath.Join(harness.RepoRoot(), "test", "clients", script)}, args...)...)
+}
+
+func httpStatus(url string) (int, error) {
+	resp, err := http.Get("http://" + url)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
 // runPhase runs one phase of a Python scenario script and returns the
 // records it printed.
 func runPhase(t *testing.T, script string, args ...string) []received {
 	t.Helper()
-	cmd := exec.Command(python, append([]string{filepath.Join(harness.RepoRoot(), "test", "clients", script)}, args...)...)
+	cmd := pythonCmd(script, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	done := make(chan error, 1)

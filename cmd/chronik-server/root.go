@@ -163,9 +163,6 @@ func run(cfg config.Config) error {
 	for _, name := range config.UnknownEnv(os.Environ()) {
 		logger.Warn("ignoring unknown environment variable", "name", name)
 	}
-	if cfg.Cluster.Enabled {
-		return fmt.Errorf("cluster mode (--raft) is not available in this build yet; run without --raft for a single node")
-	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	ctx, cancel := context.WithCancel(context.Background())

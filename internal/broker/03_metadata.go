@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"slices"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -11,7 +13,10 @@ import (
 // Metadata: v0-12
 //
 // Behavior:
-// * Lists every registered broker; every leader named is one of them.
+// * Lists the live brokers (those the metadata leader hears from); every
+// leader named is one of them, and a partition whose leader is not live
+// reports none (LEADER_NOT_AVAILABLE) until a new leader publishes itself.
+// Every node answers alike: leaders, epochs and ISRs come from the catalog.
 // * Topics: all when the request's list is null (or empty before v1);
 // else the named ones (by name, or by topic id from v10).
 // * An unknown topic is created when auto.create.topics.enable is on and
@@ -29,8 +34,11 @@ func init() { register(kmsg.Metadata, 0, 12, (*Broker).handleMetadata) }
 func (b *Broker) handleMetadata(r *wire.Request, respond func(kmsg.Response)) {
 	req := r.Msg.(*kmsg.MetadataRequest)
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+	live := b.catalog.LiveBrokers()
 	for _, br := range b.catalog.Brokers() {
-		resp.Brokers = append(resp.Brokers, kmsg.MetadataResponseBroker{NodeID: br.ID, Host: br.Host, Port: br.Port})
+		if slices.Contains(live, br.ID) {
+			resp.Brokers = append(resp.Brokers, kmsg.MetadataResponseBroker{NodeID: br.ID, Host: br.Host, Port: br.Port})
+		}
 	}
 	cid := b.catalog.ClusterID()
 	resp.ClusterID = &cid

@@ -75,7 +75,11 @@ func (b *Broker) createPartitions(ctx context.Context, validateOnly bool, rt kms
 		if rf > len(brokers) {
 			return describe(kerr.InvalidReplicationFactor, "the topic's replication factor %d exceeds the %d brokers", rf, len(brokers))
 		}
-		assignment = meta.Assign(brokers, add, rf, int(cur)+b.assignmentStart(len(brokers)))
+		placed := b.placementBrokers(rf)
+		assignment = meta.Assign(placed, add, rf, int(cur)+b.assignmentStart(len(placed)))
+	}
+	if err := b.checkQuorumLive(assignment); err != nil {
+		return err
 	}
 	if validateOnly {
 		return nil

@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"slices"
+
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/chronik-stream/chronik/internal/wire"
@@ -10,7 +12,7 @@ import (
 //
 // Behavior:
 // * The cluster id, the controller (the metadata group's leader) and every
-// registered broker.
+// live broker.
 //
 // Version notes:
 // * v1 endpoint type (brokers only).
@@ -22,8 +24,11 @@ func (b *Broker) handleDescribeCluster(r *wire.Request, respond func(kmsg.Respon
 	resp.ClusterID = b.catalog.ClusterID()
 	resp.ControllerID = b.controllerID()
 	resp.ClusterAuthorizedOperations = -2147483648
+	live := b.brokerIDs()
 	for _, br := range b.catalog.Brokers() {
-		resp.Brokers = append(resp.Brokers, kmsg.DescribeClusterResponseBroker{NodeID: br.ID, Host: br.Host, Port: br.Port})
+		if slices.Contains(live, br.ID) {
+			resp.Brokers = append(resp.Brokers, kmsg.DescribeClusterResponseBroker{NodeID: br.ID, Host: br.Host, Port: br.Port})
+		}
 	}
 	respond(resp)
 }

@@ -35,12 +35,49 @@ func validateTopicName(name string) error {
 	return nil
 }
 
+// brokerIDs lists every cluster member (registered broker).
 func (b *Broker) brokerIDs() []int32 {
 	var ids []int32
 	for _, br := range b.catalog.Brokers() {
 		ids = append(ids, br.ID)
 	}
 	return ids
+}
+
+// placementBrokers lists the brokers new replicas go to: the live ones when
+// there are enough of them for rf, else every member. A member that is down
+// may get replicas: raft needs only a quorum of them, and the member
+// catches up when it returns (checkQuorumLive refuses what could not work).
+func (b *Broker) placementBrokers(rf int) []int32 {
+	all := b.brokerIDs()
+	var live []int32
+	for _, id := range b.catalog.LiveBrokers() {
+		if slices.Contains(all, id) {
+			live = append(live, id)
+		}
+	}
+	if len(live) >= rf {
+		return live
+	}
+	return all
+}
+
+// checkQuorumLive refuses an assignment whose partitions could not elect a
+// leader now: each needs a majority of its replicas live.
+func (b *Broker) checkQuorumLive(assignment [][]int32) error {
+	live := b.catalog.LiveBrokers()
+	for i, reps := range assignment {
+		up := 0
+		for _, r := range reps {
+			if slices.Contains(live, r) {
+				up++
+			}
+		}
+		if up < len(reps)/2+1 {
+			return describe(kerr.InvalidReplicationFactor, "partition %d would have %d of its %d replicas live (brokers live: %v); a majority is needed", i, up, len(reps), live)
+		}
+	}
+	return nil
 }
 
 // topicRequest is a topic to create.
@@ -101,7 +138,11 @@ func (b *Broker) validateTopic(t *topicRequest) error {
 		if t.rf < 1 || int(t.rf) > len(brokers) {
 			return describe(kerr.InvalidReplicationFactor, "replication factor %d must be between 1 and the number of brokers (%d)", t.rf, len(brokers))
 		}
-		t.assignment = meta.Assign(brokers, int(t.partitions), int(t.rf), b.assignmentStart(len(brokers)))
+		placed := b.placementBrokers(int(t.rf))
+		t.assignment = meta.Assign(placed, int(t.partitions), int(t.rf), b.assignmentStart(len(placed)))
+	}
+	if err := b.checkQuorumLive(t.assignment); err != nil {
+		return err
 	}
 	for k, v := range t.configs {
 		if err := topicconfig.Validate(k, v); err != nil {
@@ -163,18 +204,23 @@ type partitionState struct {
 	isr      []int32
 }
 
+// partitionState is what every node reports: the leader, epoch and ISR the
+// partition's leader published to the catalog, with no leader while that
+// broker is not live. A ready leader here answers from its own, fresher,
+// view.
 func (b *Broker) partitionState(topic string, p meta.Partition) partitionState {
-	st := partitionState{leader: -1, epoch: -1, replicas: p.Replicas, isr: p.Replicas}
-	r := b.replicas.Get(replica.TopicPartition{Topic: topic, Partition: p.ID})
-	if r == nil {
-		return st
+	st := partitionState{leader: -1, epoch: -1, replicas: p.Replicas, isr: p.ISR}
+	if len(st.isr) == 0 {
+		st.isr = p.Replicas
 	}
-	v := r.View()
-	if v.IsLeader && v.Ready {
-		st.leader, st.epoch = b.cfg.NodeID, int32(v.Term)
-		st.isr = toInt32s(v.ISR)
-	} else if v.Leader != 0 && !v.IsLeader {
-		st.leader, st.epoch = int32(v.Leader), int32(v.Term)
+	if r := b.replicas.Get(replica.TopicPartition{Topic: topic, Partition: p.ID}); r != nil {
+		if v := r.View(); v.IsLeader && v.Ready {
+			st.leader, st.epoch, st.isr = b.cfg.NodeID, int32(v.Term), toInt32s(v.ISR)
+			return st
+		}
+	}
+	if p.Leader >= 0 && slices.Contains(b.catalog.LiveBrokers(), p.Leader) {
+		st.leader, st.epoch = p.Leader, p.Epoch
 	}
 	return st
 }

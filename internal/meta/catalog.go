@@ -24,10 +24,16 @@ import (
 // because it does not lead the metadata group.
 var ErrNotController = kerr.NotController
 
+// Forwarder sends an encoded command to the node leading the metadata
+// group and returns what applying it gave.
+type Forwarder func(ctx context.Context, leader uint64, cmd []byte) (Result, error)
+
 // Catalog is the replicated catalog, hosted on the metadata raft group.
 type Catalog struct {
-	group  *raftnode.Group
-	logger *slog.Logger
+	group   *raftnode.Group
+	logger  *slog.Logger
+	forward Forwarder
+	self    uint64
 
 	// mu guards state; the worker replaces topics copy-on-write, so readers
 	// get consistent Topic values.
@@ -52,15 +58,17 @@ type pendingCall struct {
 	cb    func(Result)
 }
 
-// Open starts the catalog on host using log, as a group whose initial voters
-// are voters. The log is replayed from its start.
-func Open(host *raftnode.Host, log *storage.Log, voters []uint64, logger *slog.Logger) (*Catalog, error) {
+// Open starts the catalog on host using log, as a group whose initial
+// members are voters and learners. The log is replayed from its start.
+// Changes made on a node that does not lead the group go to the leader
+// through forward (nil on a single node).
+func Open(host *raftnode.Host, log *storage.Log, voters, learners []uint64, forward Forwarder, logger *slog.Logger) (*Catalog, error) {
 	c := &Catalog{
-		logger: logger, state: newState(), changed: make(chan struct{}),
+		logger: logger, state: newState(), changed: make(chan struct{}), forward: forward, self: host.NodeID(),
 		proposed: map[*byte]func(Result){}, readyCh: make(chan struct{}),
 	}
 	g, err := host.AddGroup(raftnode.GroupConfig{
-		ID: MetadataGroupID, Log: log, SM: c, Peers: voters, Applied: log.FirstIndex() - 1,
+		ID: MetadataGroupID, Log: log, SM: c, Peers: voters, Learners: learners, Applied: log.FirstIndex() - 1,
 	})
 	if err != nil {
 		return nil, err
@@ -155,10 +163,32 @@ func (c *Catalog) TopicByID(id [16]byte) *Topic {
 	return nil
 }
 
-// propose submits cmd and waits for its result.
+// propose submits cmd (here, or through the metadata leader) and waits for
+// its result.
 func (c *Catalog) propose(ctx context.Context, cmd *Command) (Result, error) {
 	data, err := encodeCommand(cmd)
 	if err != nil {
+		return Result{}, err
+	}
+	r, err := c.ProposeLocal(ctx, data)
+	if !errors.Is(err, ErrNotController) || c.forward == nil {
+		return r, err
+	}
+	lead := c.group.Status().Lead
+	if lead == 0 || lead == c.self {
+		return Result{}, kerr.NotController
+	}
+	r, err = c.forward(ctx, lead, data)
+	if err == nil {
+		err = r.Err
+	}
+	return r, err
+}
+
+// ProposeLocal submits an encoded command on this node, which must lead
+// the metadata group (else ErrNotController), and waits for its result.
+func (c *Catalog) ProposeLocal(ctx context.Context, data []byte) (Result, error) {
+	if _, err := decodeCommand(data); err != nil {
 		return Result{}, err
 	}
 	ch := make(chan Result, 1)
@@ -234,6 +264,35 @@ func (c *Catalog) CreatePartitions(ctx context.Context, name string, assignment 
 func (c *Catalog) AlterConfigs(ctx context.Context, name string, set map[string]string, del []string, replace bool) error {
 	_, err := c.propose(ctx, &Command{Op: opAlterConfigs, Topic: name, Configs: set, Delete: del, Replace: replace})
 	return err
+}
+
+// SetPartitionState publishes a partition's leader, epoch and ISR. An
+// update from an older epoch than the catalog holds is refused.
+func (c *Catalog) SetPartitionState(ctx context.Context, topic string, partition, leader, epoch int32, isr []int32) error {
+	_, err := c.propose(ctx, &Command{Op: opPartitionState, Topic: topic, Partition: partition, Leader: leader, Epoch: epoch, ISR: isr})
+	return err
+}
+
+// SetLiveBrokers records which brokers are alive.
+func (c *Catalog) SetLiveBrokers(ctx context.Context, live []int32) error {
+	_, err := c.propose(ctx, &Command{Op: opLiveBrokers, Live: live})
+	return err
+}
+
+// LiveBrokers returns the brokers last recorded alive (all registered
+// brokers before the first record).
+func (c *Catalog) LiveBrokers() []int32 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.state.Live == nil {
+		out := make([]int32, 0, len(c.state.Brokers))
+		for id := range c.state.Brokers {
+			out = append(out, id)
+		}
+		slices.Sort(out)
+		return out
+	}
+	return slices.Clone(c.state.Live)
 }
 
 // AllocateProducerIDs reserves count producer ids and returns the first.

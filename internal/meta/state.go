@@ -6,6 +6,7 @@ package meta
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -21,12 +22,18 @@ type Broker struct {
 	Rack string `json:"rack,omitempty"`
 }
 
-// Partition is one partition's assignment.
+// Partition is one partition's assignment and, as its leader last
+// published it, its leadership and in-sync replicas.
 type Partition struct {
 	ID       int32   `json:"id"`
 	Replicas []int32 `json:"replicas"`
 	// Group is the partition's raft group id, never reused.
 	Group uint64 `json:"group"`
+	// Leader is the last leader that published itself (-1: none yet), for
+	// its Epoch (raft term); ISR is the in-sync set it published.
+	Leader int32   `json:"leader"`
+	Epoch  int32   `json:"epoch"`
+	ISR    []int32 `json:"isr,omitempty"`
 }
 
 // Topic is a topic in the catalog.
@@ -43,6 +50,7 @@ func (t *Topic) clone() *Topic {
 	c.Partitions = slices.Clone(t.Partitions)
 	for i := range c.Partitions {
 		c.Partitions[i].Replicas = slices.Clone(t.Partitions[i].Replicas)
+		c.Partitions[i].ISR = slices.Clone(t.Partitions[i].ISR)
 	}
 	c.Configs = maps.Clone(t.Configs)
 	return &c
@@ -55,6 +63,9 @@ type State struct {
 	Topics         map[string]*Topic `json:"topics"`
 	NextGroupID    uint64            `json:"next_group_id"`
 	NextProducerID int64             `json:"next_producer_id"`
+	// Live lists the brokers the metadata leader last heard from; nil
+	// until it first says.
+	Live []int32 `json:"live"`
 }
 
 // MetadataGroupID is the raft group of the catalog itself.
@@ -83,6 +94,12 @@ type Command struct {
 	Internal   bool              `json:"internal,omitempty"`
 
 	Count int64 `json:"count,omitempty"`
+
+	Partition int32   `json:"partition,omitempty"`
+	Leader    int32   `json:"leader,omitempty"`
+	Epoch     int32   `json:"epoch,omitempty"`
+	ISR       []int32 `json:"isr,omitempty"`
+	Live      []int32 `json:"live,omitempty"`
 }
 
 // Command ops.
@@ -94,6 +111,8 @@ const (
 	opCreatePartitions = "create_partitions"
 	opAlterConfigs     = "alter_configs"
 	opAllocProducerIDs = "alloc_producer_ids"
+	opPartitionState   = "partition_state"
+	opLiveBrokers      = "live_brokers"
 )
 
 // Result is what applying a command gives back to its proposer.
@@ -120,7 +139,7 @@ func (s *State) apply(c *Command) Result {
 		}
 		t := &Topic{Name: c.Topic, ID: c.TopicID, Configs: maps.Clone(c.Configs), Internal: c.Internal}
 		for i, reps := range c.Assignment {
-			t.Partitions = append(t.Partitions, Partition{ID: int32(i), Replicas: slices.Clone(reps), Group: s.NextGroupID})
+			t.Partitions = append(t.Partitions, Partition{ID: int32(i), Replicas: slices.Clone(reps), Group: s.NextGroupID, Leader: -1, Epoch: -1})
 			s.NextGroupID++
 		}
 		s.Topics[c.Topic] = t
@@ -136,7 +155,7 @@ func (s *State) apply(c *Command) Result {
 		}
 		t = t.clone()
 		for _, reps := range c.Assignment {
-			t.Partitions = append(t.Partitions, Partition{ID: int32(len(t.Partitions)), Replicas: slices.Clone(reps), Group: s.NextGroupID})
+			t.Partitions = append(t.Partitions, Partition{ID: int32(len(t.Partitions)), Replicas: slices.Clone(reps), Group: s.NextGroupID, Leader: -1, Epoch: -1})
 			s.NextGroupID++
 		}
 		s.Topics[c.Topic] = t
@@ -156,6 +175,21 @@ func (s *State) apply(c *Command) Result {
 			delete(t.Configs, k)
 		}
 		s.Topics[c.Topic] = t
+	case opPartitionState:
+		t, ok := s.Topics[c.Topic]
+		if !ok || c.Partition < 0 || int(c.Partition) >= len(t.Partitions) {
+			return Result{Err: kerr.UnknownTopicOrPartition}
+		}
+		// A leader of an older term never overwrites a newer one.
+		if cur := t.Partitions[c.Partition]; c.Epoch < cur.Epoch {
+			return Result{Err: kerr.FencedLeaderEpoch}
+		}
+		t = t.clone()
+		p := &t.Partitions[c.Partition]
+		p.Leader, p.Epoch, p.ISR = c.Leader, c.Epoch, slices.Clone(c.ISR)
+		s.Topics[c.Topic] = t
+	case opLiveBrokers:
+		s.Live = slices.Clone(c.Live)
 	case opAllocProducerIDs:
 		first := s.NextProducerID
 		s.NextProducerID += max(c.Count, 1)
@@ -167,6 +201,44 @@ func (s *State) apply(c *Command) Result {
 }
 
 func encodeCommand(c *Command) ([]byte, error) { return json.Marshal(c) }
+
+// wireResult is a Result as it travels back to a forwarding node.
+type wireResult struct {
+	Value int64  `json:"value"`
+	Code  int16  `json:"code,omitempty"`
+	Msg   string `json:"msg,omitempty"`
+}
+
+// EncodeResult encodes r for the node that forwarded the command.
+func EncodeResult(r Result) []byte {
+	w := wireResult{Value: r.Value}
+	if r.Err != nil {
+		var ke *kerr.Error
+		if errors.As(r.Err, &ke) {
+			w.Code = ke.Code
+		} else {
+			w.Msg = r.Err.Error()
+		}
+	}
+	b, _ := json.Marshal(w)
+	return b
+}
+
+// DecodeResult is the inverse of EncodeResult.
+func DecodeResult(b []byte) (Result, error) {
+	var w wireResult
+	if err := json.Unmarshal(b, &w); err != nil {
+		return Result{}, fmt.Errorf("decode forwarded result: %w", err)
+	}
+	r := Result{Value: w.Value}
+	switch {
+	case w.Code != 0:
+		r.Err = kerr.ErrorForCode(w.Code)
+	case w.Msg != "":
+		r.Err = errors.New(w.Msg)
+	}
+	return r, nil
+}
 
 func decodeCommand(b []byte) (*Command, error) {
 	var c Command

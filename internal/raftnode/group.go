@@ -77,7 +77,7 @@ func newGroup(h *Host, gc GroupConfig) (*Group, error) {
 		if len(gc.Peers) == 0 {
 			return nil, fmt.Errorf("group %d: new group without peers", gc.ID)
 		}
-		cs := raftpb.ConfState{Voters: gc.Peers}
+		cs := raftpb.ConfState{Voters: gc.Peers, Learners: gc.Learners}
 		b, err := cs.Marshal()
 		if err != nil {
 			return nil, err
@@ -394,6 +394,33 @@ func (g *Group) fail(err error) {
 	if g.failed == nil {
 		g.failed = err
 		g.logger.Error("raft group failed; it stops until reopened", "err", err)
+	}
+}
+
+// forgetLeader drops a leader known to be dead, and campaigns if this node
+// is its successor (the lowest other voter).
+func (g *Group) forgetLeader(dead uint64) {
+	if g.rn.BasicStatus().Lead != dead {
+		return
+	}
+	if err := g.rn.ForgetLeader(); err != nil {
+		return
+	}
+	g.logger.Info("leader is down; forgetting it", "leader", dead)
+	succ := uint64(0)
+	for id := range g.rn.Status().Config.Voters.IDs() {
+		if id != dead && (succ == 0 || id < succ) {
+			succ = id
+		}
+	}
+	if succ == g.host.cfg.NodeID {
+		time.AfterFunc(campaignDelay, func() {
+			g.Do(func(l Loop) {
+				if l.g.rn.BasicStatus().Lead == 0 {
+					l.g.rn.Campaign()
+				}
+			})
+		})
 	}
 }
 

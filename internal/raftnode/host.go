@@ -121,6 +121,8 @@ type GroupConfig struct {
 	// Peers are the initial voters of a new group (an empty log with no
 	// configuration); ignored when the log has one.
 	Peers []uint64
+	// Learners are the initial non-voting members of a new group.
+	Learners []uint64
 	// Applied is the last index the state machine holds; committed entries
 	// after it are delivered to Apply.
 	Applied uint64
@@ -193,6 +195,23 @@ func (h *Host) ReportUnreachable(peer uint64) {
 		g.Do(func(l Loop) { l.g.rn.ReportUnreachable(peer) })
 	}
 }
+
+// PeerDown tells the groups led by peer that it is gone (its transport
+// refuses connections, so its process is not running). Followers forget it
+// as leader, so they grant votes at once instead of waiting out their
+// leader lease, and the lowest-numbered other voter campaigns. A wrong
+// report costs an election, never safety.
+func (h *Host) PeerDown(peer uint64) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, g := range h.groups {
+		g.Do(func(l Loop) { l.g.forgetLeader(peer) })
+	}
+}
+
+// campaignDelay lets the other followers forget a dead leader before the
+// successor asks for their votes.
+const campaignDelay = 50 * time.Millisecond
 
 // Groups returns the hosted groups.
 func (h *Host) Groups() []*Group {

@@ -26,10 +26,19 @@ type Settings struct {
 	LagMax        time.Duration
 	// ISRInterval is how often leaders re-evaluate their ISR.
 	ISRInterval time.Duration
+	// PreferredLeaders moves a partition's leadership back to its
+	// preferred replica (the first of its assignment) once that replica is
+	// in sync, so leaders stay spread as assigned (Kafka's
+	// auto.leader.rebalance).
+	PreferredLeaders bool
 	// OnLeadership, if set, is told when this node becomes the ready leader
 	// of a partition (true) or stops leading it (false). It runs on the
 	// partition's raft worker, in order, and must not block.
 	OnLeadership func(tp TopicPartition, leading bool)
+	// OnLeaderState, if set, is told by a ready leader its term and ISR
+	// whenever it becomes leader or its ISR changes, so they can be
+	// published. Same rules as OnLeadership.
+	OnLeaderState func(tp TopicPartition, term uint64, isr []uint64)
 }
 
 // Manager holds the partition replicas of a node.
@@ -195,11 +204,32 @@ func (p *Partition) refreshISR(l raftnode.Loop) {
 		p.isr = isr
 	}
 	p.publish()
+	p.maybeMoveToPreferred(l, st.Progress, last, now)
 	voters := slices.Sorted(maps.Keys(st.Config.Voters.IDs()))
 	if !slices.Equal(voters, p.replicas) && st.RaftState == raft.StateLeader {
 		p.replicas = voters
 		p.publish()
 	}
+}
+
+// preferredLeaderDelay is how long a leader keeps leadership before it
+// hands it to the preferred replica: long enough that a restarting node
+// is not handed leadership while it still catches up.
+const preferredLeaderDelay = 3 * time.Second
+
+// maybeMoveToPreferred transfers leadership to the preferred replica when
+// it is in the ISR and has every entry.
+func (p *Partition) maybeMoveToPreferred(l raftnode.Loop, progress map[uint64]tracker.Progress, last uint64, now time.Time) {
+	if !p.settings.PreferredLeaders || p.preferred == p.settings.NodeID || now.Sub(p.leaderSince) < preferredLeaderDelay {
+		return
+	}
+	pr, ok := progress[p.preferred]
+	if !ok || pr.IsLearner || pr.Match < last || !slices.Contains(p.isr, p.preferred) {
+		return
+	}
+	p.logger.Info("moving leadership to the preferred replica", "to", p.preferred, "term", p.term)
+	p.leaderSince = now // do not ask again at once if raft declines
+	l.TransferLeader(p.preferred)
 }
 
 // rebuildProducers replays the log's idempotent batches into the producer

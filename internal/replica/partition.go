@@ -127,6 +127,8 @@ type Partition struct {
 	persisted    uint64
 	lastAppended uint64
 	replicas     []uint64
+	preferred    uint64    // the assignment's first replica
+	leaderSince  time.Time // when this node last became leader
 	isr          []uint64
 	caughtUp     map[uint64]time.Time
 	followers    []Follower
@@ -213,10 +215,13 @@ func (p *Partition) notifyHW() {
 }
 
 func (p *Partition) publish() {
-	if prev := p.view.Load(); prev != nil && p.settings.OnLeadership != nil {
+	if prev := p.view.Load(); prev != nil {
 		was, is := prev.IsLeader && prev.Ready, p.leader && p.ready
-		if was != is {
+		if was != is && p.settings.OnLeadership != nil {
 			p.settings.OnLeadership(p.tp, is)
+		}
+		if is && (!was || !slices.Equal(prev.ISR, p.isr)) && p.settings.OnLeaderState != nil {
+			p.settings.OnLeaderState(p.tp, p.term, slices.Clone(p.isr))
 		}
 	}
 	p.view.Store(&View{
@@ -483,6 +488,7 @@ func (p *Partition) RoleChanged(ss raft.SoftState, term uint64) {
 		p.abandonRequests()
 	}
 	if p.leader && !wasLeader {
+		p.leaderSince = time.Now()
 		p.isr = slices.Clone(p.replicas)
 		now := time.Now()
 		for _, r := range p.replicas {

@@ -30,6 +30,7 @@ import (
 	"github.com/chronik-stream/chronik/internal/replica"
 	"github.com/chronik-stream/chronik/internal/storage"
 	"github.com/chronik-stream/chronik/internal/topicconfig"
+	"github.com/chronik-stream/chronik/internal/transport"
 	"github.com/chronik-stream/chronik/internal/wire"
 )
 
@@ -42,20 +43,22 @@ type Node struct {
 	logger  *slog.Logger
 	metrics *metrics.Metrics
 
-	store    *storage.Store
-	host     *raftnode.Host
-	catalog  *meta.Catalog
-	replicas *replica.Manager
-	groups   *group.Coordinator
-	broker   *broker.Broker
-	kafka    *wire.Server
-	http     *http.Server
-	httpLn   net.Listener
+	store     *storage.Store
+	transport *transport.Transport
+	host      *raftnode.Host
+	catalog   *meta.Catalog
+	replicas  *replica.Manager
+	groups    *group.Coordinator
+	broker    *broker.Broker
+	kafka     *wire.Server
+	http      *http.Server
+	httpLn    net.Listener
 
-	defaults topicconfig.Defaults
-	ready    atomic.Bool
-	stop     chan struct{}
-	wg       sync.WaitGroup
+	defaults  topicconfig.Defaults
+	publisher *publisher
+	ready     atomic.Bool
+	stop      chan struct{}
+	wg        sync.WaitGroup
 }
 
 // Start brings a node up and returns once it serves Kafka clients.
@@ -79,6 +82,28 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 	if err != nil {
 		return nil, err
 	}
+	members := n.members()
+	var rt raftnode.Transport
+	var forward meta.Forwarder
+	if cfg.Cluster.Enabled {
+		peers := map[uint64]string{}
+		for _, p := range cfg.Cluster.Peers.Nodes {
+			peers[p.ID] = p.RaftAddress()
+		}
+		n.transport, err = transport.New(transport.Options{
+			NodeID: cfg.NodeID, Listen: cfg.RaftListenAddr(), Peers: peers,
+			DialTimeout: time.Duration(cfg.Raft.RPCTimeoutMs) * time.Millisecond / 5,
+			Logger:      logger,
+			Deliver:     func(envs []raftnode.Envelope) { n.host.Deliver(envs) },
+			Unreachable: func(p uint64) { n.host.ReportUnreachable(p) },
+			PeerDown:    func(p uint64) { n.host.PeerDown(p) },
+		})
+		if err != nil {
+			return nil, err
+		}
+		rt = n.transport
+		forward = n.forwardToMetadataLeader
+	}
 	tick := time.Duration(cfg.Raft.HeartbeatIntervalMs) * time.Millisecond
 	n.host = raftnode.NewHost(raftnode.Config{
 		NodeID:          cfg.NodeID,
@@ -88,7 +113,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 		MaxInflightMsgs: cfg.Raft.MaxInflightMessages,
 		Logger:          logger,
 		Observer:        electionObserver{n.metrics},
-	}, nil)
+	}, rt)
 
 	metaLog, err := n.store.OpenLog(metadataLog, storage.LogConfig{
 		SegmentBytes: 64 << 20, SegmentMs: storage.DefaultSegmentMs, RetentionMs: -1, RetentionBytes: -1,
@@ -96,11 +121,15 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 	if err != nil {
 		return nil, err
 	}
-	n.catalog, err = meta.Open(n.host, metaLog, []uint64{cfg.NodeID}, logger.With("component", "catalog"))
+	voters, learners := metadataMembers(members)
+	n.catalog, err = meta.Open(n.host, metaLog, voters, learners, forward, logger.With("component", "catalog"))
 	if err != nil {
 		return nil, err
 	}
-	if err := n.catalog.WaitReady(ctx); err != nil {
+	if n.transport != nil {
+		n.transport.Handle(proposeMethod, n.answerProposal)
+	}
+	if err := n.waitForCatalog(ctx, voters); err != nil {
 		return nil, err
 	}
 	if err := n.catalog.Init(ctx); err != nil {
@@ -113,8 +142,8 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 	if err != nil {
 		return nil, err
 	}
-	if err := n.catalog.RegisterBroker(ctx, meta.Broker{ID: int32(cfg.NodeID), Host: host, Port: port}); err != nil {
-		return nil, fmt.Errorf("register this broker in the catalog: %w", err)
+	if err := n.registerBrokers(ctx, host, port); err != nil {
+		return nil, err
 	}
 
 	n.defaults = topicDefaults(cfg)
@@ -126,19 +155,24 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 		OffsetsRetention:      time.Duration(cfg.Kafka.OffsetsRetentionMinutes) * time.Minute,
 		Logger:                logger.With("component", "groups"),
 	}, offsetsPartitions{n})
+	n.publisher = newPublisher(n)
 	n.replicas = replica.NewManager(replica.Settings{
-		NodeID:        cfg.NodeID,
-		LagMaxEntries: uint64(cfg.Raft.Advanced.ReplicaLagMaxEntries),
-		LagMax:        time.Duration(cfg.Raft.Advanced.ReplicaLagMaxMs) * time.Millisecond,
-		OnLeadership:  n.leadershipChanged,
+		NodeID:           cfg.NodeID,
+		LagMaxEntries:    uint64(cfg.Raft.Advanced.ReplicaLagMaxEntries),
+		LagMax:           time.Duration(cfg.Raft.Advanced.ReplicaLagMaxMs) * time.Millisecond,
+		OnLeadership:     n.leadershipChanged,
+		OnLeaderState:    n.publisher.leaderState,
+		PreferredLeaders: cfg.Raft.Advanced.EnableLeadershipTransfer,
 	}, n.store, n.host, logger, commitObserver{n.metrics})
 	n.metrics.SetGroupResolver(n.resolveGroup)
 	n.metrics.RegisterState(stateSource{n})
 	if err := n.reconcile(); err != nil {
 		return nil, err
 	}
-	n.wg.Add(1)
+	n.wg.Add(3)
 	go n.reconcileLoop()
+	go n.publisher.run()
+	go n.livenessLoop()
 
 	n.broker = broker.New(broker.Config{
 		NodeID:                   int32(cfg.NodeID),
@@ -146,9 +180,9 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 		Port:                     port,
 		AutoCreateTopics:         cfg.Kafka.AutoCreateTopicsEnable,
 		NumPartitions:            cfg.Kafka.NumPartitions,
-		DefaultReplicationFactor: cfg.DefaultReplicationFactor(1),
+		DefaultReplicationFactor: cfg.DefaultReplicationFactor(len(members)),
 		OffsetsTopicPartitions:   cfg.Kafka.OffsetsTopicNumPartitions,
-		OffsetsReplicationFactor: cfg.DefaultReplicationFactor(1),
+		OffsetsReplicationFactor: cfg.DefaultReplicationFactor(len(members)),
 		TopicDefaults:            n.defaults,
 		Logger:                   logger,
 	}, n.catalog, n.replicas, n.groups)
@@ -190,6 +224,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 
 func (n *Node) shutdown(ctx context.Context) error {
 	n.ready.Store(false)
+	if n.transport != nil && n.cfg.Raft.Advanced.EnableLeadershipTransfer && n.replicas != nil {
+		n.transferLeaderships(ctx)
+	}
 	var errs []error
 	if n.kafka != nil {
 		if err := n.kafka.Close(ctx); err != nil {
@@ -213,6 +250,9 @@ func (n *Node) shutdown(ctx context.Context) error {
 	}
 	if n.host != nil {
 		n.host.Stop()
+	}
+	if n.transport != nil {
+		n.transport.Close()
 	}
 	if n.store != nil {
 		if err := n.store.Close(); err != nil {
@@ -343,7 +383,7 @@ func splitHostPort(addr string) (string, int32, error) {
 
 func topicDefaults(cfg config.Config) topicconfig.Defaults {
 	minISR := int64(1)
-	if cfg.Cluster.Enabled {
+	if cfg.Cluster.Enabled && len(cfg.Cluster.Peers.Nodes) > 0 {
 		minISR = int64(min(cfg.Cluster.MinInsyncReplicas, int(cfg.DefaultReplicationFactor(len(cfg.Cluster.Peers.Nodes)))))
 	}
 	return topicconfig.Defaults{

@@ -65,26 +65,43 @@ func repoRoot() string {
 // RepoRoot returns the repository root.
 func RepoRoot() string { return repoRoot() }
 
-// FreePort returns a TCP port free on loopback now.
+var (
+	portsMu sync.Mutex
+	given   = map[int]bool{}
+)
+
+// FreePort returns a TCP port free on loopback now, never the same one
+// twice in a test process (a port handed out is not listened on until its
+// node starts).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		// Raft ports default to the Kafka port + 100: keep those clear too.
+		if !given[p] && !given[p+100] && !given[p-100] {
+			given[p] = true
+			return p
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // Node is one chronik-server process.
 type Node struct {
-	t       testing.TB
-	ID      int
-	Port    int
-	HTTP    int
-	DataDir string
-	Args    []string // extra arguments after the global flags
-	Env     []string
+	t        testing.TB
+	ID       int
+	Port     int
+	HTTP     int
+	RaftPort int
+	DataDir  string
+	Args     []string // extra arguments after the global flags
+	Env      []string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -307,3 +324,92 @@ func (s *syncBuffer) String() string {
 
 // Contains reports whether the log holds s.
 func (n *Node) LogContains(s string) bool { return strings.Contains(n.Log(), s) }
+
+// Cluster is a set of nodes configured as one Raft cluster on loopback.
+type Cluster struct {
+	t     testing.TB
+	Nodes []*Node
+	// Config is the TOML file every node reads.
+	Config string
+}
+
+// ClusterOptions configures NewCluster.
+type ClusterOptions struct {
+	Nodes             int
+	ReplicationFactor int      // default min(3, Nodes)
+	MinInsyncReplicas int      // default min(2, ReplicationFactor)
+	ExtraConfig       string   // appended to the generated TOML
+	Env               []string // extra environment for every node
+	// RaftAddr, if set, gives the raft address other nodes use to reach
+	// node id (e.g. a proxy); the node still listens on its own port.
+	RaftAddr func(id int, listen string) string
+}
+
+// NewCluster prepares (does not start) n nodes with a shared config file.
+func NewCluster(t testing.TB, o ClusterOptions) *Cluster {
+	t.Helper()
+	if o.ReplicationFactor == 0 {
+		o.ReplicationFactor = min(3, o.Nodes)
+	}
+	if o.MinInsyncReplicas == 0 {
+		o.MinInsyncReplicas = min(2, o.ReplicationFactor)
+	}
+	c := &Cluster{t: t}
+	var peers strings.Builder
+	for i := 1; i <= o.Nodes; i++ {
+		n := NewNode(t, NodeOptions{ID: i, Env: o.Env})
+		n.RaftPort = FreePort(t)
+		listen := fmt.Sprintf("127.0.0.1:%d", n.RaftPort)
+		addr := listen
+		if o.RaftAddr != nil {
+			addr = o.RaftAddr(i, listen)
+		}
+		fmt.Fprintf(&peers, "[[cluster.peers.nodes]]\nid = %d\naddr = %q\nraft_addr = %q\n\n", i, n.Addr(), addr)
+		c.Nodes = append(c.Nodes, n)
+	}
+	cfg := fmt.Sprintf("[cluster]\nenabled = true\nreplication_factor = %d\nmin_insync_replicas = %d\n\n%s\n%s\n",
+		o.ReplicationFactor, o.MinInsyncReplicas, peers.String(), o.ExtraConfig)
+	c.Config = filepath.Join(t.TempDir(), "cluster.toml")
+	if err := os.WriteFile(c.Config, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range c.Nodes {
+		n.Args = []string{"--config", c.Config, "standalone", "--raft"}
+		n.Env = append(n.Env, fmt.Sprintf("CHRONIK_RAFT_LISTEN_ADDR=127.0.0.1:%d", n.RaftPort))
+	}
+	return c
+}
+
+// Start starts every node and waits until all are ready.
+func (c *Cluster) Start() {
+	c.t.Helper()
+	for _, n := range c.Nodes {
+		n.StartNoWait()
+	}
+	for _, n := range c.Nodes {
+		n.WaitReady(60 * time.Second)
+	}
+}
+
+// Addrs lists the nodes' Kafka addresses.
+func (c *Cluster) Addrs() []string {
+	var out []string
+	for _, n := range c.Nodes {
+		out = append(out, n.Addr())
+	}
+	return out
+}
+
+// Node returns the node with id.
+func (c *Cluster) Node(id int) *Node { return c.Nodes[id-1] }
+
+// Running returns the nodes that are up.
+func (c *Cluster) Running() []*Node {
+	var out []*Node
+	for _, n := range c.Nodes {
+		if n.Running() {
+			out = append(out, n)
+		}
+	}
+	return out
+}

@@ -1,0 +1,331 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"go.etcd.io/raft/v3"
+
+	"github.com/chronik-stream/chronik/internal/meta"
+	"github.com/chronik-stream/chronik/internal/raftnode"
+	"github.com/chronik-stream/chronik/internal/replica"
+)
+
+// proposeMethod is the RPC that carries a catalog command to the metadata
+// leader.
+const proposeMethod = "meta.propose"
+
+// members returns the ids of the cluster's nodes, sorted (just this node
+// when it runs alone).
+func (n *Node) members() []uint64 {
+	if !n.cfg.Cluster.Enabled || len(n.cfg.Cluster.Peers.Nodes) == 0 {
+		return []uint64{n.cfg.NodeID}
+	}
+	var ids []uint64
+	for _, p := range n.cfg.Cluster.Peers.Nodes {
+		ids = append(ids, p.ID)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// metadataMembers picks the metadata group's voters: five nodes in a
+// cluster of five or more, three in one of three or four, else all; the
+// others follow as learners, so the catalog's quorum stays small however
+// large the cluster grows.
+func metadataMembers(ids []uint64) (voters, learners []uint64) {
+	v := len(ids)
+	switch {
+	case v >= 5:
+		v = 5
+	case v >= 3:
+		v = 3
+	}
+	return slices.Clone(ids[:v]), slices.Clone(ids[v:])
+}
+
+// waitForCatalog waits until this node can serve the catalog, saying while
+// it waits how many members it can reach.
+func (n *Node) waitForCatalog(ctx context.Context, voters []uint64) error {
+	done := make(chan error, 1)
+	go func() { done <- n.catalog.WaitReady(ctx) }()
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case err := <-done:
+			if err == nil && n.transport != nil {
+				n.logger.Info("joined the cluster", "metadata_leader", n.catalog.Group().Status().Lead, "members", len(n.members()))
+			}
+			return err
+		case <-t.C:
+			if n.transport == nil {
+				continue
+			}
+			up := 1
+			for id, ok := range n.transport.Connected() {
+				if ok && slices.Contains(voters, id) {
+					up++
+				}
+			}
+			n.logger.Info(fmt.Sprintf("waiting for quorum (%d/%d nodes)", up, len(voters)),
+				"reachable", up, "voters", len(voters), "needed", len(voters)/2+1)
+		}
+	}
+}
+
+// registerBrokers records this node's advertised address in the catalog,
+// and the configured address of every peer not registered yet, so that
+// replicas can be placed on members that have not started (they catch up).
+func (n *Node) registerBrokers(ctx context.Context, host string, port int32) error {
+	if err := n.catalog.RegisterBroker(ctx, meta.Broker{ID: int32(n.cfg.NodeID), Host: host, Port: port}); err != nil {
+		return fmt.Errorf("register this broker in the catalog: %w", err)
+	}
+	if !n.cfg.Cluster.Enabled {
+		return nil
+	}
+	known := map[int32]bool{}
+	for _, b := range n.catalog.Brokers() {
+		known[b.ID] = true
+	}
+	for _, p := range n.cfg.Cluster.Peers.Nodes {
+		if known[int32(p.ID)] {
+			continue
+		}
+		h, pp, err := splitHostPort(p.Addr)
+		if err != nil {
+			return err
+		}
+		if err := n.catalog.RegisterBroker(ctx, meta.Broker{ID: int32(p.ID), Host: h, Port: pp}); err != nil {
+			return fmt.Errorf("register peer %d in the catalog: %w", p.ID, err)
+		}
+	}
+	return nil
+}
+
+// forwardToMetadataLeader sends a catalog command to the metadata leader.
+func (n *Node) forwardToMetadataLeader(ctx context.Context, leader uint64, cmd []byte) (meta.Result, error) {
+	out, err := n.transport.Call(ctx, leader, proposeMethod, cmd)
+	if err != nil {
+		return meta.Result{}, fmt.Errorf("%w: forwarding to node %d: %v", kerr.NotController, leader, err)
+	}
+	return meta.DecodeResult(out)
+}
+
+// answerProposal runs a forwarded catalog command on this node.
+func (n *Node) answerProposal(ctx context.Context, from uint64, payload []byte) ([]byte, error) {
+	r, err := n.catalog.ProposeLocal(ctx, payload)
+	if err != nil && r.Err == nil {
+		r.Err = err
+	}
+	return meta.EncodeResult(r), nil
+}
+
+// publisher publishes the leader, epoch and ISR of the partitions this
+// node leads to the catalog, so that every node answers Metadata alike.
+// Updates for one partition coalesce: only the newest is sent.
+type publisher struct {
+	n       *Node
+	mu      sync.Mutex
+	pending map[replica.TopicPartition]leaderState
+	wake    chan struct{}
+}
+
+type leaderState struct {
+	term uint64
+	isr  []uint64
+}
+
+func newPublisher(n *Node) *publisher {
+	return &publisher{n: n, pending: map[replica.TopicPartition]leaderState{}, wake: make(chan struct{}, 1)}
+}
+
+// leaderState is replica.Settings.OnLeaderState; it must not block.
+func (p *publisher) leaderState(tp replica.TopicPartition, term uint64, isr []uint64) {
+	p.mu.Lock()
+	p.pending[tp] = leaderState{term, isr}
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (p *publisher) run() {
+	defer p.n.wg.Done()
+	for {
+		select {
+		case <-p.n.stop:
+			return
+		case <-p.wake:
+		}
+		p.mu.Lock()
+		batch := p.pending
+		p.pending = map[replica.TopicPartition]leaderState{}
+		p.mu.Unlock()
+		failed := false
+		for tp, st := range batch {
+			if !p.publish(tp, st) {
+				failed = true
+				p.mu.Lock()
+				if _, newer := p.pending[tp]; !newer {
+					p.pending[tp] = st
+				}
+				p.mu.Unlock()
+			}
+		}
+		if failed {
+			select {
+			case <-p.n.stop:
+				return
+			case <-time.After(250 * time.Millisecond):
+			}
+			p.leaderStateRetry()
+		}
+	}
+}
+
+func (p *publisher) leaderStateRetry() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// publish sends one partition's state; false means try again.
+func (p *publisher) publish(tp replica.TopicPartition, st leaderState) bool {
+	r := p.n.replicas.Get(tp)
+	if r == nil || r.View().Term != st.term || !r.View().IsLeader {
+		return true // no longer ours to publish
+	}
+	isr := make([]int32, len(st.isr))
+	for i, id := range st.isr {
+		isr[i] = int32(id)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := p.n.catalog.SetPartitionState(ctx, tp.Topic, tp.Partition, int32(p.n.cfg.NodeID), int32(st.term), isr)
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, kerr.FencedLeaderEpoch), errors.Is(err, kerr.UnknownTopicOrPartition):
+		return true
+	default:
+		p.n.logger.Debug("publishing partition leadership", "topic", tp.Topic, "partition", tp.Partition, "err", err)
+		return false
+	}
+}
+
+// livenessLoop runs on every node and acts on the metadata leader: it
+// records which brokers the leader hears from (raft's recent activity of
+// the metadata group, where every node is a member), so Metadata lists
+// only live brokers and no leader on a dead one.
+func (n *Node) livenessLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		if !n.catalog.IsLeader() {
+			continue
+		}
+		ch := make(chan []int32, 1)
+		if !n.catalog.Group().Do(func(l raftnode.Loop) {
+			st := l.RaftStatus()
+			live := []int32{int32(n.cfg.NodeID)}
+			for id, pr := range st.Progress {
+				if id != n.cfg.NodeID && pr.RecentActive {
+					live = append(live, int32(id))
+				}
+			}
+			slices.Sort(live)
+			ch <- live
+		}) {
+			return
+		}
+		live := <-ch
+		if slices.Equal(live, n.catalog.LiveBrokers()) {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := n.catalog.SetLiveBrokers(ctx, live); err == nil {
+			n.logger.Info("live brokers changed", "live", live)
+		}
+		cancel()
+	}
+}
+
+// transferLeaderships hands every leadership this node holds to an in-sync
+// follower before it stops, so clients see a new leader at once instead
+// of after an election timeout (roadmap 4.4).
+func (n *Node) transferLeaderships(ctx context.Context) {
+	deadline := time.Now().Add(5 * time.Second)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	groups := n.host.Groups()
+	sort.Slice(groups, func(i, j int) bool { return groups[i].ID() < groups[j].ID() })
+	moving := 0
+	for _, g := range groups {
+		if g.Status().Role != raft.StateLeader {
+			continue
+		}
+		target := n.transferTarget(g)
+		if target == 0 {
+			continue
+		}
+		moving++
+		g.Do(func(l raftnode.Loop) { l.TransferLeader(target) })
+	}
+	if moving == 0 {
+		return
+	}
+	n.logger.Info("moving leaderships before shutdown", "groups", moving)
+	for time.Now().Before(deadline) {
+		left := 0
+		for _, g := range groups {
+			if g.Status().Role == raft.StateLeader && n.transferTarget(g) != 0 {
+				left++
+			}
+		}
+		if left == 0 {
+			n.logger.Info("leaderships moved")
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	n.logger.Warn("some leaderships did not move before the deadline")
+}
+
+// transferTarget picks the follower to hand a group to: an in-sync one for
+// partitions, the most caught-up voter for the catalog; 0 if none.
+func (n *Node) transferTarget(g *raftnode.Group) uint64 {
+	ch := make(chan uint64, 1)
+	if !g.Do(func(l raftnode.Loop) {
+		st := l.RaftStatus()
+		var best uint64
+		var bestMatch uint64
+		for id, pr := range st.Progress {
+			if id == n.cfg.NodeID || pr.IsLearner || !pr.RecentActive {
+				continue
+			}
+			if pr.Match > bestMatch || best == 0 {
+				best, bestMatch = id, pr.Match
+			}
+		}
+		ch <- best
+	}) {
+		return 0
+	}
+	return <-ch
+}

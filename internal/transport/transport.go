@@ -1,0 +1,476 @@
+// Package transport carries raft messages and small RPCs between nodes.
+//
+// Each node keeps one outbound TCP stream to every peer and accepts one
+// from each; messages of all raft groups bound for a peer are batched into
+// one frame per write. Frames are length-prefixed:
+//
+//	uint32 length of what follows
+//	uint8  kind: 1 raft batch, 2 RPC request, 3 RPC response
+//	...    body
+//
+// A raft batch is uvarint count, then per message uvarint group id, uvarint
+// size, and the raftpb.Message bytes. A stream opens with a hello frame
+// naming the sender and the intended receiver, so a node given the wrong
+// peer address refuses the stream and says so.
+//
+// Sends never block: a peer's queue is bounded, and when it is full (the
+// peer is down or slow) raft messages are dropped, which raft tolerates
+// (it retries), and the raft host is told the peer is unreachable.
+package transport
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/chronik-stream/chronik/internal/raftnode"
+)
+
+const (
+	kindHello    byte = 0
+	kindRaft     byte = 1
+	kindRequest  byte = 2
+	kindResponse byte = 3
+
+	helloMagic   = "CHRONIKT"
+	protoVersion = 1
+
+	maxFrame = 256 << 20
+	// queueLimit bounds the bytes queued for one peer.
+	queueLimit = 64 << 20
+)
+
+// Handler answers an RPC from a peer.
+type Handler func(ctx context.Context, from uint64, payload []byte) ([]byte, error)
+
+// Options configures a Transport.
+type Options struct {
+	NodeID uint64
+	// Listen is the address to accept peers on.
+	Listen string
+	// Peers maps node ids to their transport addresses (this node may be
+	// included; it is skipped).
+	Peers map[uint64]string
+	// DialTimeout bounds connection attempts; RPCTimeout bounds RPCs.
+	DialTimeout time.Duration
+	Logger      *slog.Logger
+	// Deliver hands inbound raft messages to the host.
+	Deliver func([]raftnode.Envelope)
+	// Unreachable is told when sends to a peer fail.
+	Unreachable func(peer uint64)
+	// PeerDown is told when a peer's stream to us ends and it cannot be
+	// reached (its process is gone), so raft groups can stop waiting for it.
+	PeerDown func(peer uint64)
+}
+
+// Transport is the node's link to its peers.
+type Transport struct {
+	opts   Options
+	logger *slog.Logger
+	ln     net.Listener
+
+	mu       sync.Mutex
+	peers    map[uint64]*peer
+	handlers map[string]Handler
+	inbound  map[net.Conn]struct{}
+	closed   bool
+
+	nextID  atomic.Uint64
+	pending sync.Map // request id -> chan response
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// New starts listening and connecting to peers.
+func New(opts Options) (*Transport, error) {
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	ln, err := net.Listen("tcp", opts.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen for raft peers on %s: %w", opts.Listen, err)
+	}
+	t := &Transport{
+		opts: opts, logger: opts.Logger.With("component", "transport"), ln: ln,
+		peers: map[uint64]*peer{}, handlers: map[string]Handler{}, inbound: map[net.Conn]struct{}{},
+		stop: make(chan struct{}),
+	}
+	for id, addr := range opts.Peers {
+		if id != opts.NodeID {
+			t.peers[id] = newPeer(t, id, addr)
+		}
+	}
+	t.wg.Add(1)
+	go t.accept()
+	return t, nil
+}
+
+// Addr returns the listening address.
+func (t *Transport) Addr() net.Addr { return t.ln.Addr() }
+
+// Handle registers an RPC handler for method.
+func (t *Transport) Handle(method string, h Handler) {
+	t.mu.Lock()
+	t.handlers[method] = h
+	t.mu.Unlock()
+}
+
+// SetPeer adds or changes a peer's address.
+func (t *Transport) SetPeer(id uint64, addr string) {
+	if id == t.opts.NodeID {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p := t.peers[id]; p != nil {
+		p.setAddr(addr)
+		return
+	}
+	if !t.closed {
+		t.peers[id] = newPeer(t, id, addr)
+	}
+}
+
+// Connected reports which peers have a working outbound stream.
+func (t *Transport) Connected() map[uint64]bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := map[uint64]bool{}
+	for id, p := range t.peers {
+		out[id] = p.connected.Load()
+	}
+	return out
+}
+
+// Send queues raft messages for their peers; it implements
+// raftnode.Transport.
+func (t *Transport) Send(envs []raftnode.Envelope) {
+	by := map[uint64][]raftnode.Envelope{}
+	for _, e := range envs {
+		by[e.Msg.To] = append(by[e.Msg.To], e)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for to, es := range by {
+		if p := t.peers[to]; p != nil {
+			p.queueRaft(es)
+		}
+	}
+}
+
+// Call sends an RPC to peer and waits for its answer.
+func (t *Transport) Call(ctx context.Context, to uint64, method string, payload []byte) ([]byte, error) {
+	t.mu.Lock()
+	p := t.peers[to]
+	t.mu.Unlock()
+	if p == nil {
+		return nil, fmt.Errorf("no transport to node %d", to)
+	}
+	id := t.nextID.Add(1)
+	ch := make(chan rpcResult, 1)
+	t.pending.Store(id, ch)
+	defer t.pending.Delete(id)
+	body := binary.AppendUvarint(nil, id)
+	body = binary.AppendUvarint(body, uint64(len(method)))
+	body = append(body, method...)
+	body = append(body, payload...)
+	if !p.queueFrame(kindRequest, body) {
+		return nil, fmt.Errorf("node %d is unreachable (send queue full)", to)
+	}
+	select {
+	case r := <-ch:
+		return r.payload, r.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("call %s on node %d: %w", method, to, ctx.Err())
+	case <-t.stop:
+		return nil, errors.New("transport closed")
+	}
+}
+
+type rpcResult struct {
+	payload []byte
+	err     error
+}
+
+// Close stops every stream.
+func (t *Transport) Close() {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return
+	}
+	t.closed = true
+	close(t.stop)
+	t.ln.Close()
+	for c := range t.inbound {
+		c.Close()
+	}
+	for _, p := range t.peers {
+		p.close()
+	}
+	t.mu.Unlock()
+	t.wg.Wait()
+}
+
+func (t *Transport) accept() {
+	defer t.wg.Done()
+	for {
+		c, err := t.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		t.mu.Lock()
+		if t.closed {
+			t.mu.Unlock()
+			c.Close()
+			return
+		}
+		t.inbound[c] = struct{}{}
+		t.mu.Unlock()
+		t.wg.Add(1)
+		go t.serve(c)
+	}
+}
+
+// serve reads one inbound stream.
+func (t *Transport) serve(c net.Conn) {
+	defer t.wg.Done()
+	defer func() {
+		c.Close()
+		t.mu.Lock()
+		delete(t.inbound, c)
+		t.mu.Unlock()
+	}()
+	r := bufio.NewReaderSize(c, 256<<10)
+	kind, body, err := readFrame(r)
+	if err != nil || kind != kindHello {
+		t.logger.Warn("peer stream without a hello; closing", "remote", c.RemoteAddr().String(), "err", err)
+		return
+	}
+	from, err := t.checkHello(body)
+	if err != nil {
+		t.logger.Error("refusing peer stream", "remote", c.RemoteAddr().String(), "err", err)
+		return
+	}
+	for {
+		kind, body, err := readFrame(r)
+		if err != nil {
+			select {
+			case <-t.stop:
+			default:
+				t.logger.Debug("peer stream ended", "peer", from, "err", err)
+				t.peerStreamEnded(from)
+			}
+			return
+		}
+		switch kind {
+		case kindRaft:
+			envs, err := decodeRaftBatch(body)
+			if err != nil {
+				t.logger.Error("bad raft batch from peer; closing its stream", "peer", from, "err", err)
+				return
+			}
+			t.opts.Deliver(envs)
+		case kindRequest:
+			t.wg.Add(1)
+			go t.answer(from, body)
+		case kindResponse:
+			t.deliverResponse(body)
+		default:
+			t.logger.Error("unknown frame kind from peer; closing its stream", "peer", from, "kind", kind)
+			return
+		}
+	}
+}
+
+// peerStreamEnded checks, when a peer's stream to us ends, whether the peer
+// is gone (its port refuses connections), and reports it so raft need not
+// wait an election timeout to notice.
+func (t *Transport) peerStreamEnded(from uint64) {
+	t.mu.Lock()
+	p := t.peers[from]
+	t.mu.Unlock()
+	if p == nil || t.opts.PeerDown == nil {
+		return
+	}
+	c, err := net.DialTimeout("tcp", p.address(), 200*time.Millisecond)
+	if err == nil {
+		c.Close()
+		return
+	}
+	if errors.Is(err, errConnRefused()) {
+		t.logger.Info("peer is down (connection refused)", "peer", from)
+		t.opts.PeerDown(from)
+	}
+}
+
+func (t *Transport) checkHello(b []byte) (uint64, error) {
+	if len(b) < len(helloMagic)+2 || string(b[:len(helloMagic)]) != helloMagic {
+		return 0, errors.New("not a chronik raft transport stream")
+	}
+	b = b[len(helloMagic):]
+	v, n := binary.Uvarint(b)
+	if n <= 0 || v != protoVersion {
+		return 0, fmt.Errorf("transport protocol version %d, this node speaks %d", v, protoVersion)
+	}
+	b = b[n:]
+	from, n := binary.Uvarint(b)
+	if n <= 0 {
+		return 0, errors.New("bad hello")
+	}
+	to, m := binary.Uvarint(b[n:])
+	if m <= 0 {
+		return 0, errors.New("bad hello")
+	}
+	if to != t.opts.NodeID {
+		return 0, fmt.Errorf("node %d dialled this address for node %d, but this is node %d: check the peer addresses in the configuration", from, to, t.opts.NodeID)
+	}
+	return from, nil
+}
+
+func (t *Transport) answer(from uint64, body []byte) {
+	defer t.wg.Done()
+	id, n := binary.Uvarint(body)
+	if n <= 0 {
+		return
+	}
+	body = body[n:]
+	ml, m := binary.Uvarint(body)
+	if m <= 0 || uint64(len(body)-m) < ml {
+		return
+	}
+	method := string(body[m : m+int(ml)])
+	payload := body[m+int(ml):]
+	t.mu.Lock()
+	h := t.handlers[method]
+	p := t.peers[from]
+	t.mu.Unlock()
+	var out []byte
+	var err error
+	if h == nil {
+		err = fmt.Errorf("node %d has no handler for %s", t.opts.NodeID, method)
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		out, err = h(ctx, from, payload)
+		cancel()
+	}
+	resp := binary.AppendUvarint(nil, id)
+	if err != nil {
+		resp = append(resp, 1)
+		resp = append(resp, err.Error()...)
+	} else {
+		resp = append(resp, 0)
+		resp = append(resp, out...)
+	}
+	if p != nil {
+		p.queueFrame(kindResponse, resp)
+	}
+}
+
+func (t *Transport) deliverResponse(body []byte) {
+	id, n := binary.Uvarint(body)
+	if n <= 0 || len(body) < n+1 {
+		return
+	}
+	ch, ok := t.pending.Load(id)
+	if !ok {
+		return
+	}
+	r := rpcResult{}
+	if body[n] == 1 {
+		r.err = &RemoteError{Msg: string(body[n+1:])}
+	} else {
+		r.payload = append([]byte(nil), body[n+1:]...)
+	}
+	ch.(chan rpcResult) <- r
+}
+
+// RemoteError is an error returned by a peer's RPC handler.
+type RemoteError struct{ Msg string }
+
+func (e *RemoteError) Error() string { return e.Msg }
+
+func readFrame(r *bufio.Reader) (byte, []byte, error) {
+	var h [5]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return 0, nil, err
+	}
+	n := binary.BigEndian.Uint32(h[:4])
+	if n < 1 || n > maxFrame {
+		return 0, nil, fmt.Errorf("frame of %d bytes", n)
+	}
+	body := make([]byte, n-1)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return 0, nil, err
+	}
+	return h[4], body, nil
+}
+
+func appendFrame(dst []byte, kind byte, body []byte) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(body)+1))
+	dst = append(dst, kind)
+	return append(dst, body...)
+}
+
+func encodeRaftBatch(dst []byte, envs []raftnode.Envelope) ([]byte, error) {
+	dst = binary.AppendUvarint(dst, uint64(len(envs)))
+	for i := range envs {
+		dst = binary.AppendUvarint(dst, uint64(envs[i].Group))
+		size := envs[i].Msg.Size()
+		dst = binary.AppendUvarint(dst, uint64(size))
+		start := len(dst)
+		dst = append(dst, make([]byte, size)...)
+		if _, err := envs[i].Msg.MarshalTo(dst[start:]); err != nil {
+			return nil, err
+		}
+	}
+	return dst, nil
+}
+
+func decodeRaftBatch(b []byte) ([]raftnode.Envelope, error) {
+	count, n := binary.Uvarint(b)
+	if n <= 0 || count > uint64(len(b)) {
+		return nil, errors.New("bad message count")
+	}
+	b = b[n:]
+	out := make([]raftnode.Envelope, 0, count)
+	for range count {
+		g, n := binary.Uvarint(b)
+		if n <= 0 {
+			return nil, errors.New("bad group id")
+		}
+		b = b[n:]
+		size, n := binary.Uvarint(b)
+		if n <= 0 || size > uint64(len(b)-n) {
+			return nil, errors.New("bad message size")
+		}
+		var m raftpb.Message
+		if err := m.Unmarshal(b[n : n+int(size)]); err != nil {
+			return nil, fmt.Errorf("decode raft message: %w", err)
+		}
+		b = b[n+int(size):]
+		out = append(out, raftnode.Envelope{Group: raftnode.GroupID(g), Msg: m})
+	}
+	if len(b) != 0 {
+		return nil, errors.New("trailing bytes after raft batch")
+	}
+	return out, nil
+}

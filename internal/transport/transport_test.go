@@ -1,0 +1,153 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/goleak"
+
+	"github.com/chronik-stream/chronik/internal/raftnode"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type inbox struct {
+	mu   sync.Mutex
+	envs []raftnode.Envelope
+}
+
+func (b *inbox) deliver(es []raftnode.Envelope) {
+	b.mu.Lock()
+	b.envs = append(b.envs, es...)
+	b.mu.Unlock()
+}
+
+func (b *inbox) len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.envs)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func pair(t *testing.T) (*Transport, *Transport, *inbox, *inbox) {
+	t.Helper()
+	var in1, in2 inbox
+	t1, err := New(Options{NodeID: 1, Listen: "127.0.0.1:0", Deliver: in1.deliver})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t2, err := New(Options{NodeID: 2, Listen: "127.0.0.1:0", Deliver: in2.deliver})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t1.SetPeer(2, t2.Addr().String())
+	t2.SetPeer(1, t1.Addr().String())
+	t.Cleanup(func() { t1.Close(); t2.Close() })
+	return t1, t2, &in1, &in2
+}
+
+func TestRaftMessagesAndRPC(t *testing.T) {
+	t1, t2, _, in2 := pair(t)
+	var envs []raftnode.Envelope
+	for i := range 1000 {
+		envs = append(envs, raftnode.Envelope{Group: raftnode.GroupID(i % 7), Msg: raftpb.Message{
+			Type: raftpb.MsgApp, To: 2, From: 1, Term: 3, Index: uint64(i),
+			Entries: []raftpb.Entry{{Index: uint64(i + 1), Term: 3, Data: []byte("payload")}},
+		}})
+	}
+	t1.Send(envs[:500])
+	t1.Send(envs[500:])
+	waitFor(t, "1000 messages at node 2", func() bool { return in2.len() == 1000 })
+	in2.mu.Lock()
+	for i, e := range in2.envs {
+		if e.Group != raftnode.GroupID(i%7) || e.Msg.Index != uint64(i) || string(e.Msg.Entries[0].Data) != "payload" {
+			t.Fatalf("message %d arrived as %+v", i, e)
+		}
+	}
+	in2.mu.Unlock()
+
+	t2.Handle("echo", func(_ context.Context, from uint64, p []byte) ([]byte, error) {
+		if from != 1 {
+			return nil, errors.New("wrong caller")
+		}
+		return append([]byte("echo:"), p...), nil
+	})
+	t2.Handle("fail", func(context.Context, uint64, []byte) ([]byte, error) { return nil, errors.New("no such topic") })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, err := t1.Call(ctx, 2, "echo", []byte("hi"))
+	if err != nil || string(out) != "echo:hi" {
+		t.Fatalf("echo: %q %v", out, err)
+	}
+	var re *RemoteError
+	if _, err := t1.Call(ctx, 2, "fail", nil); !errors.As(err, &re) || re.Msg != "no such topic" {
+		t.Fatalf("fail: %v", err)
+	}
+	if _, err := t1.Call(ctx, 2, "missing", nil); err == nil {
+		t.Fatal("a call to an unknown method succeeded")
+	}
+}
+
+func TestWrongPeerAddressIsRefused(t *testing.T) {
+	var in3 inbox
+	t1, err := New(Options{NodeID: 1, Listen: "127.0.0.1:0", Deliver: func([]raftnode.Envelope) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t3, err := New(Options{NodeID: 3, Listen: "127.0.0.1:0", Deliver: in3.deliver})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer t1.Close()
+	defer t3.Close()
+	// Node 1 believes node 2 lives at node 3's address.
+	t1.SetPeer(2, t3.Addr().String())
+	for range 20 {
+		t1.Send([]raftnode.Envelope{{Group: 1, Msg: raftpb.Message{Type: raftpb.MsgHeartbeat, To: 2, From: 1}}})
+		time.Sleep(10 * time.Millisecond)
+	}
+	if in3.len() != 0 {
+		t.Fatal("node 3 took messages meant for node 2")
+	}
+}
+
+func TestPeerDownIsReported(t *testing.T) {
+	down := make(chan uint64, 1)
+	t1, err := New(Options{NodeID: 1, Listen: "127.0.0.1:0", Deliver: func([]raftnode.Envelope) {},
+		PeerDown: func(p uint64) { down <- p }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer t1.Close()
+	t2, err := New(Options{NodeID: 2, Listen: "127.0.0.1:0", Deliver: func([]raftnode.Envelope) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t1.SetPeer(2, t2.Addr().String())
+	t2.SetPeer(1, t1.Addr().String())
+	t2.Send([]raftnode.Envelope{{Group: 1, Msg: raftpb.Message{Type: raftpb.MsgHeartbeat, To: 1, From: 2}}})
+	waitFor(t, "node 2's stream", func() bool { return t2.Connected()[1] })
+	t2.Close() // the process is gone: its listener refuses connections
+	select {
+	case p := <-down:
+		if p != 2 {
+			t.Fatalf("peer %d reported down", p)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a peer that went away was not reported")
+	}
+}
