@@ -166,6 +166,7 @@ func newPartition(tp TopicPartition, l *storage.Log, s Settings, cfg Config, rep
 		proposedCmds: map[*byte]func(int64, error){},
 		replicas:     replicas,
 		caughtUp:     map[uint64]time.Time{},
+		preferred:    replicas[0],
 		hwCh:         make(chan struct{}),
 	}
 	p.cfg.Store(&cfg)

@@ -131,7 +131,10 @@ func NewNode(t testing.TB, o NodeOptions) *Node {
 		o.Args = []string{"standalone"}
 	}
 	n := &Node{t: t, ID: o.ID, Port: FreePort(t), HTTP: FreePort(t), DataDir: o.DataDir, Args: o.Args, Env: o.Env}
-	t.Cleanup(func() { n.Kill() })
+	t.Cleanup(func() {
+		n.Kill()
+		n.saveLogIfFailed()
+	})
 	return n
 }
 
@@ -320,6 +323,26 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// saveLogIfFailed writes the node's output under test/logs (or
+// $CHRONIK_TEST_LOGS) when its test failed, and says where.
+func (n *Node) saveLogIfFailed() {
+	if !n.t.Failed() {
+		return
+	}
+	dir := os.Getenv("CHRONIK_TEST_LOGS")
+	if dir == "" {
+		dir = filepath.Join(repoRoot(), "test", "logs")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return
+	}
+	name := strings.NewReplacer("/", "_", " ", "_").Replace(n.t.Name())
+	path := filepath.Join(dir, fmt.Sprintf("%s-node-%d.log", name, n.ID))
+	if err := os.WriteFile(path, []byte(n.Log()), 0o644); err == nil {
+		n.t.Logf("node %d log: %s", n.ID, path)
+	}
 }
 
 // Contains reports whether the log holds s.
