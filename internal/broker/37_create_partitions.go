@@ -87,6 +87,6 @@ func (b *Broker) createPartitions(ctx context.Context, validateOnly bool, rt kms
 	if err := b.catalog.CreatePartitions(ctx, t.Name, assignment); err != nil {
 		return err
 	}
-	b.waitForLeaders(ctx, b.catalog.Topic(t.Name))
+	b.waitForLeaders(ctx, t.Name)
 	return nil
 }

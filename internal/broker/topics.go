@@ -165,19 +165,23 @@ func (b *Broker) assignmentStart(brokers int) int {
 // createTopic creates a validated topic and waits (until ctx ends) for its
 // partitions to have leaders, so clients can use it at once.
 func (b *Broker) createTopic(ctx context.Context, t *topicRequest) (*meta.Topic, error) {
-	topic, err := b.catalog.CreateTopic(ctx, t.name, t.assignment, t.configs, t.internal)
-	if err != nil {
+	if _, err := b.catalog.CreateTopic(ctx, t.name, t.assignment, t.configs, t.internal); err != nil {
 		return nil, err
 	}
 	b.logger.Info("created topic", "topic", t.name, "partitions", t.partitions, "replication_factor", t.rf)
-	b.waitForLeaders(ctx, topic)
-	return topic, nil
+	b.waitForLeaders(ctx, t.name)
+	return b.catalog.Topic(t.name), nil
 }
 
 // waitForLeaders polls until every partition of topic has a leader or ctx
-// ends.
-func (b *Broker) waitForLeaders(ctx context.Context, topic *meta.Topic) {
+// ends. The catalog's topics are copied on write, so it reads the topic
+// afresh each time.
+func (b *Broker) waitForLeaders(ctx context.Context, name string) {
 	for {
+		topic := b.catalog.Topic(name)
+		if topic == nil {
+			return
+		}
 		all := true
 		for _, p := range topic.Partitions {
 			if st := b.partitionState(topic.Name, p); st.leader < 0 {

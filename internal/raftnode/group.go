@@ -97,7 +97,7 @@ func newGroup(h *Host, gc GroupConfig) (*Group, error) {
 	g.status.Store(&Status{Term: bs.Term, Commit: bs.Commit, Applied: bs.Applied, LastIndex: gc.Log.LastIndex()})
 	// A group whose only voter is this node need not wait for an election
 	// timeout.
-	if cs, _ := st.confState(); len(cs.Voters) == 1 && cs.Voters[0] == h.cfg.NodeID && len(cs.Learners) == 0 {
+	if cs, _ := st.confState(); gc.CampaignNow || len(cs.Voters) == 1 && cs.Voters[0] == h.cfg.NodeID && len(cs.Learners) == 0 {
 		g.fns = append(g.fns, func(l Loop) { l.g.rn.Campaign() })
 	}
 	g.scheduled = true // AddGroup queues it

@@ -123,6 +123,9 @@ type GroupConfig struct {
 	Peers []uint64
 	// Learners are the initial non-voting members of a new group.
 	Learners []uint64
+	// CampaignNow starts an election at once instead of after an election
+	// timeout: the preferred leader of a new group uses it.
+	CampaignNow bool
 	// Applied is the last index the state machine holds; committed entries
 	// after it are delivered to Apply.
 	Applied uint64

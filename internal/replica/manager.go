@@ -91,7 +91,10 @@ func (m *Manager) Open(tp TopicPartition, gid raftnode.GroupID, replicas []uint6
 		l.Close()
 		return nil, fmt.Errorf("rebuild producer state of %s: %w", tp, err)
 	}
-	g, err := m.host.AddGroup(raftnode.GroupConfig{ID: gid, Log: l, SM: p, Peers: replicas, Applied: l.Committed()})
+	// The preferred replica of a brand-new partition campaigns at once, so
+	// new topics have leaders in one round trip, spread as assigned.
+	fresh := l.LastIndex() == 0 && replicas[0] == m.settings.NodeID
+	g, err := m.host.AddGroup(raftnode.GroupConfig{ID: gid, Log: l, SM: p, Peers: replicas, Applied: l.Committed(), CampaignNow: fresh})
 	if err != nil {
 		l.Close()
 		return nil, err
