@@ -505,3 +505,7 @@ func TestClusterRejectsWritesWithoutQuorum(t *testing.T) {
 	}
 	checkDenseOffsets(t, recs)
 }
+
+var errNotYet = errors.New("not yet")
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
