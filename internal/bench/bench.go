@@ -201,7 +201,9 @@ func Produce(ctx context.Context, o Options) (Result, error) {
 				}
 				inflight.Add(1)
 				sent.Add(1)
-				cl.Produce(context.Background(), &kgo.Record{Value: value}, func(_ *kgo.Record, err error) {
+				// ctx, not runCtx: records in flight when the run time is up
+				// still count, but an interrupt abandons them.
+				cl.Produce(ctx, &kgo.Record{Value: value}, func(_ *kgo.Record, err error) {
 					if err != nil {
 						failed.Add(1)
 						firstErr.CompareAndSwap(nil, err.Error())

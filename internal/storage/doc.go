@@ -13,10 +13,10 @@
 //	    00000000000000000001.idx   dense index: one 32-byte entry per frame
 //
 // Segments are named after the Raft index of their first entry (zero padded
-// to 20 digits). Every frame holds one Raft entry. Entries whose data starts
-// with KindBatch carry one Kafka record batch; they take Kafka offsets. All
-// other entries (empty entries a new leader appends, configuration changes,
-// commands) take none and are never served to Kafka consumers.
+// to 20 digits). Every frame holds one Raft entry. Entries whose data is a
+// Kafka record batch (IsBatchData) take Kafka offsets. All other entries
+// (empty entries a new leader appends, configuration changes, commands)
+// take none and are never served to Kafka consumers.
 //
 // # Invariants
 //

@@ -19,42 +19,35 @@ const (
 	EntryConfChangeV2 EntryType = 2
 )
 
-// Data kinds: the first byte of a normal entry's data.
-const (
-	// KindBatch marks data that is one Kafka record batch after the kind byte.
-	KindBatch byte = 1
-	// KindCommand marks data that is a replicated command of the layer above
-	// (it takes no Kafka offsets).
-	KindCommand byte = 2
-)
+// KindCommand starts the data of a replicated command of the layer above
+// (it takes no Kafka offsets). Data that is not a batch never starts with a
+// zero byte.
+const KindCommand byte = 2
 
 // Entry is one Raft entry as the log stores it.
 type Entry struct {
 	Index uint64
 	Term  uint64
 	Type  EntryType
-	// Data is the raft entry data. For a Kafka batch it is KindBatch followed
-	// by the batch bytes.
+	// Data is the raft entry data: a Kafka record batch as it is, or data of
+	// the layer above (see IsBatchData).
 	Data []byte
 }
 
 // IsBatch reports whether the entry carries a Kafka record batch.
-func (e *Entry) IsBatch() bool { return isBatch(e.Type, e.Data) }
+func (e *Entry) IsBatch() bool { return IsBatchData(e.Type, e.Data) }
 
 // Batch returns the record batch an IsBatch entry carries.
-func (e *Entry) Batch() []byte { return e.Data[1:] }
+func (e *Entry) Batch() []byte { return e.Data }
 
-func isBatch(t EntryType, data []byte) bool {
-	return t == EntryNormal && len(data) > 0 && data[0] == KindBatch
-}
-
-// BatchEntryData returns raft entry data for a record batch: the kind byte
-// followed by the batch.
-func BatchEntryData(batch []byte) []byte {
-	d := make([]byte, 1+len(batch))
-	d[0] = KindBatch
-	copy(d[1:], batch)
-	return d
+// IsBatchData reports whether raft entry data is a Kafka record batch: a
+// normal entry whose data is at least a batch header, starts with a zero
+// byte (the top byte of baseOffset: proposers set baseOffset to 0 and no
+// log reaches offset 2^56) and has magic 2 at byte 16. Commands and other
+// data start with a non-zero byte; the empty entries raft appends have no
+// data.
+func IsBatchData(t EntryType, data []byte) bool {
+	return t == EntryNormal && len(data) >= recordbatch.HeaderSize && data[0] == 0 && data[16] == 2
 }
 
 // maxTerm is the largest term the log accepts: the term is written into the
@@ -71,10 +64,10 @@ const maxTerm = math.MaxInt32
 //	21 [3]    zero
 //	24 data
 //
-// For a batch entry the CRC covers the kind byte and the batch's first 21
-// bytes (the fields outside Kafka's own CRC, and that CRC); the batch's
-// CRC-32C covers the rest, so every byte is checked exactly once. For other
-// entries the frame CRC covers all of the data.
+// For a batch entry the CRC covers the batch's first 21 bytes (the fields
+// outside Kafka's own CRC, and that CRC); the batch's CRC-32C covers the
+// rest, so every byte is checked exactly once. For other entries the frame
+// CRC covers all of the data.
 const frameHeaderSize = 24
 
 // maxFrameSize bounds a frame; the index stores positions and sizes as
@@ -82,7 +75,7 @@ const frameHeaderSize = 24
 const maxFrameSize = 1<<31 - 1
 
 // coveredPrefix is how much of a batch entry's data the frame CRC covers.
-const coveredPrefix = 1 + recordbatch.CRCStart
+const coveredPrefix = recordbatch.CRCStart
 
 type frameHeader struct {
 	length uint32
@@ -94,32 +87,81 @@ type frameHeader struct {
 
 func frameCRC(hdr []byte, data []byte) uint32 {
 	crc := recordbatch.Checksum(hdr[8:frameHeaderSize])
-	if isBatch(EntryType(hdr[20]), data) {
-		return recordbatch.UpdateChecksum(crc, data[:min(len(data), coveredPrefix)])
+	if IsBatchData(EntryType(hdr[20]), data) {
+		return recordbatch.UpdateChecksum(crc, data[:coveredPrefix])
 	}
 	return recordbatch.UpdateChecksum(crc, data)
 }
 
-// appendFrame encodes e as a frame at the end of dst. A batch entry's copy
-// gets baseOffset and partitionLeaderEpoch (the term) set, which every
-// replica computes the same way from the same log prefix.
-func appendFrame(dst []byte, e *Entry, baseOffset int64) []byte {
-	start := len(dst)
+// frameWriter builds the frames of one append as a list of buffers for one
+// vectored write. Headers, the patched first bytes of each batch and small
+// entries go into one reusable buffer; the bulk of a batch is written
+// straight from the caller's slice, never copied.
+type frameWriter struct {
+	small []byte
+	parts []framePart
+	size  int64
+}
+
+// framePart is either small[start:end] or ext.
+type framePart struct {
+	start, end int
+	ext        []byte
+}
+
+func (w *frameWriter) reset() {
+	w.small, w.parts, w.size = w.small[:0], w.parts[:0], 0
+}
+
+func (w *frameWriter) addSmall(b []byte) {
+	start := len(w.small)
+	w.small = append(w.small, b...)
+	w.parts = append(w.parts, framePart{start: start, end: len(w.small)})
+}
+
+// add encodes e as a frame. A batch gets baseOffset and
+// partitionLeaderEpoch (the term) set in its stored copy, which every
+// replica computes the same way from the same log prefix; e.Data itself is
+// not modified.
+func (w *frameWriter) add(e *Entry, baseOffset int64) {
+	start := len(w.small)
 	var hdr [frameHeaderSize]byte
 	binary.BigEndian.PutUint32(hdr[0:], uint32(frameHeaderSize+len(e.Data)))
 	binary.BigEndian.PutUint64(hdr[8:], e.Index)
 	binary.BigEndian.PutUint32(hdr[16:], uint32(e.Term))
 	hdr[20] = byte(e.Type)
-	dst = append(dst, hdr[:]...)
-	dst = append(dst, e.Data...)
-	frame := dst[start:]
-	data := frame[frameHeaderSize:]
-	if isBatch(e.Type, data) {
-		recordbatch.SetBaseOffset(data[1:], baseOffset)
-		recordbatch.SetLeaderEpoch(data[1:], int32(e.Term))
+	if IsBatchData(e.Type, e.Data) {
+		w.small = append(w.small, hdr[:]...)
+		w.small = append(w.small, e.Data[:coveredPrefix]...)
+		prefix := w.small[start+frameHeaderSize:]
+		recordbatch.SetBaseOffset(prefix, baseOffset)
+		recordbatch.SetLeaderEpoch(prefix, int32(e.Term))
+		crc := recordbatch.UpdateChecksum(recordbatch.Checksum(hdr[8:]), prefix)
+		binary.BigEndian.PutUint32(w.small[start+4:], crc)
+		w.parts = append(w.parts, framePart{start: start, end: len(w.small)}, framePart{ext: e.Data[coveredPrefix:]})
+	} else {
+		w.small = append(w.small, hdr[:]...)
+		w.small = append(w.small, e.Data...)
+		frame := w.small[start:]
+		binary.BigEndian.PutUint32(frame[4:], frameCRC(frame, frame[frameHeaderSize:]))
+		w.parts = append(w.parts, framePart{start: start, end: len(w.small)})
 	}
-	binary.BigEndian.PutUint32(frame[4:], frameCRC(frame, data))
-	return dst
+	w.size += int64(frameHeaderSize + len(e.Data))
+}
+
+// buffers returns the parts in order, for a vectored write.
+func (w *frameWriter) buffers() [][]byte {
+	out := make([][]byte, 0, len(w.parts))
+	for _, p := range w.parts {
+		if p.ext != nil {
+			if len(p.ext) > 0 {
+				out = append(out, p.ext)
+			}
+			continue
+		}
+		out = append(out, w.small[p.start:p.end])
+	}
+	return out
 }
 
 func parseFrameHeader(b []byte) frameHeader {

@@ -84,7 +84,7 @@ func batchEntry(l *Log, index, term uint64, next int64, batch []byte) Entry {
 	b := bytes.Clone(batch)
 	recordbatch.SetBaseOffset(b, next)
 	recordbatch.SetLeaderEpoch(b, int32(term))
-	return Entry{Index: index, Term: term, Type: EntryNormal, Data: BatchEntryData(b)}
+	return Entry{Index: index, Term: term, Type: EntryNormal, Data: b}
 }
 
 // appendBatches appends one entry per batch at term and commits them.

@@ -88,7 +88,7 @@ type Log struct {
 	conf      []byte
 	// hsDurable is the term and vote last written to the checkpoint.
 	hsDurable HardState
-	frameBuf  []byte
+	frames    frameWriter // reused across appends; guarded by mu
 
 	// seq counts operations that need durability; durableSeq is the last one
 	// made durable. Invariant: durableSeq <= seq.
@@ -475,15 +475,17 @@ func (l *Log) checkEntries(entries []Entry) error {
 
 func (l *Log) writeEntries(entries []Entry) error {
 	a := l.active()
-	frames := l.frameBuf[:0]
+	w := &l.frames
+	w.reset()
 	var ies []indexEntry
 	pos := a.size
 	flush := func() error {
 		if len(ies) == 0 {
 			return nil
 		}
-		err := a.writeFrames(frames, ies, l.logger)
-		frames, ies = frames[:0], ies[:0]
+		err := a.writeFrames(w, ies, l.logger)
+		w.reset()
+		ies = ies[:0]
 		pos = a.size
 		return err
 	}
@@ -505,14 +507,15 @@ func (l *Log) writeEntries(entries []Entry) error {
 		if err != nil {
 			return err
 		}
-		frames = appendFrame(frames, e, ie.baseOffset())
+		w.add(e, ie.baseOffset())
 		ies = append(ies, ie)
 		next, term, maxTS, pos = ie.nextOffset, e.Term, ie.maxTimestamp, pos+size
 	}
 	err := flush()
-	if cap(frames) <= 4<<20 {
-		l.frameBuf = frames[:0]
+	if cap(w.small) > 4<<20 {
+		w.small = nil // do not keep a buffer grown by large commands
 	}
+	w.parts = nil // drop references to the callers' batches
 	return err
 }
 

@@ -120,8 +120,8 @@ func TestAppendRejectsBadInputAndWritesNothing(t *testing.T) {
 	}
 	// And the log still works. The stored copy gets the offset and epoch
 	// the log assigns, whatever the batch said; the caller's bytes stay.
-	ent := batchEntry(l, 2, 3, 77, good)
-	recordbatch.SetLeaderEpoch(ent.Data[1:], 9)
+	ent := batchEntry(l, 2, 3, 0, good)
+	recordbatch.SetLeaderEpoch(ent.Data, 9)
 	before := bytes.Clone(ent.Data)
 	if err := l.AppendSync([]Entry{ent}); err != nil {
 		t.Fatal(err)

@@ -144,7 +144,7 @@ func (l *Log) planRead(offset int64, maxBytes int, limit int64, minOne bool) ([]
 			if e.count == 0 {
 				continue
 			}
-			n := int(e.size) - frameHeaderSize - 1
+			n := int(e.size) - frameHeaderSize
 			if total+n > maxBytes && (total > 0 || !minOne) {
 				break
 			}

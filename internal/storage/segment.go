@@ -327,7 +327,7 @@ func (s *segment) nextIndexEntry(e *Entry, pos int64, nextOffset int64, lastTerm
 
 // newIndexEntry validates e against the log position before it and returns
 // its index entry. With assign, the batch's offset and epoch are about to be
-// set by appendFrame; without, they must already be right (recovery).
+// set by the frame writer; without, they must already be right (recovery).
 func newIndexEntry(e *Entry, pos int64, nextOffset int64, lastTerm uint64, maxTS int64, assign bool) (indexEntry, error) {
 	if e.Term < lastTerm {
 		return indexEntry{}, fmt.Errorf("entry %d has term %d, below the previous term %d", e.Index, e.Term, lastTerm)
@@ -377,11 +377,11 @@ func (s *segment) openIndexForAppend(rewrite bool) error {
 	return nil
 }
 
-// writeFrames writes encoded frames at the end of the segment and records
+// writeFrames writes the frames of w at the end of the segment and records
 // their index entries. On a failed write the file is cut back, so nothing
 // partial stays behind.
-func (s *segment) writeFrames(frames []byte, entries []indexEntry, logger *slog.Logger) error {
-	if _, err := s.f.WriteAt(frames, s.size); err != nil {
+func (s *segment) writeFrames(w *frameWriter, entries []indexEntry, logger *slog.Logger) error {
+	if err := pwritev(s.f, w.buffers(), s.size); err != nil {
 		if terr := s.f.Truncate(s.size); terr != nil {
 			logger.Error("cannot cut back a failed write", "segment", s.logPath(), "err", terr)
 		}
@@ -393,7 +393,7 @@ func (s *segment) writeFrames(frames []byte, entries []indexEntry, logger *slog.
 	for _, e := range entries {
 		s.idx.append(e)
 	}
-	s.size += int64(len(frames))
+	s.size += w.size
 	s.persistIndex(logger)
 	return nil
 }
@@ -553,6 +553,46 @@ func (s *segment) readRange(start, end int64) ([]byte, error) {
 		return nil, fmt.Errorf("read %s at %d: %w", s.logPath(), start, err)
 	}
 	return buf, nil
+}
+
+// maxIovecs is how many buffers one pwritev call takes (IOV_MAX).
+const maxIovecs = 1024
+
+// pwritev writes bufs contiguously at off, resuming after short writes.
+func pwritev(f *os.File, bufs [][]byte, off int64) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	for len(bufs) > 0 {
+		chunk := bufs[:min(len(bufs), maxIovecs)]
+		var n int
+		var werr error
+		if err := rc.Control(func(fd uintptr) { n, werr = unix.Pwritev(int(fd), chunk, off) }); err != nil {
+			return err
+		}
+		if werr != nil {
+			if werr == unix.EINTR {
+				continue
+			}
+			return werr
+		}
+		if n == 0 {
+			return io.ErrShortWrite
+		}
+		off += int64(n)
+		// Drop what was written, keeping the unwritten rest of a buffer.
+		for n > 0 {
+			if n >= len(bufs[0]) {
+				n -= len(bufs[0])
+				bufs = bufs[1:]
+			} else {
+				bufs[0] = bufs[0][n:]
+				n = 0
+			}
+		}
+	}
+	return nil
 }
 
 func fdatasync(f *os.File) error {
