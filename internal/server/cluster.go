@@ -109,6 +109,16 @@ func (n *Node) registerBrokers(ctx context.Context, host string, port int32) err
 	return nil
 }
 
+// knownClusterID is the cluster id this node's data directory or catalog
+// holds, "" before the cluster is formed.
+func (n *Node) knownClusterID() string {
+	if id := n.clusterID.Load(); id != nil {
+		return *id
+	}
+	id, _, _ := readIdentity(n.identityPath())
+	return id.ClusterID
+}
+
 // forwardToMetadataLeader sends a catalog command to the metadata leader.
 func (n *Node) forwardToMetadataLeader(ctx context.Context, leader uint64, cmd []byte) (meta.Result, error) {
 	out, err := n.transport.Call(ctx, leader, proposeMethod, cmd)

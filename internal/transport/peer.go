@@ -168,11 +168,15 @@ func (p *peer) run() {
 			}
 			buf = buf[:0]
 			if len(raft) > 0 {
-				body, err := encodeRaftBatch(nil, raft)
-				if err != nil {
+				// The frame is encoded in place: length placeholder, kind,
+				// then the messages marshalled straight into buf.
+				buf = append(buf, 0, 0, 0, 0, kindRaft)
+				var err error
+				if buf, err = encodeRaftBatch(buf, raft); err != nil {
 					p.t.logger.Error("encode raft messages", "peer", p.id, "err", err)
+					buf = buf[:0]
 				} else {
-					buf = appendFrame(buf, kindRaft, body)
+					binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
 				}
 			}
 			for _, f := range frames {
@@ -212,6 +216,7 @@ func (p *peer) connect() net.Conn {
 	hello := binary.AppendUvarint([]byte(helloMagic), protoVersion)
 	hello = binary.AppendUvarint(hello, p.t.opts.NodeID)
 	hello = binary.AppendUvarint(hello, p.id)
+	hello = append(hello, p.t.clusterID()...)
 	if _, err := c.Write(appendFrame(nil, kindHello, hello)); err != nil {
 		c.Close()
 		return nil

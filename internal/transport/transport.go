@@ -10,8 +10,8 @@
 //
 // A raft batch is uvarint count, then per message uvarint group id, uvarint
 // size, and the raftpb.Message bytes. A stream opens with a hello frame
-// naming the sender and the intended receiver, so a node given the wrong
-// peer address refuses the stream and says so.
+// naming the sender, the intended receiver and the sender's cluster, so a
+// node given the wrong peer address refuses the stream and says so.
 //
 // Sends never block: a peer's queue is bounded, and when it is full (the
 // peer is down or slow) raft messages are dropped, which raft tolerates
@@ -27,6 +27,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,6 +72,10 @@ type Options struct {
 	// PeerDown is told when a peer's stream to us ends and it cannot be
 	// reached (its process is gone), so raft groups can stop waiting for it.
 	PeerDown func(peer uint64)
+	// ClusterID, if set, names this node's cluster ("" until known).
+	// Streams between nodes that know different clusters are refused, so
+	// two clusters misconfigured to reach each other cannot mix raft state.
+	ClusterID func() string
 }
 
 // Transport is the node's link to its peers.
@@ -343,7 +348,18 @@ func (t *Transport) checkHello(b []byte) (uint64, error) {
 	if to != t.opts.NodeID {
 		return 0, fmt.Errorf("node %d dialled this address for node %d, but this is node %d: check the peer addresses in the configuration", from, to, t.opts.NodeID)
 	}
+	theirs := string(b[n+m:])
+	if ours := t.clusterID(); ours != "" && theirs != "" && ours != theirs {
+		return 0, fmt.Errorf("node %d belongs to cluster %s, this node to cluster %s", from, theirs, ours)
+	}
 	return from, nil
+}
+
+func (t *Transport) clusterID() string {
+	if t.opts.ClusterID == nil {
+		return ""
+	}
+	return t.opts.ClusterID()
 }
 
 func (t *Transport) answer(from uint64, body []byte) {
@@ -437,7 +453,7 @@ func encodeRaftBatch(dst []byte, envs []raftnode.Envelope) ([]byte, error) {
 		size := envs[i].Msg.Size()
 		dst = binary.AppendUvarint(dst, uint64(size))
 		start := len(dst)
-		dst = append(dst, make([]byte, size)...)
+		dst = slices.Grow(dst, size)[:start+size]
 		if _, err := envs[i].Msg.MarshalTo(dst[start:]); err != nil {
 			return nil, err
 		}
