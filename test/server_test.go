@@ -2,11 +2,14 @@ package test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -233,5 +236,75 @@ func TestMetricsAndHealth(t *testing.T) {
 		if !strings.Contains(m, want) {
 			t.Fatalf("/metrics lacks %q:\n%s", want, m)
 		}
+	}
+}
+
+// TestDiskFullStandalone fills a real (tmpfs) data directory: produces fail
+// with an error instead of an acknowledgement, nothing acknowledged is
+// lost, and once space is freed the partition takes writes again without
+// a restart.
+func TestDiskFullStandalone(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs needs root")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	ballast := filepath.Join(dir, "ballast")
+	if err := os.WriteFile(ballast, make([]byte, 8<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n := harness.NewNode(t, harness.NodeOptions{DataDir: filepath.Join(dir, "data")})
+	n.Start()
+	cl := franzClient(t, n.Addr(), kgo.DefaultProduceTopic("full"), kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordDeliveryTimeout(3*time.Second), kgo.ProduceRequestTimeout(2*time.Second),
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		// An idempotent franz-go producer never gives up on a record it may
+		// have written; this test wants the error.
+		kgo.DisableIdempotentWrite())
+	defer cl.Close()
+	value := bytes.Repeat([]byte("f"), 64<<10)
+	acked := 0
+	var failure error
+	for range 2000 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := cl.ProduceSync(ctx, &kgo.Record{Value: value}).FirstErr()
+		cancel()
+		if err != nil {
+			failure = err
+			break
+		}
+		acked++
+	}
+	if failure == nil {
+		t.Fatal("48 MiB filled without an error")
+	}
+	t.Logf("disk full after %d acknowledged records: %v", acked, failure)
+	if !n.LogContains("disk full") {
+		t.Fatal("the server did not log the full disk")
+	}
+	os.Remove(ballast)
+	harness.WaitFor(t, "writes to succeed again after space was freed", 30*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return cl.ProduceSync(ctx, &kgo.Record{Value: []byte("after")}).FirstErr()
+	})
+	// Everything acknowledged is there.
+	c2 := franzClient(t, n.Addr(), kgo.ConsumeTopics("full"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	defer c2.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	got := 0
+	for got < acked && ctx.Err() == nil {
+		c2.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			if len(r.Value) == len(value) {
+				got++
+			}
+		})
+	}
+	if got < acked {
+		t.Fatalf("read %d of %d acknowledged records", got, acked)
 	}
 }

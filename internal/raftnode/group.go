@@ -1,10 +1,12 @@
 package raftnode
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -57,6 +59,9 @@ type Group struct {
 	done      chan struct{} // closed when a stopped group is drained
 
 	// Worker-owned.
+	storage    *logStorage
+	stalled    []raftpb.Message // appends waiting for disk space, in order
+	diskFull   atomic.Bool      // the last append found the disk full (read by producers)
 	rn         *raft.RawNode
 	soft       raft.SoftState
 	term       uint64
@@ -73,6 +78,7 @@ func newGroup(h *Host, gc GroupConfig) (*Group, error) {
 		done:   make(chan struct{}),
 	}
 	st := &logStorage{log: gc.Log, logger: g.logger}
+	g.storage = st
 	if len(gc.Log.ConfState()) == 0 {
 		if len(gc.Peers) == 0 {
 			return nil, fmt.Errorf("group %d: new group without peers", gc.ID)
@@ -86,7 +92,7 @@ func newGroup(h *Host, gc GroupConfig) (*Group, error) {
 			return nil, fmt.Errorf("group %d: persist initial configuration: %w", gc.ID, err)
 		}
 	}
-	rn, err := raft.NewRawNode(h.raftConfig(st, gc.Applied))
+	rn, err := raft.NewRawNode(h.raftConfig(st, gc.Applied, g.logger))
 	if err != nil {
 		return nil, fmt.Errorf("group %d: %w", gc.ID, err)
 	}
@@ -112,6 +118,9 @@ func (g *Group) Log() *storage.Log { return g.log }
 
 // Status returns the view of the group as of its last processing.
 func (g *Group) Status() Status { return *g.status.Load() }
+
+// DiskFull reports whether the group's appends wait for disk space.
+func (g *Group) DiskFull() bool { return g.diskFull.Load() }
 
 // Loop is the handle closures passed to Do get: its methods may only be
 // called inside such a closure, on the group's worker.
@@ -285,11 +294,39 @@ func (g *Group) roleChanged(ss raft.SoftState) {
 }
 
 // handleAppend writes what a MsgStorageAppend carries and arranges for its
-// responses to be delivered once it is durable.
+// responses to be delivered once it is durable. Appends keep their order:
+// while one waits for disk space, the ones after it wait behind it.
 func (g *Group) handleAppend(m raftpb.Message) {
+	if len(g.stalled) > 0 {
+		g.stalled = append(g.stalled, m)
+		return
+	}
+	g.tryAppend(m)
+}
+
+// retryStalled retries the appends that wait for disk space, in order.
+func (g *Group) retryStalled() {
+	pending := g.stalled
+	g.stalled = nil
+	for i, m := range pending {
+		if !g.tryAppend(m) {
+			g.stalled = append(g.stalled, pending[i+1:]...)
+			return
+		}
+	}
+}
+
+// stallRetry is how often an append that found the disk full is retried.
+const stallRetry = time.Second
+
+// tryAppend writes m. A full disk stalls it (false): it is retried later,
+// and raft, which cannot apply what is not durable here, waits; the
+// partition serves again once space is freed. Any other storage error
+// stops the group.
+func (g *Group) tryAppend(m raftpb.Message) bool {
 	if m.Snapshot != nil && !raft.IsEmptySnap(*m.Snapshot) {
 		g.fail(fmt.Errorf("snapshot installation is not supported yet (index %d)", m.Snapshot.Metadata.Index))
-		return
+		return true
 	}
 	hs := raftpb.HardState{Term: m.Term, Vote: m.Vote, Commit: m.Commit}
 	if !raft.IsEmptyHardState(hs) {
@@ -334,13 +371,27 @@ func (g *Group) handleAppend(m raftpb.Message) {
 		}
 		g.scheduleLocked()
 	})
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		if !g.diskFull.Swap(true) {
+			g.logger.Error("disk full: appends wait for space", "err", err)
+		}
+		g.stalled = append([]raftpb.Message{m}, g.stalled...)
+		time.AfterFunc(stallRetry, func() { g.Do(func(l Loop) { l.g.retryStalled() }) })
+		return false
+	}
 	if err != nil {
+		g.storage.forget()
 		g.fail(fmt.Errorf("log append: %w", err))
-		return
+		return true
+	}
+	if g.diskFull.Swap(false) {
+		g.logger.Info("disk space is back; appends resumed")
 	}
 	if len(m.Entries) > 0 {
+		g.storage.remember(m.Entries)
 		g.sm.Appended(m.Entries)
 	}
+	return true
 }
 
 // handleApply feeds committed entries to the state machine, applies

@@ -283,7 +283,7 @@ func (h *Host) send(envs []Envelope) {
 }
 
 // raftConfig builds the etcd raft configuration of a group.
-func (h *Host) raftConfig(st raft.Storage, applied uint64) *raft.Config {
+func (h *Host) raftConfig(st raft.Storage, applied uint64, logger *slog.Logger) *raft.Config {
 	return &raft.Config{
 		ID:                        h.cfg.NodeID,
 		ElectionTick:              h.cfg.ElectionTicks,
@@ -300,7 +300,7 @@ func (h *Host) raftConfig(st raft.Storage, applied uint64) *raft.Config {
 		// Proposals compute data from leader state (producer sequences),
 		// so only the leader may propose.
 		DisableProposalForwarding: true,
-		Logger:                    raftLogger{h.logger},
+		Logger:                    raftLogger{logger},
 	}
 }
 

@@ -11,10 +11,80 @@ import (
 	"github.com/chronik-stream/chronik/internal/storage"
 )
 
-// logStorage serves raft's reads from the partition log.
+// logStorage serves raft's reads from the partition log, and the most
+// recent entries from memory: raft reads every committed entry back to
+// apply it, usually right after appending it, and a follower that is a
+// little behind is sent entries from there too. Used only on the group's
+// worker, so it needs no lock.
 type logStorage struct {
 	log    *storage.Log
 	logger *slog.Logger
+	// recent holds the entries last appended, contiguous, at most
+	// recentBudget bytes of them.
+	recent      []raftpb.Entry
+	recentBytes int
+}
+
+// recentBudget bounds the entries a group keeps in memory.
+const recentBudget = 4 << 20
+
+// remember keeps appended entries (dropping any it held from their first
+// index on: raft replaced them) and trims to the budget.
+func (s *logStorage) remember(ents []raftpb.Entry) {
+	if len(ents) == 0 {
+		return
+	}
+	first := ents[0].Index
+	if n := len(s.recent); n > 0 && (first <= s.recent[n-1].Index) {
+		keep := 0
+		for keep < n && s.recent[keep].Index < first {
+			keep++
+		}
+		for _, e := range s.recent[keep:] {
+			s.recentBytes -= len(e.Data)
+		}
+		clear(s.recent[keep:])
+		s.recent = s.recent[:keep]
+	}
+	if n := len(s.recent); n > 0 && s.recent[n-1].Index+1 != first {
+		s.forget()
+	}
+	for _, e := range ents {
+		s.recent = append(s.recent, e)
+		s.recentBytes += len(e.Data)
+	}
+	drop := 0
+	for s.recentBytes > recentBudget && drop < len(s.recent)-1 {
+		s.recentBytes -= len(s.recent[drop].Data)
+		drop++
+	}
+	if drop > 0 {
+		clear(s.recent[:drop])
+		s.recent = append(s.recent[:0], s.recent[drop:]...)
+	}
+}
+
+func (s *logStorage) forget() {
+	clear(s.recent)
+	s.recent, s.recentBytes = s.recent[:0], 0
+}
+
+// fromMemory returns entries [lo, hi) from memory if it holds them all.
+func (s *logStorage) fromMemory(lo, hi, maxSize uint64) ([]raftpb.Entry, bool) {
+	if len(s.recent) == 0 || lo < s.recent[0].Index || hi-1 > s.recent[len(s.recent)-1].Index || lo >= hi {
+		return nil, false
+	}
+	from := int(lo - s.recent[0].Index)
+	to := int(hi - s.recent[0].Index)
+	var size uint64
+	n := from
+	for ; n < to; n++ {
+		size += uint64(s.recent[n].Size())
+		if size > maxSize && n > from {
+			break
+		}
+	}
+	return append([]raftpb.Entry(nil), s.recent[from:n]...), true
 }
 
 var _ raft.Storage = (*logStorage)(nil)
@@ -46,6 +116,9 @@ func (s *logStorage) InitialState() (raftpb.HardState, raftpb.ConfState, error) 
 }
 
 func (s *logStorage) Entries(lo, hi, maxSize uint64) ([]raftpb.Entry, error) {
+	if out, ok := s.fromMemory(lo, hi, maxSize); ok {
+		return out, nil
+	}
 	ents, err := s.log.Entries(lo, hi, maxSize)
 	if err != nil {
 		return nil, mapErr(err)

@@ -231,7 +231,8 @@ func (p *Partition) publish() {
 	})
 }
 
-// Produce appends one batch. cb is called once with the outcome (for acks=0
+// Produce appends one batch. It takes ownership of batch: the caller must
+// not use it afterwards. cb is called once with the outcome (for acks=0
 // too, though nobody waits for it then). It may run on the raft worker and
 // must not block.
 func (p *Partition) Produce(batch []byte, acks int16, cb func(ProduceResult)) {
@@ -250,7 +251,17 @@ func (p *Partition) Produce(batch []byte, acks int16, cb func(ProduceResult)) {
 		fail(kerr.TransactionalIDAuthorizationFailed)
 		return
 	}
-	op := &produceOp{data: storage.BatchEntryData(batch), hdr: h, acks: acks, cb: cb}
+	if p.group.DiskFull() {
+		// Fail fast (retriable) rather than queue behind appends that wait
+		// for space.
+		fail(kerr.KafkaStorageError)
+		return
+	}
+	// The batch becomes the raft entry as it is (no copy); its base offset
+	// is set when it is appended, and 0 until then marks it as a batch
+	// (storage.IsBatchData).
+	recordbatch.SetBaseOffset(batch, 0)
+	op := &produceOp{data: batch, hdr: h, acks: acks, cb: cb}
 	if !p.group.Do(func(l raftnode.Loop) { p.propose(l, op) }) {
 		fail(errNotLeader)
 	}
@@ -354,7 +365,7 @@ func (p *Partition) Appended(entries []raftpb.Entry) {
 			p.startCalls = append(p.startCalls, startCall{index: e.Index, cb: cb})
 			continue
 		}
-		if e.Type != raftpb.EntryNormal || len(e.Data) == 0 || e.Data[0] != storage.KindBatch {
+		if !storage.IsBatchData(storage.EntryType(e.Type), e.Data) {
 			continue
 		}
 		base, err := p.log.OffsetAfter(e.Index - 1)
@@ -375,7 +386,7 @@ func (p *Partition) Appended(entries []raftpb.Entry) {
 			}
 			continue
 		}
-		h, err := recordbatch.ParseHeader(e.Data[1:])
+		h, err := recordbatch.ParseHeader(e.Data)
 		if err == nil && h.ProducerID >= 0 {
 			p.producers.record(&h, e.Index, base, nil, e.Index <= committed)
 		}

@@ -57,6 +57,7 @@ type Node struct {
 	defaults  topicconfig.Defaults
 	publisher *publisher
 	ready     atomic.Bool
+	clusterID atomic.Pointer[string] // set once the catalog has one
 	stop      chan struct{}
 	wg        sync.WaitGroup
 }
@@ -97,6 +98,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 			Deliver:     func(envs []raftnode.Envelope) { n.host.Deliver(envs) },
 			Unreachable: func(p uint64) { n.host.ReportUnreachable(p) },
 			PeerDown:    func(p uint64) { n.host.PeerDown(p) },
+			ClusterID:   n.knownClusterID,
 		})
 		if err != nil {
 			return nil, err
@@ -111,8 +113,11 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 		ElectionTicks:   max(cfg.Raft.ElectionTimeoutMs/max(cfg.Raft.HeartbeatIntervalMs, 1), 2),
 		HeartbeatTicks:  1,
 		MaxInflightMsgs: cfg.Raft.MaxInflightMessages,
-		Logger:          logger,
-		Observer:        electionObserver{n.metrics},
+		// Bounds the memory a leader holds for entries not yet committed,
+		// e.g. while its disk is full.
+		MaxUncommittedEntriesSize: 256 << 20,
+		Logger:                    logger,
+		Observer:                  electionObserver{n.metrics},
 	}, rt)
 
 	metaLog, err := n.store.OpenLog(metadataLog, storage.LogConfig{
@@ -138,6 +143,8 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 	if err := n.recordClusterID(); err != nil {
 		return nil, err
 	}
+	cid := n.catalog.ClusterID()
+	n.clusterID.Store(&cid)
 	host, port, err := splitHostPort(cfg.AdvertisedAddr)
 	if err != nil {
 		return nil, err
