@@ -70,6 +70,12 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 			n.shutdown(context.Background())
 		}
 	}()
+	if cfg.Cluster.Enabled && cfg.Cluster.Discovery.Mode == "dns" {
+		return nil, fmt.Errorf("cluster.discovery.mode = \"dns\" is not supported yet: list the members in cluster.peers")
+	}
+	if cfg.ObjectStore.Type != "local" {
+		logger.Warn("object_store is not used yet: raft snapshots to object storage are not implemented", "object_store.type", cfg.ObjectStore.Type)
+	}
 	if err := n.checkIdentity(); err != nil {
 		return nil, err
 	}
