@@ -146,6 +146,9 @@ func EnsureTopic(ctx context.Context, o Options) error {
 	return nil
 }
 
+// pacingSlack is how early a rate-limited producer may send a message.
+const pacingSlack = time.Millisecond
+
 // Produce runs producers and measures send-to-acknowledgement latency.
 func Produce(ctx context.Context, o Options) (Result, error) {
 	opts, err := o.clientOpts()
@@ -189,14 +192,24 @@ func Produce(ctx context.Context, o Options) (Result, error) {
 				if o.Count > 0 && i >= o.Count {
 					break
 				}
-				intended := time.Now()
+				// Latency counts from the intended send time, so a stall
+				// that delays sending is measured, not hidden (coordinated
+				// omission). A message may go out up to pacingSlack early,
+				// which saves a timer per message; its latency then counts
+				// from the real send.
+				basis := time.Now()
 				if o.Rate > 0 {
-					intended = start.Add(time.Duration(float64(i) / o.Rate * float64(time.Second)))
-					if d := time.Until(intended); d > 0 {
+					intended := start.Add(time.Duration(float64(i) / o.Rate * float64(time.Second)))
+					if d := intended.Sub(basis); d > pacingSlack {
 						select {
 						case <-time.After(d):
 						case <-runCtx.Done():
 						}
+					}
+					if now := time.Now(); now.Before(intended) {
+						basis = now
+					} else {
+						basis = intended
 					}
 				}
 				inflight.Add(1)
@@ -208,7 +221,7 @@ func Produce(ctx context.Context, o Options) (Result, error) {
 						failed.Add(1)
 						firstErr.CompareAndSwap(nil, err.Error())
 					} else {
-						hist.record(time.Since(intended))
+						hist.record(time.Since(basis))
 						acked.Add(1)
 					}
 					inflight.Done()
