@@ -120,5 +120,12 @@ func (m *Metrics) Elected(group uint64, without time.Duration) {
 	m.electionLatency.Observe(ms(without))
 }
 
+// ForgetPartition drops the per-partition event series of a partition
+// whose replica left this node, so deleted topics do not leave series
+// behind.
+func (m *Metrics) ForgetPartition(topic string, partition int32) {
+	m.electionCount.DeleteLabelValues(topic, strconv.Itoa(int(partition)))
+}
+
 // Committed records a produce's commit latency (replica.Observer).
 func (m *Metrics) Committed(d time.Duration) { m.commitLatency.Observe(ms(d)) }
