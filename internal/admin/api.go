@@ -49,10 +49,10 @@ type NodeStatus struct {
 	State string `json:"state"`
 	// Live reports whether the metadata leader last recorded the node as
 	// alive (what Metadata responses are built from).
-	Live            bool `json:"live"`
-	MetadataLeader  bool `json:"metadata_leader"`
-	MetadataVoter   bool `json:"metadata_voter"`
-	AnsweringNode   bool `json:"answering_node"`
+	Live           bool `json:"live"`
+	MetadataLeader bool `json:"metadata_leader"`
+	MetadataVoter  bool `json:"metadata_voter"`
+	AnsweringNode  bool `json:"answering_node"`
 }
 
 // PartitionsStatus lists the raft groups hosted on the answering node.
