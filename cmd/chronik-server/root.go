@@ -77,8 +77,36 @@ TOML file given by --config, then built-in defaults (docs/configuration.md).`,
 	pf.String("log-format", "text", "text or json (log_format)")
 	pf.String("peers", "", "cluster members: host:port,... in node-id order, or id@host:port,... (cluster.peers)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	operator := []*cobra.Command{newClusterCommand(), newRaftCommand(), newTopicCommand(), newGroupCommand()}
+	for _, c := range operator {
+		hideServerFlagsInHelp(c, g)
+	}
+	root.AddCommand(operator...)
 	root.AddCommand(newStandaloneCommand(g), newBenchCommand(), newVersionCommand())
 	return root
+}
+
+// hideServerFlagsInHelp keeps the server's global flags (--data-dir,
+// --peers, ...) out of the help of an operator command, which does not
+// read them.
+func hideServerFlagsInHelp(cmd *cobra.Command, g *globalFlags) {
+	parentHelp := cmd.HelpFunc()
+	cmd.SetHelpFunc(func(c *cobra.Command, args []string) {
+		server := c.Root().PersistentFlags()
+		var hidden []*pflag.Flag
+		server.VisitAll(func(f *pflag.Flag) {
+			if _, isServer := g.keys[f.Name]; (isServer || f.Name == "config") && !f.Hidden {
+				f.Hidden = true
+				hidden = append(hidden, f)
+			}
+		})
+		defer func() {
+			for _, f := range hidden {
+				f.Hidden = false
+			}
+		}()
+		parentHelp(c, args)
+	})
 }
 
 // load builds the configuration from the file, the environment and the
