@@ -82,7 +82,7 @@ and admin addresses, whether the asked node has a working raft connection to
 it (alive/unreachable) and whether the metadata leader last recorded it live.`,
 		Example: `  chronik-server cluster status
   chronik-server cluster status --admin-addr node2:8081 --output json`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out, cl, ctx, cancel, err := f.prepare()
 			if err != nil {
@@ -154,7 +154,7 @@ whose admin address is looked up in the cluster status of --admin-addr.`,
 		Example: `  chronik-server raft status
   chronik-server raft status --node-id 2
   chronik-server raft status --admin-addr localhost:8081 --topic orders -o json`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out, cl, ctx, cancel, err := f.prepare()
 			if err != nil {
@@ -288,7 +288,7 @@ partitions whose preferred replica is this node move back to it once it is in
 sync again: step down right before a restart or maintenance.`,
 		Example: `  chronik-server raft step-down --admin-addr localhost:8081
   chronik-server raft step-down --topic orders --partition 0`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			one, err := pa.check(cmd, false)
 			if err != nil {
@@ -354,7 +354,7 @@ func newRaftTransferCommand(f *adminFlags) *cobra.Command {
 lead the partition, it is sent once more to the leader it names. It fails,
 saying why, when --to is not a replica or not in sync.`,
 		Example: `  chronik-server raft transfer-leader --topic orders --partition 0 --to 2`,
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if _, err := pa.check(cmd, true); err != nil {
 				return err

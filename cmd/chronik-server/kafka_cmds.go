@@ -151,6 +151,14 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 	}
 }
 
+// noArgs is cobra.NoArgs as a usage error (exit code 2).
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageError{fmt.Errorf("%s takes no arguments (got %q)", cmd.CommandPath(), args)}
+	}
+	return nil
+}
+
 func minArgs(n int, what string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) < n {
@@ -173,7 +181,7 @@ func newTopicListCommand(f *kafkaFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List topics",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out, adm, ctx, done, err := f.connect()
 			if err != nil {
@@ -352,7 +360,7 @@ func newGroupListCommand(f *kafkaFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "list",
 		Short: "List consumer groups",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out, adm, ctx, done, err := f.connect()
 			if err != nil {
