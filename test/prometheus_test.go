@@ -277,6 +277,8 @@ func TestPrometheusScrapesCluster(t *testing.T) {
 		return nil
 	})
 
+	checkDashboardQueries(t, prom)
+
 	// An election (a leadership transfer) increments the count Prometheus
 	// sees for prom/0.
 	electionsQuery := `max(chronik_raft_election_count{topic="prom",partition="0"})`
@@ -302,6 +304,35 @@ func TestPrometheusScrapesCluster(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// checkDashboardQueries runs every query of the Grafana dashboard through
+// Prometheus, so a syntax error or a misspelt function fails here.
+func checkDashboardQueries(t *testing.T, prom *prometheus) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(harness.RepoRoot(), "docs", "grafana", "chronik-dashboard.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatalf("dashboard JSON: %v", err)
+	}
+	vars := strings.NewReplacer("$job", "chronik", "$__rate_interval", "5s")
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			if _, err := prom.query(vars.Replace(tg.Expr)); err != nil {
+				t.Errorf("dashboard panel %q: %v", p.Title, err)
+			}
+		}
+	}
 }
 
 // lockedWriter serialises a process's stdout and stderr into a builder.

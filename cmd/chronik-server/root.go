@@ -72,7 +72,7 @@ TOML file given by --config, then built-in defaults (docs/configuration.md).`,
 	pf.String("advertised-addr", "localhost:9092", "host:port clients use to reach this node (advertised_addr)")
 	pf.String("listen", "", "address the Kafka listener binds (listen_addr; default :<advertised port>)")
 	pf.String("data-dir", "./data", "data directory (data_dir; in cluster mode default ./data/node-<id>)")
-	pf.String("metrics-addr", ":8080", "address of /metrics, /health and /ready (metrics_addr; in cluster mode default :<8080+id-1>; empty disables)")
+	pf.String("metrics-addr", ":8080", "address of /metrics, /health, /ready and /admin/ (metrics_addr; in cluster mode default :<8080+id-1>; empty disables)")
 	pf.String("log-level", "info", "debug, info, warn or error (log_level)")
 	pf.String("log-format", "text", "text or json (log_format)")
 	pf.String("peers", "", "cluster members: host:port,... in node-id order, or id@host:port,... (cluster.peers)")
