@@ -23,7 +23,7 @@ func (everything) GroupStats() []GroupStat {
 	return []GroupStat{{Group: "g", State: "Stable", Members: 1, Lag: 7}}
 }
 
-func (everything) ClusterStats() ClusterStat        { return ClusterStat{MetadataLeader: 1, Peers: 2} }
+func (everything) ClusterStats() ClusterStat       { return ClusterStat{MetadataLeader: 1, Peers: 2} }
 func (everything) SnapshotStats() (uint64, uint64) { return 0, 0 }
 
 // exported returns the chronik_* metric families the registry exposes
