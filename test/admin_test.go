@@ -436,3 +436,49 @@ func TestAdminAPIAndCLI(t *testing.T) {
 		return nil
 	})
 }
+
+// TestAdminAPIStandalone: a single node answers the admin API as a
+// cluster of one, and refuses a step-down it cannot do.
+func TestAdminAPIStandalone(t *testing.T) {
+	n := harness.NewNode(t, harness.NodeOptions{})
+	n.Start()
+	cl := franzClient(t, n.Addr(), kgo.DefaultProduceTopic("solo"))
+	defer cl.Close()
+	ctx := harness.Context(t, 30*time.Second)
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := adminClient(n).Cluster(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs.Mode != "standalone" || cs.MetadataLeader != 1 || len(cs.Nodes) != 1 || cs.Nodes[0].State != admin.StateAlive ||
+		cs.Nodes[0].AdminAddr != n.HTTPAddr() {
+		t.Fatalf("cluster status: %+v", cs)
+	}
+	ps, err := partitionOn(n, "solo", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps.Role != "Leader" || ps.HighWatermark != 1 || !slices.Equal(ps.ISR, []uint64{1}) {
+		t.Fatalf("solo/0: %+v", ps)
+	}
+	var ne *admin.NodeError
+	if _, err := adminClient(n).StepDown(ctx); !errors.As(err, &ne) || ne.Status != http.StatusConflict || !strings.Contains(err.Error(), "standalone") {
+		t.Fatalf("step-down of a standalone node: %v", err)
+	}
+	out := mustCLI(t, "raft", "status", "--admin-addr", n.HTTPAddr())
+	if !strings.Contains(out, "__cluster_metadata") || !strings.Contains(out, "solo") {
+		t.Fatalf("raft status:\n%s", out)
+	}
+	resp, err := http.Post("http://"+n.HTTPAddr()+"/admin/nothing", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e admin.Error
+	json.NewDecoder(resp.Body).Decode(&e)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(e.Message, "no admin endpoint POST /admin/nothing") {
+		t.Fatalf("unknown endpoint: %d %+v", resp.StatusCode, e)
+	}
+}
