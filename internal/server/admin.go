@@ -153,7 +153,13 @@ func (n *Node) metadataStatus() (admin.PartitionStatus, bool) {
 	if !g.Do(func(l raftnode.Loop) { ch <- l.RaftStatus() }) {
 		return ps, true
 	}
-	rs := <-ch
+	var rs raft.Status
+	select {
+	case rs = <-ch:
+	case <-time.After(5 * time.Second):
+		// A group stopping drops queued closures; report what we have.
+		return ps, true
+	}
 	for id, pr := range rs.Progress {
 		inSync := id == n.cfg.NodeID || pr.RecentActive && pr.Match >= rs.Commit
 		if inSync && !pr.IsLearner {
