@@ -7,7 +7,9 @@
 // Label cardinality: per-API series are bounded by the API count; per
 // partition series (topic, partition) grow with the partitions hosted on
 // the node, and follower lag adds one series per follower of each
-// partition this node leads.
+// partition this node leads; consumer group series grow with the groups
+// coordinated here. Series of a partition whose replica leaves the node go
+// with it. docs/monitoring.md describes every metric (a test checks it).
 package metrics
 
 import (
