@@ -5,7 +5,7 @@
 #                concurrent packages), fuzz smoke runs, and the end-to-end tests
 #                with real clients against the real binary
 #   make deps    install the Debian packages the tests need (kcat, python3-kafka,
-#                python3-confluent-kafka) when they are missing
+#                python3-confluent-kafka, prometheus) when they are missing
 #   make bench   storage benchmarks (figures, not pass/fail)
 #   make figures failover times of a 3-node cluster over 10 runs (figures)
 
@@ -14,7 +14,7 @@ PKGS      := ./...
 # Packages with concurrency run under the race detector.
 RACE_PKGS := ./internal/storage/... ./internal/raftnode/... ./internal/replica/... \
              ./internal/wire/... ./internal/broker/... ./internal/group/... ./internal/meta/... ./internal/server/...
-DEB_PKGS  := kcat python3-kafka python3-confluent-kafka
+DEB_PKGS  := kcat python3-kafka python3-confluent-kafka prometheus
 FUZZTIME  ?= 10s
 
 .PHONY: all build run test deps fmt vet unit race fuzz e2e bench figures clean

@@ -72,13 +72,41 @@ TOML file given by --config, then built-in defaults (docs/configuration.md).`,
 	pf.String("advertised-addr", "localhost:9092", "host:port clients use to reach this node (advertised_addr)")
 	pf.String("listen", "", "address the Kafka listener binds (listen_addr; default :<advertised port>)")
 	pf.String("data-dir", "./data", "data directory (data_dir; in cluster mode default ./data/node-<id>)")
-	pf.String("metrics-addr", ":8080", "address of /metrics, /health and /ready (metrics_addr; in cluster mode default :<8080+id-1>; empty disables)")
+	pf.String("metrics-addr", ":8080", "address of /metrics, /health, /ready and /admin/ (metrics_addr; in cluster mode default :<8080+id-1>; empty disables)")
 	pf.String("log-level", "info", "debug, info, warn or error (log_level)")
 	pf.String("log-format", "text", "text or json (log_format)")
 	pf.String("peers", "", "cluster members: host:port,... in node-id order, or id@host:port,... (cluster.peers)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	operator := []*cobra.Command{newClusterCommand(), newRaftCommand(), newTopicCommand(), newGroupCommand()}
+	for _, c := range operator {
+		hideServerFlagsInHelp(c, g)
+	}
+	root.AddCommand(operator...)
 	root.AddCommand(newStandaloneCommand(g), newBenchCommand(), newVersionCommand())
 	return root
+}
+
+// hideServerFlagsInHelp keeps the server's global flags (--data-dir,
+// --peers, ...) out of the help of an operator command, which does not
+// read them.
+func hideServerFlagsInHelp(cmd *cobra.Command, g *globalFlags) {
+	parentHelp := cmd.HelpFunc()
+	cmd.SetHelpFunc(func(c *cobra.Command, args []string) {
+		server := c.Root().PersistentFlags()
+		var hidden []*pflag.Flag
+		server.VisitAll(func(f *pflag.Flag) {
+			if _, isServer := g.keys[f.Name]; (isServer || f.Name == "config") && !f.Hidden {
+				f.Hidden = true
+				hidden = append(hidden, f)
+			}
+		})
+		defer func() {
+			for _, f := range hidden {
+				f.Hidden = false
+			}
+		}()
+		parentHelp(c, args)
+	})
 }
 
 // load builds the configuration from the file, the environment and the

@@ -246,6 +246,15 @@ type GroupSummary struct {
 	Generation   int32
 	Members      int
 	Offsets      int // committed offsets
+	// Committed lists the committed offsets, for lag metrics.
+	Committed []CommittedOffset
+}
+
+// CommittedOffset is a group's committed offset of one partition.
+type CommittedOffset struct {
+	Topic     string
+	Partition int32
+	Offset    int64
 }
 
 // Groups describes every group loaded on this node, sorted by group id. It

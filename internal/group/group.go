@@ -341,7 +341,12 @@ func (g *group) subscribedTopics() (map[string]bool, bool) {
 }
 
 func (g *group) summary(p int32) GroupSummary {
+	committed := make([]CommittedOffset, 0, len(g.offsets))
+	for tp, oc := range g.offsets {
+		committed = append(committed, CommittedOffset{Topic: tp.topic, Partition: tp.partition, Offset: oc.offset})
+	}
 	return GroupSummary{
+		Committed:    committed,
 		Group:        g.id,
 		Partition:    p,
 		State:        g.state.String(),

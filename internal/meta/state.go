@@ -20,6 +20,10 @@ type Broker struct {
 	Host string `json:"host"`
 	Port int32  `json:"port"`
 	Rack string `json:"rack,omitempty"`
+	// Admin is the node's metrics/admin HTTP address (host:port), as the
+	// node itself registered it; "" when a peer registered it on its
+	// behalf before it started.
+	Admin string `json:"admin,omitempty"`
 }
 
 // Partition is one partition's assignment and, as its leader last
@@ -132,7 +136,13 @@ func (s *State) apply(c *Command) Result {
 		if c.Broker == nil {
 			return Result{Err: fmt.Errorf("register_broker without broker")}
 		}
-		s.Brokers[c.Broker.ID] = *c.Broker
+		b := *c.Broker
+		// A peer registering a node on its behalf does not know the node's
+		// admin address: keep the one the node registered itself.
+		if old, ok := s.Brokers[b.ID]; ok && b.Admin == "" {
+			b.Admin = old.Admin
+		}
+		s.Brokers[b.ID] = b
 	case opCreateTopic:
 		if _, ok := s.Topics[c.Topic]; ok {
 			return Result{Err: kerr.TopicAlreadyExists}

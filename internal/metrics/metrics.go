@@ -7,7 +7,9 @@
 // Label cardinality: per-API series are bounded by the API count; per
 // partition series (topic, partition) grow with the partitions hosted on
 // the node, and follower lag adds one series per follower of each
-// partition this node leads.
+// partition this node leads; consumer group series grow with the groups
+// coordinated here. Series of a partition whose replica leaves the node go
+// with it. docs/monitoring.md describes every metric (a test checks it).
 package metrics
 
 import (
@@ -118,6 +120,13 @@ func (m *Metrics) Elected(group uint64, without time.Duration) {
 	}
 	m.electionCount.WithLabelValues(topic, part).Inc()
 	m.electionLatency.Observe(ms(without))
+}
+
+// ForgetPartition drops the per-partition event series of a partition
+// whose replica left this node, so deleted topics do not leave series
+// behind.
+func (m *Metrics) ForgetPartition(topic string, partition int32) {
+	m.electionCount.DeleteLabelValues(topic, strconv.Itoa(int(partition)))
 }
 
 // Committed records a produce's commit latency (replica.Observer).

@@ -39,10 +39,21 @@ type GroupStat struct {
 	Lag int64
 }
 
+// ClusterStat is the node's view of the cluster.
+type ClusterStat struct {
+	// MetadataLeader is the catalog's raft leader as this node knows it,
+	// 0 if none.
+	MetadataLeader uint64
+	// Peers counts the other members; Unreachable those this node has no
+	// working raft stream to.
+	Peers, Unreachable int
+}
+
 // StateSource gives the node's state to the collector.
 type StateSource interface {
 	PartitionStats() []PartitionStat
 	GroupStats() []GroupStat
+	ClusterStats() ClusterStat
 	// SnapshotStats returns the raft snapshots taken and their total size.
 	SnapshotStats() (count uint64, bytes uint64)
 }
@@ -62,6 +73,9 @@ var (
 	descTerm        = prometheus.NewDesc("chronik_raft_term", "Raft term (leader epoch) of a partition hosted here.", []string{"topic", "partition"}, nil)
 	descLagEntries  = prometheus.NewDesc("chronik_raft_follower_lag_entries", "Entries a follower is behind the leader.", []string{"topic", "partition", "follower"}, nil)
 	descLagMs       = prometheus.NewDesc("chronik_raft_follower_lag_ms", "Time since a follower last caught up with the leader.", []string{"topic", "partition", "follower"}, nil)
+	descMetaLeader  = prometheus.NewDesc("chronik_raft_metadata_leader", "Node id of the cluster metadata (catalog) leader as this node knows it; 0 while there is none.", nil, nil)
+	descPeers       = prometheus.NewDesc("chronik_cluster_peers", "Other members of the cluster.", nil, nil)
+	descUnreachable = prometheus.NewDesc("chronik_cluster_peers_unreachable", "Members this node has no working raft connection to.", nil, nil)
 	descSnapCount   = prometheus.NewDesc("chronik_raft_snapshot_count", "Raft snapshots taken or installed.", nil, nil)
 	descSnapBytes   = prometheus.NewDesc("chronik_raft_snapshot_size_bytes", "Total size of raft snapshots taken or installed.", nil, nil)
 	descLogBytes    = prometheus.NewDesc("chronik_log_size_bytes", "Bytes in a partition's segment files.", []string{"topic", "partition"}, nil)
@@ -77,7 +91,7 @@ var (
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLeaders, descFollowers, descISR, descReplicas, descTerm, descLagEntries, descLagMs,
 		descSnapCount, descSnapBytes, descLogBytes, descSegments, descLogStart, descHighWater, descLogEnd,
-		descGroups, descGroupMember, descGroupLag} {
+		descGroups, descGroupMember, descGroupLag, descMetaLeader, descPeers, descUnreachable} {
 		ch <- d
 	}
 }
@@ -110,6 +124,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descLeaders, float64(leaders))
 	gauge(descFollowers, float64(followers))
+	cs := c.src.ClusterStats()
+	gauge(descMetaLeader, float64(cs.MetadataLeader))
+	gauge(descPeers, float64(cs.Peers))
+	gauge(descUnreachable, float64(cs.Unreachable))
 	n, b := c.src.SnapshotStats()
 	ch <- prometheus.MustNewConstMetric(descSnapCount, prometheus.CounterValue, float64(n))
 	gauge(descSnapBytes, float64(b))

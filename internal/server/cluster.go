@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"sort"
 	"sync"
@@ -84,7 +85,8 @@ func (n *Node) waitForCatalog(ctx context.Context, voters []uint64) error {
 // and the configured address of every peer not registered yet, so that
 // replicas can be placed on members that have not started (they catch up).
 func (n *Node) registerBrokers(ctx context.Context, host string, port int32) error {
-	if err := n.catalog.RegisterBroker(ctx, meta.Broker{ID: int32(n.cfg.NodeID), Host: host, Port: port}); err != nil {
+	self := meta.Broker{ID: int32(n.cfg.NodeID), Host: host, Port: port, Admin: adminAddr(n.cfg.MetricsAddr, host)}
+	if err := n.catalog.RegisterBroker(ctx, self); err != nil {
 		return fmt.Errorf("register this broker in the catalog: %w", err)
 	}
 	if !n.cfg.Cluster.Enabled {
@@ -107,6 +109,24 @@ func (n *Node) registerBrokers(ctx context.Context, host string, port int32) err
 		}
 	}
 	return nil
+}
+
+// adminAddr is the address other nodes and operators reach this node's
+// metrics/admin HTTP server on: the metrics address, with the advertised
+// host when it binds every interface (":8081", "0.0.0.0:8081"); "" when
+// the HTTP server is off.
+func adminAddr(metricsAddr, advertisedHost string) string {
+	if metricsAddr == "" {
+		return ""
+	}
+	h, p, err := net.SplitHostPort(metricsAddr)
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(h); h == "" || ip != nil && ip.IsUnspecified() {
+		h = advertisedHost
+	}
+	return net.JoinHostPort(h, p)
 }
 
 // knownClusterID is the cluster id this node's data directory or catalog
@@ -276,45 +296,56 @@ func (n *Node) livenessLoop() {
 }
 
 // transferLeaderships hands every leadership this node holds to an in-sync
-// follower before it stops, so clients see a new leader at once instead
-// of after an election timeout (roadmap 4.4).
-func (n *Node) transferLeaderships(ctx context.Context) {
+// follower, so clients see a new leader at once instead of after an
+// election timeout (roadmap 4.4): before shutdown, and on an operator's
+// step-down. It waits until they moved, for at most 5 s or until ctx ends,
+// and returns the groups that moved and those this node still leads.
+func (n *Node) transferLeaderships(ctx context.Context, why string) (moved, remaining []*raftnode.Group) {
 	deadline := time.Now().Add(5 * time.Second)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
 	groups := n.host.Groups()
 	sort.Slice(groups, func(i, j int) bool { return groups[i].ID() < groups[j].ID() })
-	moving := 0
+	var leading []*raftnode.Group
 	for _, g := range groups {
 		if g.Status().Role != raft.StateLeader {
 			continue
 		}
-		target := n.transferTarget(g)
-		if target == 0 {
-			continue
+		leading = append(leading, g)
+		if target := n.transferTarget(g); target != 0 {
+			g.Do(func(l raftnode.Loop) { l.TransferLeader(target) })
 		}
-		moving++
-		g.Do(func(l raftnode.Loop) { l.TransferLeader(target) })
 	}
-	if moving == 0 {
-		return
+	if len(leading) == 0 {
+		return nil, nil
 	}
-	n.logger.Info("moving leaderships before shutdown", "groups", moving)
-	for time.Now().Before(deadline) {
-		left := 0
-		for _, g := range groups {
-			if g.Status().Role == raft.StateLeader && n.transferTarget(g) != 0 {
-				left++
+	n.logger.Info("moving leaderships "+why, "groups", len(leading))
+	split := func() (moved, remaining []*raftnode.Group, waiting int) {
+		for _, g := range leading {
+			if g.Status().Role != raft.StateLeader {
+				moved = append(moved, g)
+				continue
+			}
+			remaining = append(remaining, g)
+			if n.transferTarget(g) != 0 {
+				waiting++
 			}
 		}
-		if left == 0 {
-			n.logger.Info("leaderships moved")
-			return
+		return moved, remaining, waiting
+	}
+	for {
+		moved, remaining, waiting := split()
+		if waiting == 0 || !time.Now().Before(deadline) {
+			if len(remaining) == 0 {
+				n.logger.Info("leaderships moved", "groups", len(moved))
+			} else {
+				n.logger.Warn("some leaderships did not move", "moved", len(moved), "remaining", len(remaining))
+			}
+			return moved, remaining
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	n.logger.Warn("some leaderships did not move before the deadline")
 }
 
 // transferTarget picks the follower to hand a group to: an in-sync one for

@@ -78,6 +78,7 @@ func (n *Node) reconcile() error {
 			if err := n.replicas.Remove(tp, true); err != nil {
 				errs = append(errs, err)
 			}
+			n.metrics.ForgetPartition(tp.Topic, tp.Partition)
 		}
 	}
 	return errors.Join(errs...)
@@ -205,11 +206,41 @@ func (s stateSource) GroupStats() []metrics.GroupStat {
 	}
 	var out []metrics.GroupStat
 	for _, g := range s.n.groups.Groups() {
-		out = append(out, metrics.GroupStat{Group: g.Group, State: g.State, Members: g.Members})
+		gs := metrics.GroupStat{Group: g.Group, State: g.State, Members: g.Members}
+		for _, c := range g.Committed {
+			// Lag is counted only where this node leads the partition: a
+			// leader's high watermark is current, a follower's may trail.
+			r := s.n.replicas.Get(replica.TopicPartition{Topic: c.Topic, Partition: c.Partition})
+			if r == nil || !r.View().IsLeader {
+				continue
+			}
+			gs.Lag += max(r.Log().HighWatermark()-c.Offset, 0)
+		}
+		out = append(out, gs)
 	}
 	return out
 }
 
+func (s stateSource) ClusterStats() metrics.ClusterStat {
+	cs := metrics.ClusterStat{MetadataLeader: s.n.catalog.Group().Status().Lead}
+	if s.n.transport == nil {
+		return cs
+	}
+	connected := s.n.transport.Connected()
+	for _, id := range s.n.members() {
+		if id == s.n.cfg.NodeID {
+			continue
+		}
+		cs.Peers++
+		if !connected[id] {
+			cs.Unreachable++
+		}
+	}
+	return cs
+}
+
+// SnapshotStats is zero: raft snapshots are not implemented yet (the log
+// is never compacted below what followers need).
 func (s stateSource) SnapshotStats() (uint64, uint64) { return 0, 0 }
 
 func splitLines(s string) []string { return strings.Split(strings.TrimSpace(s), "\n") }

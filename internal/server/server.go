@@ -238,7 +238,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 func (n *Node) shutdown(ctx context.Context) error {
 	n.ready.Store(false)
 	if n.transport != nil && n.cfg.Raft.Advanced.EnableLeadershipTransfer && n.replicas != nil {
-		n.transferLeaderships(ctx)
+		n.transferLeaderships(ctx, "before shutdown")
 	}
 	var errs []error
 	if n.kafka != nil {
@@ -291,6 +291,7 @@ func (n *Node) startHTTP() error {
 		}
 		w.Write([]byte("ready\n"))
 	})
+	n.registerAdmin(mux)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
