@@ -173,6 +173,26 @@ func waitISR(t *testing.T, c *harness.Cluster, topic string, lead int, want []in
 	return time.Since(start)
 }
 
+// waitLagging waits until the leader reports each of ids as not caught up
+// for longer than replica_lag_max_ms (chronik_raft_follower_lag_ms), so an
+// ISR without them is the lag rule at work, not a passing blip.
+func waitLagging(t *testing.T, c *harness.Cluster, topic string, lead int, ids ...int) time.Duration {
+	t.Helper()
+	start := time.Now()
+	harness.WaitFor(t, fmt.Sprintf("followers %v to lag over replica_lag_max_ms", ids), 30*time.Second, func() error {
+		for _, id := range ids {
+			series := fmt.Sprintf(`chronik_raft_follower_lag_ms{follower="%d",partition="0",topic="%s"}`, id, topic)
+			if ms := metricValue(c.Node(lead), series); ms <= isrLagMaxMs {
+				return fmt.Errorf("follower %d caught up %d ms ago", id, ms)
+			}
+		}
+		return nil
+	})
+	return time.Since(start)
+}
+
+const isrLagMaxMs = 1500
+
 // isrConfig makes ISR membership a matter of time only: a follower leaves
 // after 1.5 s without catching up (the leader re-evaluates every 250 ms);
 // the entry bound is out of the way. A follower 500 ms away (each way)
@@ -181,7 +201,7 @@ func waitISR(t *testing.T, c *harness.Cluster, topic string, lead int, want []in
 // only a CPU stall of over a second could move a healthy follower out.
 const isrConfig = `
 [raft.advanced]
-replica_lag_max_ms = 1500
+replica_lag_max_ms = 1500 # isrLagMaxMs
 replica_lag_max_entries = 100000000
 `
 
@@ -209,13 +229,20 @@ func TestChaosISR(t *testing.T) {
 	w.waitAcked(300, 30*time.Second)
 
 	slow := followers[0]
+	slowed := time.Now()
 	c.Slow(slow, 500*time.Millisecond)
-	left := waitISR(t, c.Cluster, topic, lead, without(slow))
+	lagging := waitLagging(t, c.Cluster, topic, lead, slow)
+	waitISR(t, c.Cluster, topic, lead, without(slow))
+	left := time.Since(slowed)
 	before := w.acked()
 	w.waitAcked(before+500, 30*time.Second)
+	if isr, err := metadataISR(c.Cluster, topic); err != nil || !slices.Equal(isr, without(slow)) {
+		t.Fatalf("ISR %v (%v) while follower %d is slow", isr, err, slow)
+	}
 	c.Unslow(slow)
 	back := waitISR(t, c.Cluster, topic, lead, all)
-	t.Logf("FIGURE %s: follower %d slowed by 500 ms left the ISR after %v; 500 acks=all produces acknowledged meanwhile; rejoined %v after the latency went", t.Name(), slow, left, back)
+	t.Logf("FIGURE %s: follower %d slowed by 500 ms each way: lagging over %d ms after %v, out of the ISR (metric and Metadata) after %v; 500 acks=all produces acknowledged while out; rejoined %v after the latency went",
+		t.Name(), slow, isrLagMaxMs, lagging, left, back)
 	if l := raftLeaders(c.Cluster, topic, 0); len(l) != 1 || l[lead] == 0 {
 		t.Fatalf("leadership moved during the test: %v", l)
 	}
@@ -226,9 +253,12 @@ func TestChaosISR(t *testing.T) {
 	load := startWorkload(t, c.Cluster, topic, "load", 2*time.Millisecond,
 		kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
 	load.waitAcked(100, 30*time.Second)
+	slowed = time.Now()
 	c.Slow(followers[0], 500*time.Millisecond)
 	c.Slow(followers[1], 500*time.Millisecond)
-	shrunk := waitISR(t, c.Cluster, topic, lead, []int32{int32(lead)})
+	waitLagging(t, c.Cluster, topic, lead, followers...)
+	waitISR(t, c.Cluster, topic, lead, []int32{int32(lead)})
+	shrunk := time.Since(slowed)
 	probe := clusterClient(t, c.Cluster)
 	var got error
 	harness.WaitFor(t, "acks=all to be refused with NOT_ENOUGH_REPLICAS", 30*time.Second, func() error {
