@@ -258,6 +258,25 @@ func (n *Node) Stop(d time.Duration) error {
 	}
 }
 
+// WaitExit waits up to d for the process to exit by itself and returns its
+// exit error; ok is false if it is still running.
+func (n *Node) WaitExit(d time.Duration) (exit error, ok bool) {
+	n.mu.Lock()
+	done := n.done
+	n.mu.Unlock()
+	if done == nil {
+		return nil, false
+	}
+	select {
+	case <-done:
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		return n.exit, true
+	case <-time.After(d):
+		return nil, false
+	}
+}
+
 // Pause stops the process with SIGSTOP; Resume continues it.
 func (n *Node) Pause()  { n.signal(syscall.SIGSTOP) }
 func (n *Node) Resume() { n.signal(syscall.SIGCONT) }
