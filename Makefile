@@ -8,6 +8,9 @@
 #                python3-confluent-kafka, prometheus) when they are missing
 #   make bench   storage benchmarks (figures, not pass/fail)
 #   make figures failover times of a 3-node cluster over 10 runs (figures)
+#   make chaos   the chaos scenarios and a 2-minute nemesis (docs/fault-tolerance.md)
+#   make nemesis a long randomized fault run with the history checker
+#                (NEMESIS_DURATION, default 30m; NEMESIS_SEED to replay a run)
 
 GO        ?= go
 PKGS      := ./...
@@ -17,7 +20,10 @@ RACE_PKGS := ./internal/storage/... ./internal/raftnode/... ./internal/replica/.
 DEB_PKGS  := kcat python3-kafka python3-confluent-kafka prometheus
 FUZZTIME  ?= 10s
 
-.PHONY: all build run test deps fmt vet unit race fuzz e2e bench figures clean
+NEMESIS_DURATION ?= 30m
+NEMESIS_SEED     ?=
+
+.PHONY: all build run test deps fmt vet unit race fuzz e2e bench figures clean chaos nemesis
 
 all: build
 
@@ -57,6 +63,13 @@ e2e: deps
 	$(GO) test -count=1 -timeout 25m ./test/...
 
 test: deps fmt vet unit race fuzz e2e
+
+chaos:
+	$(GO) test -count=1 -timeout 20m -v -run 'TestChaos|TestCheckHistory|TestClusterRejectsWritesWithoutQuorum' ./test/
+
+nemesis:
+	CHRONIK_NEMESIS_DURATION=$(NEMESIS_DURATION) CHRONIK_NEMESIS_SEED=$(NEMESIS_SEED) \
+		$(GO) test -count=1 -timeout 0 -v -run 'TestChaosNemesis$$' ./test/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/storage

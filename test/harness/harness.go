@@ -258,6 +258,25 @@ func (n *Node) Stop(d time.Duration) error {
 	}
 }
 
+// WaitExit waits up to d for the process to exit by itself and returns its
+// exit error; ok is false if it is still running.
+func (n *Node) WaitExit(d time.Duration) (exit error, ok bool) {
+	n.mu.Lock()
+	done := n.done
+	n.mu.Unlock()
+	if done == nil {
+		return nil, false
+	}
+	select {
+	case <-done:
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		return n.exit, true
+	case <-time.After(d):
+		return nil, false
+	}
+}
+
 // Pause stops the process with SIGSTOP; Resume continues it.
 func (n *Node) Pause()  { n.signal(syscall.SIGSTOP) }
 func (n *Node) Resume() { n.signal(syscall.SIGCONT) }
@@ -352,8 +371,11 @@ func (n *Node) LogContains(s string) bool { return strings.Contains(n.Log(), s) 
 type Cluster struct {
 	t     testing.TB
 	Nodes []*Node
-	// Config is the TOML file every node reads.
+	// Config is the TOML file every node reads (node 1's when each node
+	// has its own, see ClusterOptions.PeerRaftAddr).
 	Config string
+	// Configs holds each node's TOML file, by node index.
+	Configs []string
 }
 
 // ClusterOptions configures NewCluster.
@@ -366,6 +388,10 @@ type ClusterOptions struct {
 	// RaftAddr, if set, gives the raft address other nodes use to reach
 	// node id (e.g. a proxy); the node still listens on its own port.
 	RaftAddr func(id int, listen string) string
+	// PeerRaftAddr, if set, gives the raft address node from uses to reach
+	// node to (e.g. a proxy for that one ordered link); every node then
+	// reads its own TOML file. It overrides RaftAddr.
+	PeerRaftAddr func(from, to int, listen string) string
 }
 
 // NewCluster prepares (does not start) n nodes with a shared config file.
@@ -378,26 +404,50 @@ func NewCluster(t testing.TB, o ClusterOptions) *Cluster {
 		o.MinInsyncReplicas = min(2, o.ReplicationFactor)
 	}
 	c := &Cluster{t: t}
-	var peers strings.Builder
+	var listens []string
 	for i := 1; i <= o.Nodes; i++ {
 		n := NewNode(t, NodeOptions{ID: i, Env: o.Env})
 		n.RaftPort = FreePort(t)
-		listen := fmt.Sprintf("127.0.0.1:%d", n.RaftPort)
-		addr := listen
-		if o.RaftAddr != nil {
-			addr = o.RaftAddr(i, listen)
-		}
-		fmt.Fprintf(&peers, "[[cluster.peers.nodes]]\nid = %d\naddr = %q\nraft_addr = %q\n\n", i, n.Addr(), addr)
+		listens = append(listens, fmt.Sprintf("127.0.0.1:%d", n.RaftPort))
 		c.Nodes = append(c.Nodes, n)
 	}
-	cfg := fmt.Sprintf("[cluster]\nenabled = true\nreplication_factor = %d\nmin_insync_replicas = %d\n\n%s\n%s\n",
-		o.ReplicationFactor, o.MinInsyncReplicas, peers.String(), o.ExtraConfig)
-	c.Config = filepath.Join(t.TempDir(), "cluster.toml")
-	if err := os.WriteFile(c.Config, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
+	// peersFor writes the member list as node from sees it (from = 0: the
+	// shared view).
+	peersFor := func(from int) string {
+		var peers strings.Builder
+		for i, n := range c.Nodes {
+			id, addr := i+1, listens[i]
+			switch {
+			case o.PeerRaftAddr != nil && from != 0 && id != from:
+				addr = o.PeerRaftAddr(from, id, listens[i])
+			case o.PeerRaftAddr == nil && o.RaftAddr != nil:
+				addr = o.RaftAddr(id, listens[i])
+			}
+			fmt.Fprintf(&peers, "[[cluster.peers.nodes]]\nid = %d\naddr = %q\nraft_addr = %q\n\n", id, n.Addr(), addr)
+		}
+		return peers.String()
 	}
-	for _, n := range c.Nodes {
-		n.Args = []string{"--config", c.Config, "standalone", "--raft"}
+	dir := t.TempDir()
+	for i := range c.Nodes {
+		from, name := 0, "cluster.toml"
+		if o.PeerRaftAddr != nil {
+			from, name = i+1, fmt.Sprintf("cluster-%d.toml", i+1)
+		}
+		if o.PeerRaftAddr == nil && i > 0 {
+			c.Configs = append(c.Configs, c.Configs[0])
+			continue
+		}
+		cfg := fmt.Sprintf("[cluster]\nenabled = true\nreplication_factor = %d\nmin_insync_replicas = %d\n\n%s\n%s\n",
+			o.ReplicationFactor, o.MinInsyncReplicas, peersFor(from), o.ExtraConfig)
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c.Configs = append(c.Configs, path)
+	}
+	c.Config = c.Configs[0]
+	for i, n := range c.Nodes {
+		n.Args = []string{"--config", c.Configs[i], "standalone", "--raft"}
 		n.Env = append(n.Env, fmt.Sprintf("CHRONIK_RAFT_LISTEN_ADDR=127.0.0.1:%d", n.RaftPort))
 	}
 	return c
