@@ -88,9 +88,9 @@ func partitionOn(n *harness.Node, topic string, p int32) (admin.PartitionStatus,
 	return admin.PartitionStatus{}, fmt.Errorf("node %d hosts no %s/%d", n.ID, topic, p)
 }
 
-// waitFullISR waits until the leader of topic/p reports every replica in
+// waitAdminFullISR waits until the leader of topic/p reports every replica in
 // sync, and returns the leader's id.
-func waitFullISR(t *testing.T, c *harness.Cluster, topic string, p int32) uint64 {
+func waitAdminFullISR(t *testing.T, c *harness.Cluster, topic string, p int32) uint64 {
 	t.Helper()
 	var lead uint64
 	harness.WaitFor(t, fmt.Sprintf("%s/%d led with all 3 replicas in sync and its followers' lag known", topic, p), 30*time.Second, func() error {
@@ -163,7 +163,7 @@ func TestAdminAPIAndCLI(t *testing.T) {
 	}
 
 	// Partitions: the leader and a follower of ops/0 agree.
-	lead := waitFullISR(t, c, "ops", 0)
+	lead := waitAdminFullISR(t, c, "ops", 0)
 	onLeader, err := partitionOn(c.Node(int(lead)), "ops", 0)
 	if err != nil {
 		t.Fatal(err)

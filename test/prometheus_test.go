@@ -194,7 +194,7 @@ func TestPrometheusScrapesCluster(t *testing.T) {
 		waitLeader(t, c, "prom", p, -1)
 	}
 	produceN(t, cl, "prom", 0, "m", 200)
-	lead := waitFullISR(t, c, "prom", 0)
+	lead := waitAdminFullISR(t, c, "prom", 0)
 
 	harness.WaitFor(t, "every target up in prometheus", 60*time.Second, func() error {
 		var data struct {
