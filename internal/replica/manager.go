@@ -167,7 +167,7 @@ func (m *Manager) maintain() {
 // refreshISR re-evaluates which replicas are in sync, on a leader. A
 // follower is in sync while it is within LagMaxEntries of the leader's last
 // entry and reached the leader's last entry (as it was at some recent
-// observation) within LagMax, and raft hears from it.
+// observation), while raft heard from it, within LagMax.
 func (p *Partition) refreshISR(l raftnode.Loop) {
 	if !p.leader {
 		return
@@ -182,7 +182,11 @@ func (p *Partition) refreshISR(l raftnode.Loop) {
 			isr = append(isr, id)
 			continue
 		}
-		if pr.Match >= last || (p.obsIndex > 0 && pr.Match >= p.obsIndex) {
+		// Only a follower raft hears from counts as caught up; whether it
+		// is in sync then depends on the lag limits alone, not on raft's
+		// RecentActive, which check-quorum clears every election timeout
+		// and would make the ISR flap.
+		if pr.RecentActive && (pr.Match >= last || (p.obsIndex > 0 && pr.Match >= p.obsIndex)) {
 			when := now
 			if pr.Match < last {
 				when = p.obsTime
@@ -191,7 +195,7 @@ func (p *Partition) refreshISR(l raftnode.Loop) {
 				p.caughtUp[id] = when
 			}
 		}
-		inSync := pr.RecentActive && last-min(last, pr.Match) <= p.settings.LagMaxEntries &&
+		inSync := last-min(last, pr.Match) <= p.settings.LagMaxEntries &&
 			now.Sub(p.caughtUp[id]) <= p.settings.LagMax && pr.State != tracker.StateSnapshot
 		if inSync {
 			isr = append(isr, id)
