@@ -1,7 +1,7 @@
 package test
 
 import (
-	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -34,11 +34,11 @@ func segmentFiles(t *testing.T, n *harness.Node, topic string) []string {
 //     leader, and every replica ends byte-identical.
 //  2. A flipped byte inside a sealed segment: the node detects it on
 //     start (rebuilding the idempotent producer state reads the log and
-//     checks every CRC) and exits, naming the segment, instead of serving
-//     it; the other two nodes keep serving correct data; a scrub of that
-//     log names the damage and a read stops before it. It is not repaired:
-//     the node stays down until an operator acts (docs/fault-tolerance.md,
-//     "Not yet covered").
+//     checks every CRC), discards the damaged entry and everything after
+//     it, and refetches them from the leader, withholding its vote until
+//     it holds them again. It never serves the damaged data (it is a
+//     follower, and the damage is gone before it could lead); every
+//     replica ends identical and the repaired log scrubs clean.
 func TestChaosDiskFaults(t *testing.T) {
 	const topic = "chaos-disk"
 	c := newChaos(t, "", topic, 1, map[string]*string{"segment.bytes": kmsg.StringPtr("16384")})
@@ -88,27 +88,29 @@ func TestChaosDiskFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The node finds the damage when it rebuilds the partition's producer
-	// state from the log, and refuses to start, naming the segment.
-	c.Node(fol).StartNoWait()
-	exit, exited := c.Node(fol).WaitExit(30 * time.Second)
-	if !exited || exit == nil {
-		t.Fatalf("node %d started on a damaged sealed segment (exited %v: %v)", fol, exited, exit)
+	// state from the log (every CRC is checked), drops the damaged entry
+	// and all after it, and refetches them from the leader.
+	restarted = time.Now()
+	c.Node(fol).Start()
+	if !c.Node(fol).LogContains("damaged log: repairing it from the other replicas") || !c.Node(fol).LogContains(filepath.Base(sealed)) {
+		t.Fatalf("node %d did not report the damage in %s:\n%s", fol, sealed, c.Node(fol).Log())
 	}
-	if !c.Node(fol).LogContains("corrupt log data in " + sealed) {
-		t.Fatalf("node %d exited (%v) without naming the damaged segment:\n%s", fol, exit, c.Node(fol).Log())
-	}
-	// The other two carry on.
+	rejoin = waitRejoined(t, c.Cluster, topic, fol)
+	harness.WaitFor(t, fmt.Sprintf("node %d to finish its repair", fol), 60*time.Second, func() error {
+		if !c.Node(fol).LogContains("log repaired from the other replicas") {
+			return errNotYet
+		}
+		return nil
+	})
+	t.Logf("FIGURE %s: flipped byte at %s:%d: node %d repaired from the leader, back in a full ISR %v after it was ready (%v after the restart began)",
+		t.Name(), filepath.Base(sealed), pos, fol, rejoin, time.Since(restarted))
 	w.waitAcked(w.acked()+500, 60*time.Second)
 	w.Stop()
 	noFailedProduces(t, w)
-	// The leader serves everything, correct.
 	checkExactlyOnce(t, c.Cluster, topic, w)
 
-	for _, n := range c.Running() {
-		if err := n.Stop(30 * time.Second); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// Every replica holds the same batches, and the repaired one is clean.
+	identicalReplicas(t, c.Cluster, topic, 1)
 	st, err := storage.Open(c.Node(fol).DataDir, storage.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -118,30 +120,10 @@ func TestChaosDiskFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	damage := l.Scrub()
-	if len(damage) != 1 {
-		t.Fatalf("scrub of node %d found %d damaged frames, want the one flipped at byte %d of %s: %v", fol, len(damage), pos, sealed, damage)
+	if damage := l.Scrub(); len(damage) != 0 {
+		t.Fatalf("node %d still has damage after its repair: %v", fol, damage)
 	}
-	var ce *storage.CorruptionError
-	if !errors.As(damage[0], &ce) {
-		t.Fatalf("scrub: %v", damage[0])
+	if ru := l.RepairUntil(); ru != 0 {
+		t.Fatalf("node %d still records a repair until index %d", fol, ru)
 	}
-	// Reading that replica from the start stops before the damage, and a
-	// read starting at the damaged batch fails: it is never served.
-	served := int64(0)
-	for served < l.HighWatermark() {
-		res, err := l.Read(served, 1<<20, l.HighWatermark(), true)
-		if err != nil {
-			if !errors.As(err, &ce) {
-				t.Fatalf("read at %d: %v", served, err)
-			}
-			break
-		}
-		served = res.NextOffset
-	}
-	if served >= l.HighWatermark() {
-		t.Fatalf("node %d served its whole log (%d records) despite the damage in %s", fol, served, sealed)
-	}
-	t.Logf("FIGURE %s: flipped byte at %s:%d: node %d refused to start (%v); scrub found %v; its reads stop at offset %d of %d; not repaired",
-		t.Name(), filepath.Base(sealed), pos, fol, exit, damage[0], served, l.HighWatermark())
 }

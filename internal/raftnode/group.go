@@ -59,14 +59,18 @@ type Group struct {
 	done      chan struct{} // closed when a stopped group is drained
 
 	// Worker-owned.
-	storage    *logStorage
-	stalled    []raftpb.Message // appends waiting for disk space, in order
-	diskFull   atomic.Bool      // the last append found the disk full (read by producers)
-	rn         *raft.RawNode
-	soft       raft.SoftState
-	term       uint64
-	leaderless time.Time // when the group last lost its leader
-	failed     error
+	storage  *logStorage
+	stalled  []raftpb.Message // appends waiting for disk space, in order
+	diskFull atomic.Bool      // the last append found the disk full (read by producers)
+	// repairUntil is the log index to reach again after damaged entries
+	// were discarded (storage.Log.RepairUntil); until then this replica
+	// neither votes nor campaigns. 0 when not repairing.
+	repairUntil atomic.Uint64
+	rn          *raft.RawNode
+	soft        raft.SoftState
+	term        uint64
+	leaderless  time.Time // when the group last lost its leader
+	failed      error
 
 	status atomic.Pointer[Status]
 }
@@ -98,13 +102,23 @@ func newGroup(h *Host, gc GroupConfig) (*Group, error) {
 	}
 	g.rn = rn
 	g.leaderless = time.Now()
+	if ru := gc.Log.RepairUntil(); ru > 0 && len(rn.Status().Config.Voters.IDs()) < 3 {
+		// With fewer than three voters every committed entry is on each of
+		// them: the others hold what this replica lost.
+		if err := gc.Log.EndRepair(); err != nil {
+			return nil, fmt.Errorf("group %d: %w", gc.ID, err)
+		}
+	} else if ru > 0 {
+		g.repairUntil.Store(ru)
+		g.logger.Warn("repairing a damaged log: not voting until it holds the discarded entries again", "until_index", ru, "last_index", gc.Log.LastIndex())
+	}
 	bs := rn.BasicStatus()
 	g.term = bs.Term
 	g.status.Store(&Status{Term: bs.Term, Commit: bs.Commit, Applied: bs.Applied, LastIndex: gc.Log.LastIndex()})
 	// A group whose only voter is this node need not wait for an election
 	// timeout.
 	if cs, _ := st.confState(); gc.CampaignNow || len(cs.Voters) == 1 && cs.Voters[0] == h.cfg.NodeID && len(cs.Learners) == 0 {
-		g.fns = append(g.fns, func(l Loop) { l.g.rn.Campaign() })
+		g.fns = append(g.fns, func(l Loop) { l.g.campaign() })
 	}
 	g.scheduled = true // AddGroup queues it
 	return g, nil
@@ -143,7 +157,40 @@ func (l Loop) BasicStatus() raft.BasicStatus { return l.g.rn.BasicStatus() }
 func (l Loop) TransferLeader(peer uint64) { l.g.rn.TransferLeader(peer) }
 
 // Campaign starts an election.
-func (l Loop) Campaign() error { return l.g.rn.Campaign() }
+func (l Loop) Campaign() error { return l.g.campaign() }
+
+var errRepairing = errors.New("the replica is repairing its log")
+
+// campaign starts an election unless the replica is repairing.
+func (g *Group) campaign() error {
+	if g.repairUntil.Load() > 0 {
+		return errRepairing
+	}
+	return g.rn.Campaign()
+}
+
+// withholdVote turns a granted vote into a refusal while the replica is
+// repairing: entries it discarded may have been committed with its help,
+// and a candidate it elects might lack them.
+func (g *Group) withholdVote(m *raftpb.Message) {
+	if (m.Type == raftpb.MsgVoteResp || m.Type == raftpb.MsgPreVoteResp) && !m.Reject && g.repairUntil.Load() > 0 {
+		m.Reject = true
+	}
+}
+
+// checkRepaired ends a repair once the log durably holds index.
+func (g *Group) checkRepaired(durable uint64) {
+	ru := g.repairUntil.Load()
+	if ru == 0 || durable < ru {
+		return
+	}
+	if err := g.log.EndRepair(); err != nil {
+		g.logger.Error("cannot end the repair", "err", err)
+		return
+	}
+	g.repairUntil.Store(0)
+	g.logger.Info("log repaired from the other replicas; voting again", "index", durable)
+}
 
 // Do runs fn on the group's worker. It returns false if the group stopped;
 // fn is then never run.
@@ -231,10 +278,17 @@ func (g *Group) process() {
 		if g.failed != nil {
 			continue // drop input; the owner reopens the replica
 		}
-		for range ticks {
-			g.rn.Tick()
+		// A repairing replica does not tick, so it never times out into an
+		// election, and ignores leadership transfers to it.
+		if g.repairUntil.Load() == 0 {
+			for range ticks {
+				g.rn.Tick()
+			}
 		}
 		for i := range msgs {
+			if msgs[i].Type == raftpb.MsgTimeoutNow && g.repairUntil.Load() > 0 {
+				continue
+			}
 			if err := g.rn.Step(msgs[i]); err != nil && err != raft.ErrStepPeerNotFound {
 				g.logger.Debug("step", "type", msgs[i].Type, "from", msgs[i].From, "err", err)
 			}
@@ -263,6 +317,7 @@ func (g *Group) handleReadies() {
 			case raft.LocalApplyThread:
 				g.handleApply(m)
 			default:
+				g.withholdVote(&m)
 				out = append(out, Envelope{Group: g.id, Msg: m})
 			}
 		}
@@ -353,6 +408,7 @@ func (g *Group) tryAppend(m raftpb.Message) bool {
 			if r.To == self {
 				local = append(local, r)
 			} else {
+				g.withholdVote(&r)
 				remote = append(remote, Envelope{Group: g.id, Msg: r})
 			}
 		}
@@ -367,7 +423,10 @@ func (g *Group) tryAppend(m raftpb.Message) bool {
 		}
 		g.msgs = append(g.msgs, local...)
 		if last > 0 {
-			g.fns = append(g.fns, func(l Loop) { l.g.sm.Persisted(last) })
+			g.fns = append(g.fns, func(l Loop) {
+				l.g.checkRepaired(last)
+				l.g.sm.Persisted(last)
+			})
 		}
 		g.scheduleLocked()
 	})
@@ -468,7 +527,7 @@ func (g *Group) forgetLeader(dead uint64) {
 		time.AfterFunc(campaignDelay, func() {
 			g.Do(func(l Loop) {
 				if l.g.rn.BasicStatus().Lead == 0 {
-					l.g.rn.Campaign()
+					l.g.campaign()
 				}
 			})
 		})

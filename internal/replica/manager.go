@@ -2,6 +2,7 @@ package replica
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -87,7 +88,19 @@ func (m *Manager) Open(tp TopicPartition, gid raftnode.GroupID, replicas []uint6
 		return nil, fmt.Errorf("open log of %s: %w", tp, err)
 	}
 	p := newPartition(tp, l, m.settings, cfg, slices.Clone(replicas), m.logger, m.obs)
-	if err := p.rebuildProducers(); err != nil {
+	err = p.rebuildProducers()
+	var damage *storage.CorruptionError
+	if errors.As(err, &damage) && len(replicas) > 1 {
+		// Rebuilding reads and checks every entry. A damaged one and all
+		// after it are dropped and fetched again from the other replicas
+		// (the raft group refuses to vote until they are back).
+		m.logger.Error("damaged log: repairing it from the other replicas", "partition", tp, "err", err)
+		if err = l.DiscardFrom(damage.Index); err == nil {
+			p = newPartition(tp, l, m.settings, cfg, slices.Clone(replicas), m.logger, m.obs)
+			err = p.rebuildProducers()
+		}
+	}
+	if err != nil {
 		l.Close()
 		return nil, fmt.Errorf("rebuild producer state of %s: %w", tp, err)
 	}

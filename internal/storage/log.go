@@ -193,6 +193,9 @@ func (l *Log) restoreState(st logState) {
 	}
 	l.hw, _ = l.offsetAfterLocked(l.committed)
 	l.logStart = min(max(st.logStart, l.segs[0].baseOffset), l.hw)
+	// Raft refuses a commit beyond its log; only a DiscardFrom cut short
+	// by a crash leaves one.
+	l.hs.Commit = min(l.hs.Commit, l.lastIndex())
 }
 
 func listSegments(dir string, logger *slog.Logger) ([]uint64, error) {

@@ -177,11 +177,11 @@ func (l *Log) Entries(lo, hi uint64, maxBytes uint64) ([]Entry, error) {
 		for r := 0; r < len(buf); {
 			n := frameLength(buf[r:])
 			if n < frameHeaderSize || r+n > len(buf) {
-				return nil, &CorruptionError{Path: sp.seg.logPath(), Index: lo + uint64(len(out)), Err: errBadLength}
+				return nil, &CorruptionError{Path: sp.seg.logPath(), Pos: sp.start + int64(r), Index: lo + uint64(len(out)), Err: errBadLength}
 			}
 			e, err := decodeFrame(buf[r : r+n : r+n])
 			if err != nil {
-				return nil, &CorruptionError{Path: sp.seg.logPath(), Index: lo + uint64(len(out)), Err: err}
+				return nil, &CorruptionError{Path: sp.seg.logPath(), Pos: sp.start + int64(r), Index: lo + uint64(len(out)), Err: err}
 			}
 			out = append(out, e)
 			r += n
