@@ -237,3 +237,96 @@ func TestThreeNodesReplicateAndFailOver(t *testing.T) {
 		t.Fatal("the old leader did not step down")
 	}
 }
+
+// TestRepairingReplicaWithholdsItsVote: a follower whose log lost committed
+// entries (storage.Log.DiscardFrom, as after damage) must not help elect a
+// leader until it holds them again. With the leader cut off, the repairing
+// follower and the third node stay leaderless; once the old leader is back
+// the group elects one of the two complete replicas, refills the repairing
+// one, and its repair ends.
+func TestRepairingReplicaWithholdsItsVote(t *testing.T) {
+	h := &hub{hosts: map[uint64]*Host{}, cut: map[uint64]bool{}}
+	peers := []uint64{1, 2, 3}
+	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	nodes := make([]*testNode, 3)
+	for i := range nodes {
+		nodes[i] = startNode(t, h, dirs[i], peers[i], peers)
+	}
+	defer func() {
+		for _, n := range nodes {
+			n.stop(h)
+		}
+	}()
+	var lead *testNode
+	waitFor(t, "a leader", 5*time.Second, func() bool { lead = leaderOf(nodes); return lead != nil })
+	for i := range 50 {
+		if err := propose(t, lead.group, fmt.Appendf(nil, "a%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "all nodes apply 50", 5*time.Second, func() bool {
+		for _, n := range nodes {
+			if len(n.sm.values()) != 50 {
+				return false
+			}
+		}
+		return true
+	})
+	fi := int(lead.id) % 3 // a follower's position in nodes
+	f := nodes[fi]
+	last := f.group.Log().LastIndex()
+	f.stop(h)
+	st, err := storage.Open(dirs[fi], storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := st.OpenLog("g-1", storage.DefaultLogConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.DiscardFrom(10); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	h.mu.Lock()
+	h.cut[lead.id] = true
+	h.mu.Unlock()
+	nodes[fi] = startNode(t, h, dirs[fi], f.id, nil)
+	f = nodes[fi]
+	if ru := f.group.Log().RepairUntil(); ru != last {
+		t.Fatalf("repair until %d, want %d", ru, last)
+	}
+	// Twenty election timeouts: the third node keeps campaigning, and
+	// without the repairing node's vote it can never win.
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, n := range nodes {
+			if n != lead && n.group.Status().Role == raft.StateLeader {
+				t.Fatalf("node %d was elected with the vote of a replica that lost committed entries", n.id)
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	h.mu.Lock()
+	h.cut[lead.id] = false
+	h.mu.Unlock()
+	var nl *testNode
+	waitFor(t, "a leader after the heal", 10*time.Second, func() bool { nl = leaderOf(nodes); return nl != nil })
+	if nl == f {
+		t.Fatal("the repairing replica became leader")
+	}
+	if err := propose(t, nl.group, []byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the repaired replica to apply all 51", 10*time.Second, func() bool {
+		return len(f.sm.values()) == 51 && f.group.Log().RepairUntil() == 0
+	})
+	want := nl.sm.values()
+	for i, v := range f.sm.values() {
+		if !bytes.Equal(v, want[i]) {
+			t.Fatalf("repaired entry %d = %q, leader has %q", i, v, want[i])
+		}
+	}
+}
