@@ -264,14 +264,23 @@ func TestClusterMultiPartition(t *testing.T) {
 func countProduced(t *testing.T, c *harness.Cluster, topic string) int {
 	t.Helper()
 	cl := clusterClient(t, c)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
 	total := 0
-	ends.Each(func(o kadm.ListedOffset) { total += int(o.Offset) })
+	// A partition may be between leaders (a restarted preferred replica
+	// takes its leadership back): LEADER_NOT_AVAILABLE until it settles.
+	harness.WaitFor(t, "the end offsets of "+topic, 30*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+		if err == nil {
+			err = ends.Error()
+		}
+		if err != nil {
+			return err
+		}
+		total = 0
+		ends.Each(func(o kadm.ListedOffset) { total += int(o.Offset) })
+		return nil
+	})
 	return total
 }
 

@@ -67,15 +67,16 @@ func Open(host *raftnode.Host, log *storage.Log, voters, learners []uint64, forw
 		logger: logger, state: newState(), changed: make(chan struct{}), forward: forward, self: host.NodeID(),
 		proposed: map[*byte]func(Result){}, readyCh: make(chan struct{}),
 	}
-	g, err := host.AddGroup(raftnode.GroupConfig{
+	if _, err := host.AddGroup(raftnode.GroupConfig{
 		ID: MetadataGroupID, Log: log, SM: c, Peers: voters, Learners: learners, Applied: log.FirstIndex() - 1,
-	})
-	if err != nil {
+	}); err != nil {
 		return nil, err
 	}
-	c.group = g
 	return c, nil
 }
+
+// BindGroup implements raftnode.GroupBinder.
+func (c *Catalog) BindGroup(g *raftnode.Group) { c.group = g }
 
 // WaitReady blocks until this node can serve the catalog: it leads the
 // metadata group and has committed an entry of its term, or it follows a

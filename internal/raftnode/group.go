@@ -30,6 +30,13 @@ type StateMachine interface {
 	RoleChanged(ss raft.SoftState, term uint64)
 }
 
+// GroupBinder is implemented by a state machine that keeps its group: it
+// is given the group before the group first runs, so no callback can see
+// it unset.
+type GroupBinder interface {
+	BindGroup(g *Group)
+}
+
 // Status is a cheap view of a group, refreshed by its worker.
 type Status struct {
 	Lead      uint64

@@ -154,6 +154,9 @@ func (h *Host) AddGroup(gc GroupConfig) (*Group, error) {
 	if err != nil {
 		return nil, err
 	}
+	if b, ok := gc.SM.(GroupBinder); ok {
+		b.BindGroup(g)
+	}
 	h.groups[gc.ID] = g
 	h.queue.push(g) // let it start (a single voter campaigns at once)
 	return g, nil

@@ -107,12 +107,10 @@ func (m *Manager) Open(tp TopicPartition, gid raftnode.GroupID, replicas []uint6
 	// The preferred replica of a brand-new partition campaigns at once, so
 	// new topics have leaders in one round trip, spread as assigned.
 	fresh := l.LastIndex() == 0 && replicas[0] == m.settings.NodeID
-	g, err := m.host.AddGroup(raftnode.GroupConfig{ID: gid, Log: l, SM: p, Peers: replicas, Applied: l.Committed(), CampaignNow: fresh})
-	if err != nil {
+	if _, err := m.host.AddGroup(raftnode.GroupConfig{ID: gid, Log: l, SM: p, Peers: replicas, Applied: l.Committed(), CampaignNow: fresh}); err != nil {
 		l.Close()
 		return nil, err
 	}
-	p.group = g
 	m.parts[tp] = p
 	return p, nil
 }

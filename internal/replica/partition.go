@@ -88,7 +88,7 @@ type Follower struct {
 }
 
 type produceOp struct {
-	data       []byte // the proposal: kind byte and batch; dropped once appended
+	data       []byte // the proposal: the batch; dropped once appended
 	hdr        recordbatch.Header
 	acks       int16
 	cb         func(ProduceResult)
@@ -230,6 +230,9 @@ func (p *Partition) publish() {
 		Replicas: slices.Clone(p.replicas), ISR: slices.Clone(p.isr), Followers: p.followers,
 	})
 }
+
+// BindGroup implements raftnode.GroupBinder.
+func (p *Partition) BindGroup(g *raftnode.Group) { p.group = g }
 
 // Produce appends one batch. It takes ownership of batch: the caller must
 // not use it afterwards. cb is called once with the outcome (for acks=0

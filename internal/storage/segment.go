@@ -31,7 +31,7 @@ import (
 const (
 	segmentHeaderSize = 48
 	segmentMagic      = "CHRONIKL"
-	segmentVersion    = 1
+	segmentVersion    = 2
 )
 
 func segmentName(baseIndex uint64) string { return fmt.Sprintf("%020d", baseIndex) }
