@@ -32,15 +32,15 @@ type Options struct {
 	// TopicConfigs are set when the topic is created (e.g. retention.bytes
 	// and segment.bytes, so a benchmark cannot fill the disk).
 	TopicConfigs map[string]*string
-	Size        int           // message value size in bytes
-	Count       int64         // messages to send (0: run for Duration)
-	Duration    time.Duration // run length when Count is 0
-	Rate        float64       // messages per second over all producers (0: as fast as possible)
-	Acks        string        // all, 1 or 0
-	Compression string        // none, gzip, snappy, lz4, zstd
-	Producers   int
-	Consumers   int
-	Idempotent  bool
+	Size         int           // message value size in bytes
+	Count        int64         // messages to send (0: run for Duration)
+	Duration     time.Duration // run length when Count is 0
+	Rate         float64       // messages per second over all producers (0: as fast as possible)
+	Acks         string        // all, 1 or 0
+	Compression  string        // none, gzip, snappy, lz4, zstd
+	Producers    int
+	Consumers    int
+	Idempotent   bool
 	// Linger and BatchBytes shape producer batches.
 	Linger     time.Duration
 	BatchBytes int32
