@@ -45,6 +45,12 @@ type Options struct {
 	Linger     time.Duration
 	BatchBytes int32
 	Progress   io.Writer // nil: no progress lines
+
+	// keyFor, if set, gives message i its key (sustained runs number
+	// their messages to verify delivery).
+	keyFor func(i int64) []byte
+	// onAck, if set, is called with each message's outcome and latency.
+	onAck func(i int64, latency time.Duration, err error)
 }
 
 // Result is a run's figures.
@@ -157,6 +163,23 @@ func EnsureTopic(ctx context.Context, o Options) error {
 	return nil
 }
 
+// DeleteTopic deletes a topic.
+func DeleteTopic(ctx context.Context, bootstrap []string, topic string) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(bootstrap...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	resp, err := kadm.NewClient(cl).DeleteTopics(ctx, topic)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("delete topic %s: %w", topic, err)
+	}
+	return nil
+}
+
 // pacingSlack is how early a rate-limited producer may send a message.
 const pacingSlack = time.Millisecond
 
@@ -227,13 +250,21 @@ func Produce(ctx context.Context, o Options) (Result, error) {
 				sent.Add(1)
 				// ctx, not runCtx: records in flight when the run time is up
 				// still count, but an interrupt abandons them.
-				cl.Produce(ctx, &kgo.Record{Value: value}, func(_ *kgo.Record, err error) {
+				rec := &kgo.Record{Value: value}
+				if o.keyFor != nil {
+					rec.Key = o.keyFor(i)
+				}
+				cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {
+					latency := time.Since(basis)
 					if err != nil {
 						failed.Add(1)
 						firstErr.CompareAndSwap(nil, err.Error())
 					} else {
-						hist.record(time.Since(basis))
+						hist.record(latency)
 						acked.Add(1)
+					}
+					if o.onAck != nil {
+						o.onAck(i, latency, err)
 					}
 					inflight.Done()
 				})
