@@ -158,7 +158,9 @@ func (r Report) WriteMarkdown(w io.Writer, chartName string) error {
 	}
 	b.WriteString("Produced by `chronik-benchreport`, which builds `chronik-server` and `kfake-server`, then\n" +
 		"runs each system alone on loopback (the others stopped, so they do not compete for\n" +
-		"the cores) with the load generator (`internal/bench`, franz-go) in its own process:\n\n" +
+		"the cores). The load generator (`internal/bench`, franz-go) runs in the\n" +
+		"`chronik-benchreport` process on the same machine, so its CPU use is part of every\n" +
+		"figure:\n\n" +
 		"* **kfake**: franz-go's in-memory fake Kafka (`cmd/kfake-server`), no disk: the ceiling of\n" +
 		"  the protocol path and of the client on this machine.\n" +
 		"* **standalone**: `chronik-server standalone`, one node, fsynced log.\n" +
