@@ -29,19 +29,28 @@ type Options struct {
 	Topic       string
 	Partitions  int32
 	Replication int16
-	Size        int           // message value size in bytes
-	Count       int64         // messages to send (0: run for Duration)
-	Duration    time.Duration // run length when Count is 0
-	Rate        float64       // messages per second over all producers (0: as fast as possible)
-	Acks        string        // all, 1 or 0
-	Compression string        // none, gzip, snappy, lz4, zstd
-	Producers   int
-	Consumers   int
-	Idempotent  bool
+	// TopicConfigs are set when the topic is created (e.g. retention.bytes
+	// and segment.bytes, so a benchmark cannot fill the disk).
+	TopicConfigs map[string]*string
+	Size         int           // message value size in bytes
+	Count        int64         // messages to send (0: run for Duration)
+	Duration     time.Duration // run length when Count is 0
+	Rate         float64       // messages per second over all producers (0: as fast as possible)
+	Acks         string        // all, 1 or 0
+	Compression  string        // none, gzip, snappy, lz4, zstd
+	Producers    int
+	Consumers    int
+	Idempotent   bool
 	// Linger and BatchBytes shape producer batches.
 	Linger     time.Duration
 	BatchBytes int32
 	Progress   io.Writer // nil: no progress lines
+
+	// keyFor, if set, gives message i its key (sustained runs number
+	// their messages to verify delivery).
+	keyFor func(i int64) []byte
+	// onAck, if set, is called with each message's outcome and latency.
+	onAck func(i int64, latency time.Duration, err error)
 }
 
 // Result is a run's figures.
@@ -131,6 +140,14 @@ func (o *Options) clientOpts() ([]kgo.Opt, error) {
 	return opts, nil
 }
 
+// progressEnd is the known end of a run: Count messages, else Duration.
+func (o *Options) progressEnd() progressEnd {
+	if o.Count > 0 {
+		return progressEnd{count: o.Count}
+	}
+	return progressEnd{duration: o.Duration}
+}
+
 // EnsureTopic creates the topic if it does not exist.
 func EnsureTopic(ctx context.Context, o Options) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(o.Bootstrap...))
@@ -139,9 +156,26 @@ func EnsureTopic(ctx context.Context, o Options) error {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	_, err = adm.CreateTopic(ctx, o.Partitions, o.Replication, nil, o.Topic)
+	_, err = adm.CreateTopic(ctx, o.Partitions, o.Replication, o.TopicConfigs, o.Topic)
 	if err != nil && !strings.Contains(err.Error(), "TOPIC_ALREADY_EXISTS") {
 		return fmt.Errorf("create topic %s: %w", o.Topic, err)
+	}
+	return nil
+}
+
+// DeleteTopic deletes a topic.
+func DeleteTopic(ctx context.Context, bootstrap []string, topic string) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(bootstrap...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	resp, err := kadm.NewClient(cl).DeleteTopics(ctx, topic)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("delete topic %s: %w", topic, err)
 	}
 	return nil
 }
@@ -173,7 +207,7 @@ func Produce(ctx context.Context, o Options) (Result, error) {
 		defer c()
 	}
 	start := time.Now()
-	stopProgress := progress(o.Progress, "produce", &acked, o.Size, start)
+	stopProgress := progress(o.Progress, "produce", &acked, o.Size, start, o.progressEnd())
 	defer stopProgress()
 	var wg sync.WaitGroup
 	var next atomic.Int64 // message sequence over all producers
@@ -216,13 +250,21 @@ func Produce(ctx context.Context, o Options) (Result, error) {
 				sent.Add(1)
 				// ctx, not runCtx: records in flight when the run time is up
 				// still count, but an interrupt abandons them.
-				cl.Produce(ctx, &kgo.Record{Value: value}, func(_ *kgo.Record, err error) {
+				rec := &kgo.Record{Value: value}
+				if o.keyFor != nil {
+					rec.Key = o.keyFor(i)
+				}
+				cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {
+					latency := time.Since(basis)
 					if err != nil {
 						failed.Add(1)
 						firstErr.CompareAndSwap(nil, err.Error())
 					} else {
-						hist.record(time.Since(basis))
+						hist.record(latency)
 						acked.Add(1)
+					}
+					if o.onAck != nil {
+						o.onAck(i, latency, err)
 					}
 					inflight.Done()
 				})
@@ -263,7 +305,7 @@ func Consume(ctx context.Context, o Options, group string) (Result, error) {
 	}
 	var got, bytes atomic.Int64
 	start := time.Now()
-	stop := progress(o.Progress, "consume", &got, o.Size, start)
+	stop := progress(o.Progress, "consume", &got, o.Size, start, o.progressEnd())
 	defer stop()
 	var wg sync.WaitGroup
 	for range o.Consumers {
@@ -337,7 +379,7 @@ func E2E(ctx context.Context, o Options) (Result, error) {
 	want.Store(-1)
 	done := make(chan struct{})
 	began := time.Now()
-	stop := progress(o.Progress, "e2e", &received, o.Size, began)
+	stop := progress(o.Progress, "e2e", &received, o.Size, began, o.progressEnd())
 	defer stop()
 	go func() {
 		defer close(done)
@@ -387,34 +429,6 @@ func E2E(ctx context.Context, o Options) (Result, error) {
 	r.MBPerSec = r.MsgsPerSec * float64(o.Size) / 1e6
 	hist.fill(&r)
 	return r, nil
-}
-
-// progress prints a line a second until stopped.
-func progress(w io.Writer, what string, n *atomic.Int64, size int, start time.Time) func() {
-	if w == nil {
-		return func() {}
-	}
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		last, lastT := int64(0), start
-		for {
-			select {
-			case <-stop:
-				fmt.Fprintln(w)
-				return
-			case now := <-t.C:
-				cur := n.Load()
-				rate := float64(cur-last) / now.Sub(lastT).Seconds()
-				fmt.Fprintf(w, "\r%s %6.0fs  %10d msgs  %10.0f msgs/s  %8.1f MB/s", what, now.Sub(start).Seconds(), cur, rate, rate*float64(size)/1e6)
-				last, lastT = cur, now
-			}
-		}
-	}()
-	return func() { close(stop); <-done }
 }
 
 // WriteTable prints results as a table.

@@ -1,0 +1,292 @@
+// Command chronik-benchreport measures franz-go's in-memory kfake, a
+// standalone chronik-server and a 3-node chronik cluster on this machine,
+// one system at a time, and writes docs/BENCHMARKS.md with a chart.
+// `make benchmarks` runs it; see the flags for a quick smoke run.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/chronik-stream/chronik/internal/bench"
+)
+
+type binaries struct{ server, kfake string }
+
+type settings struct {
+	systems, acks       []string
+	sizes               []int
+	warmup, maxDuration time.Duration
+	latencyDuration     time.Duration
+	partitions          int
+	producers           int
+	retentionBytes      int64
+	segmentBytes        int64
+	out, chart, jsonOut string
+	binDir              string
+	smoke               bool
+}
+
+func main() {
+	var s settings
+	var systems, acks, sizes string
+	flag.StringVar(&systems, "systems", "kfake,standalone,cluster", "systems to measure, in order")
+	flag.StringVar(&acks, "acks", "1,all", "acks values")
+	flag.StringVar(&sizes, "sizes", "100,1024", "message sizes in bytes")
+	flag.DurationVar(&s.warmup, "warmup", 3*time.Second, "warm-up before each maximum-throughput run")
+	flag.DurationVar(&s.maxDuration, "duration", 10*time.Second, "length of each maximum-throughput run")
+	flag.DurationVar(&s.latencyDuration, "latency-duration", 10*time.Second, "length of each run at 50% of the maximum")
+	flag.IntVar(&s.partitions, "partitions", 3, "partitions of each bench topic")
+	flag.IntVar(&s.producers, "producers", 1, "producer clients")
+	flag.Int64Var(&s.retentionBytes, "retention-bytes", 256<<20, "retention.bytes of the bench topics (per partition), so the disk cannot fill")
+	flag.Int64Var(&s.segmentBytes, "segment-bytes", 64<<20, "segment.bytes of the bench topics")
+	flag.StringVar(&s.out, "out", "docs/BENCHMARKS.md", "report to write")
+	flag.StringVar(&s.chart, "chart", "docs/benchmarks.png", "chart to write (PNG; empty: none)")
+	flag.StringVar(&s.jsonOut, "json", "docs/benchmarks.json", "raw results to write (empty: none)")
+	flag.StringVar(&s.binDir, "bin-dir", "", "directory with prebuilt chronik-server and kfake-server (default: build them)")
+	flag.BoolVar(&s.smoke, "smoke", false, "mark the report as a smoke run (short points, not the real benchmark)")
+	flag.Parse()
+	s.systems = splitList(systems)
+	s.acks = splitList(acks)
+	for _, v := range splitList(sizes) {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 8 {
+			fmt.Fprintf(os.Stderr, "chronik-benchreport: --sizes: %q is not a size of at least 8 bytes\n", v)
+			os.Exit(2)
+		}
+		s.sizes = append(s.sizes, n)
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, s, strings.Join(os.Args[1:], " "))
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chronik-benchreport:", err)
+		os.Exit(1)
+	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// tempPrefix names the run's temp dir; a dir whose owner is gone (a run
+// killed with SIGKILL) is removed by the next run.
+const tempPrefix = "chronik-benchreport-"
+
+func run(ctx context.Context, s settings, args string) error {
+	removeStaleTempDirs()
+	dir, err := os.MkdirTemp("", tempPrefix)
+	if err != nil {
+		return fmt.Errorf("temp dir: %w", err)
+	}
+	// Always removed, also on failure and interrupt (the context ends and
+	// every step returns): benchmark data must never stay on the disk.
+	defer os.RemoveAll(dir)
+	if err := os.WriteFile(filepath.Join(dir, "pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return err
+	}
+	bins, err := buildBinaries(ctx, s.binDir, dir)
+	if err != nil {
+		return err
+	}
+	rep := Report{Machine: describeMachine(time.Now()), Smoke: s.smoke, Command: "make benchmarks"}
+	if args != "" {
+		rep.Command = "go run ./cmd/chronik-benchreport " + args
+	}
+	rep.Settings = [][2]string{
+		{"warm-up per point", s.warmup.String()},
+		{"maximum-throughput run", s.maxDuration.String()},
+		{"latency run at 50%", s.latencyDuration.String()},
+		{"partitions", strconv.Itoa(s.partitions)},
+		{"producer clients", strconv.Itoa(s.producers)},
+		{"topic retention.bytes / segment.bytes", fmt.Sprintf("%d / %d", s.retentionBytes, s.segmentBytes)},
+	}
+	for _, name := range s.systems {
+		points, err := measureSystem(ctx, s, bins, dir, name)
+		rep.Points = append(rep.Points, points...)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return writeOutputs(s, rep)
+}
+
+func writeOutputs(s settings, rep Report) error {
+	chartName := ""
+	if s.chart != "" {
+		if err := rep.WriteChart(s.chart); err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(filepath.Dir(s.out), s.chart)
+		if err != nil {
+			rel = s.chart
+		}
+		chartName = rel
+	}
+	f, err := os.Create(s.out)
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	if err := rep.WriteMarkdown(f, chartName); err != nil {
+		f.Close()
+		return fmt.Errorf("report %s: %w", s.out, err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if s.jsonOut != "" {
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(s.jsonOut, append(b, '\n'), 0o644); err != nil {
+			return fmt.Errorf("results: %w", err)
+		}
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s\n", strings.Join(nonEmpty(s.out, s.chart, s.jsonOut), ", "))
+	return nil
+}
+
+func nonEmpty(vs ...string) []string {
+	var out []string
+	for _, v := range vs {
+		if v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// removeStaleTempDirs removes temp dirs of earlier runs whose process is
+// gone.
+func removeStaleTempDirs() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), tempPrefix+"*"))
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, "pid"))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(string(b))
+		if err != nil || syscall.Kill(pid, 0) != syscall.ESRCH {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "removing %s, left by an earlier run (pid %d)\n", d, pid)
+		os.RemoveAll(d)
+	}
+}
+
+func buildBinaries(ctx context.Context, binDir, tmp string) (binaries, error) {
+	if binDir != "" {
+		return binaries{server: filepath.Join(binDir, "chronik-server"), kfake: filepath.Join(binDir, "kfake-server")}, nil
+	}
+	b := binaries{server: filepath.Join(tmp, "chronik-server"), kfake: filepath.Join(tmp, "kfake-server")}
+	for out, pkg := range map[string]string{b.server: "./cmd/chronik-server", b.kfake: "./cmd/kfake-server"} {
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			return b, fmt.Errorf("go build %s (run from the repository root): %w\n%s", pkg, err, msg)
+		}
+	}
+	return b, nil
+}
+
+// measureSystem starts one system, measures every acks × size point on it
+// and stops it (so the next system has the machine to itself).
+func measureSystem(ctx context.Context, s settings, bins binaries, dir, name string) ([]Point, error) {
+	sysDir := filepath.Join(dir, name)
+	if err := os.MkdirAll(sysDir, 0o755); err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(sysDir)
+	var sys *system
+	var err error
+	switch name {
+	case "kfake":
+		sys, err = startKfake(ctx, bins, sysDir)
+	case "standalone":
+		sys, err = startStandalone(ctx, bins, sysDir)
+	case "cluster":
+		sys, err = startCluster(ctx, bins, sysDir)
+	default:
+		return nil, fmt.Errorf("unknown system (use kfake, standalone, cluster)")
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer sys.stop()
+	var points []Point
+	for _, acks := range s.acks {
+		for _, size := range s.sizes {
+			p, err := measurePoint(ctx, s, sys, acks, size)
+			if err != nil {
+				return points, fmt.Errorf("acks=%s size=%d: %w", acks, size, err)
+			}
+			points = append(points, p)
+		}
+	}
+	return points, nil
+}
+
+func measurePoint(ctx context.Context, s settings, sys *system, acks string, size int) (Point, error) {
+	retention, segment := strconv.FormatInt(s.retentionBytes, 10), strconv.FormatInt(s.segmentBytes, 10)
+	o := bench.Options{
+		Bootstrap: sys.bootstrap, Topic: fmt.Sprintf("bench-%s-acks%s-%d", sys.name, acks, size),
+		Partitions: int32(s.partitions), Replication: sys.replication, Size: size, Acks: acks,
+		Producers: s.producers, Compression: "none", Progress: os.Stderr,
+		TopicConfigs: map[string]*string{"retention.bytes": &retention, "segment.bytes": &segment},
+	}
+	// A cluster may still be electing partition leaders for its catalog
+	// right after it reports ready: retry creation briefly.
+	err := waitUntil(ctx, "the bench topic to be created", 30*time.Second, sys.procs, func() error { return bench.EnsureTopic(ctx, o) })
+	if err != nil {
+		return Point{}, err
+	}
+	defer func() {
+		// The topic goes with its data, whatever happened to the point.
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := bench.DeleteTopic(dctx, o.Bootstrap, o.Topic); err != nil {
+			fmt.Fprintf(os.Stderr, "warning: %v\n", err)
+		}
+	}()
+	p := Point{System: sys.name, Acks: acks, Size: size}
+	fmt.Fprintf(os.Stderr, "== %s acks=%s size=%d: warm-up %v\n", sys.name, acks, size, s.warmup)
+	o.Duration = s.warmup
+	if _, err := bench.Produce(ctx, o); err != nil {
+		return p, fmt.Errorf("warm-up: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "== %s acks=%s size=%d: maximum throughput, %v\n", sys.name, acks, size, s.maxDuration)
+	o.Duration = s.maxDuration
+	if p.Max, err = bench.Produce(ctx, o); err != nil {
+		return p, fmt.Errorf("maximum throughput: %w", err)
+	}
+	if p.Max.Messages == 0 {
+		return p, fmt.Errorf("maximum throughput: no message acknowledged (first error: %s)", p.Max.FirstError)
+	}
+	o.Rate = p.Max.MsgsPerSec / 2
+	fmt.Fprintf(os.Stderr, "== %s acks=%s size=%d: latency at %.0f msgs/s (50%%), %v\n", sys.name, acks, size, o.Rate, s.latencyDuration)
+	o.Duration = s.latencyDuration
+	if p.Half, err = bench.Produce(ctx, o); err != nil {
+		return p, fmt.Errorf("latency at 50%%: %w", err)
+	}
+	if ctx.Err() != nil {
+		return p, ctx.Err()
+	}
+	bench.WriteTable(os.Stderr, p.Max, p.Half)
+	return p, nil
+}

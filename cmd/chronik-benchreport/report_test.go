@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bytes"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/chronik-stream/chronik/internal/bench"
+)
+
+func point(system, acks string, size int, maxRate, halfP99 float64) Point {
+	return Point{System: system, Acks: acks, Size: size,
+		Max:  bench.Result{MsgsPerSec: maxRate, MBPerSec: maxRate * float64(size) / 1e6, LatencyP99: 20, Samples: 10},
+		Half: bench.Result{MsgsPerSec: maxRate / 2, LatencyP99: halfP99, Samples: 10}}
+}
+
+func sampleReport() Report {
+	return Report{
+		Machine: Machine{CPU: "Test CPU", Cores: 2, MemoryGiB: 8, Kernel: "6.1", Go: "go1.26", Date: "2026-01-01 00:00 UTC"},
+		Command: "make benchmarks",
+		Points: []Point{
+			point("kfake", "all", 100, 100000, 1),
+			point("standalone", "all", 100, 70000, 4.5),
+			point("cluster", "all", 100, 30000, 12),
+		},
+	}
+}
+
+func TestTargets(t *testing.T) {
+	got := map[string]Target{}
+	for _, tg := range sampleReport().Targets() {
+		got[tg.Goal] = tg
+	}
+	for goal, want := range map[string]string{
+		"standalone ≥ 0.6 × kfake, acks=all, 100 B":             "met",     // 0.70
+		"cluster ≥ 0.5 × standalone, acks=all, 100 B":           "not met", // 0.43
+		"cluster ≥ 0.8 × standalone, acks=all, 100 B (roadmap)": "not met", // 0.43
+		"standalone p99 < 5 ms at 50% load, acks=all, 100 B":    "met",     // 4.5
+		"cluster p99 < 10 ms at 50% load, acks=all, 100 B":      "not met", // 12
+	} {
+		tg, ok := got[goal]
+		if !ok {
+			t.Errorf("no target %q; have %v", goal, got)
+			continue
+		}
+		if tg.Status != want {
+			t.Errorf("%s: %s (%s), want %s", goal, tg.Status, tg.Measured, want)
+		}
+	}
+	if m := got["standalone ≥ 0.6 × kfake, acks=all, 100 B"].Measured; m != "0.70 (70000 / 100000 msgs/s)" {
+		t.Errorf("measured = %q", m)
+	}
+}
+
+// A system that was not run is "not measured", never "met".
+func TestTargetsNotMeasured(t *testing.T) {
+	r := sampleReport()
+	r.Points = r.Points[1:2] // standalone only
+	for _, tg := range r.Targets() {
+		if strings.Contains(tg.Goal, "kfake") || strings.HasPrefix(tg.Goal, "cluster") {
+			if tg.Status != "not measured" || tg.Measured != "-" {
+				t.Errorf("%s: %s %q", tg.Goal, tg.Status, tg.Measured)
+			}
+		}
+	}
+}
+
+func TestWriteMarkdown(t *testing.T) {
+	r := sampleReport()
+	r.Smoke = true
+	var b bytes.Buffer
+	if err := r.WriteMarkdown(&b, "benchmarks.png"); err != nil {
+		t.Fatal(err)
+	}
+	md := b.String()
+	for _, want := range []string{
+		"**Smoke run.**",
+		"| CPU | Test CPU |",
+		"```sh\nmake benchmarks\n```",
+		"| standalone | all | 100 B | 70000 | 7.0 | 0.00 | 0.00 | 20.00 | 0.00 | 0.00 | 35000 | 0.00 | 0.00 | 4.50 | 0.00 | 0.00 | 0 |",
+		"| all | 100 B | 0.70 | 0.43 |",
+		"| cluster ≥ 0.5 × standalone, acks=all, 100 B | 0.43 (30000 / 70000 msgs/s) | not met |",
+		"![throughput and latency](benchmarks.png)",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+	// Every table row has as many cells as its header.
+	header := "| system | acks | size |"
+	for _, line := range strings.Split(md, "\n") {
+		if strings.HasPrefix(line, "| standalone | all") && strings.Count(line, "|") != 18 {
+			t.Errorf("row has %d cells: %s", strings.Count(line, "|")-1, line)
+		}
+	}
+	if !strings.Contains(md, header) {
+		t.Errorf("no results header")
+	}
+}
+
+func TestSizeLabel(t *testing.T) {
+	for size, want := range map[int]string{100: "100 B", 1024: "1 KiB", 1000: "1000 B", 4096: "4 KiB"} {
+		if got := sizeLabel(size); got != want {
+			t.Errorf("sizeLabel(%d) = %q, want %q", size, got, want)
+		}
+	}
+}
+
+func TestWriteChart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.png")
+	if err := sampleReport().WriteChart(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := (Report{}).WriteChart(path); err == nil {
+		t.Fatal("a chart without points was drawn")
+	}
+}
