@@ -11,6 +11,13 @@
 #   make chaos   the chaos scenarios and a 2-minute nemesis (docs/fault-tolerance.md)
 #   make nemesis a long randomized fault run with the history checker
 #                (NEMESIS_DURATION, default 30m; NEMESIS_SEED to replay a run)
+#   make benchmarks  kfake vs standalone vs a 3-node cluster, writes
+#                docs/BENCHMARKS.md and docs/benchmarks.png (about 6 minutes;
+#                BENCH_FLAGS="--warmup 1s --duration 2s --latency-duration 2s --smoke"
+#                for a quick smoke run)
+#   make sustained   acks=all at 100K msg/s for 10 minutes against a fresh
+#                standalone node, then verifies zero loss and reports RSS growth
+#                (SUSTAINED_DURATION, SUSTAINED_RATE, SUSTAINED_SIZE, SUSTAINED_ARGS)
 
 GO        ?= go
 PKGS      := ./...
@@ -23,7 +30,7 @@ FUZZTIME  ?= 10s
 NEMESIS_DURATION ?= 30m
 NEMESIS_SEED     ?=
 
-.PHONY: all build run test deps fmt vet unit race fuzz e2e bench figures clean chaos nemesis
+.PHONY: all build run test deps fmt vet unit race fuzz e2e bench figures clean chaos nemesis benchmarks sustained
 
 all: build
 
@@ -73,6 +80,14 @@ nemesis:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/storage
+
+BENCH_FLAGS ?=
+
+benchmarks:
+	$(GO) run ./cmd/chronik-benchreport $(BENCH_FLAGS)
+
+sustained:
+	GO=$(GO) ./scripts/sustained.sh
 
 figures:
 	CHRONIK_FIGURES=1 $(GO) test -count=1 -run TestFailoverFigures -v ./test/
