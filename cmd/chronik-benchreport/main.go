@@ -281,8 +281,21 @@ func measurePoint(ctx context.Context, s settings, sys *system, acks string, siz
 	o.Rate = p.Max.MsgsPerSec / 2
 	fmt.Fprintf(os.Stderr, "== %s acks=%s size=%d: latency at %.0f msgs/s (50%%), %v\n", sys.name, acks, size, o.Rate, s.latencyDuration)
 	o.Duration = s.latencyDuration
+	var before produceBuckets
+	if len(sys.metrics) > 0 {
+		if before, err = scrapeProduceBuckets(ctx, sys.metrics); err != nil {
+			return p, err
+		}
+	}
 	if p.Half, err = bench.Produce(ctx, o); err != nil {
 		return p, fmt.Errorf("latency at 50%%: %w", err)
+	}
+	if len(sys.metrics) > 0 {
+		after, err := scrapeProduceBuckets(ctx, sys.metrics)
+		if err != nil {
+			return p, err
+		}
+		p.ServerP99Bound, _ = quantileBound(before, after, 0.99)
 	}
 	if ctx.Err() != nil {
 		return p, ctx.Err()

@@ -22,6 +22,8 @@ type system struct {
 	// replication is the replication factor of its bench topics.
 	replication int16
 	procs       []*proc
+	// metrics are the nodes' metrics addresses (none for kfake).
+	metrics []string
 }
 
 // proc is one server process; its output goes to a log file in the run's
@@ -208,7 +210,7 @@ func startStandalone(ctx context.Context, bins binaries, dir string) (*system, e
 	if err != nil {
 		return nil, err
 	}
-	s := &system{name: "standalone", bootstrap: []string{kafka}, replication: 1, procs: []*proc{p}}
+	s := &system{name: "standalone", bootstrap: []string{kafka}, replication: 1, procs: []*proc{p}, metrics: []string{metrics}}
 	if err := waitUntil(ctx, "standalone to be ready", 60*time.Second, s.procs, httpReady(metrics)); err != nil {
 		s.stop()
 		return nil, err
@@ -248,6 +250,7 @@ func startCluster(ctx context.Context, bins binaries, dir string) (*system, erro
 		}
 		s.procs = append(s.procs, p)
 		s.bootstrap = append(s.bootstrap, kafka(i))
+		s.metrics = append(s.metrics, metrics(i))
 	}
 	for i := range nodes {
 		if err := waitUntil(ctx, fmt.Sprintf("cluster node %d to be ready", i+1), 60*time.Second, s.procs, httpReady(metrics(i))); err != nil {

@@ -45,6 +45,7 @@ time, so stalls are not hidden by coordinated omission.`,
 	pf.BoolVar(&o.Idempotent, "idempotent", false, "idempotent producers (acks=all only)")
 	pf.DurationVar(&o.Linger, "linger", 0, "producer linger")
 	pf.Int32Var(&o.BatchBytes, "batch-bytes", 0, "producer batch size limit (0: franz-go's default, 1 MB)")
+	pf.IntVar(&o.Inflight, "inflight", 5, "produce requests in flight per broker for non-idempotent producers")
 	pf.StringVar(&group, "group", "", "consumer group (consume; default a new one per run)")
 	pf.BoolVar(&asJSON, "json", false, "print the result as JSON")
 

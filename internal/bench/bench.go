@@ -44,6 +44,10 @@ type Options struct {
 	// Linger and BatchBytes shape producer batches.
 	Linger     time.Duration
 	BatchBytes int32
+	// Inflight is how many produce requests a non-idempotent producer
+	// keeps in flight per broker (franz-go's default is 1; the Java
+	// client's, and what idempotent producers get, is 5). 0 means 5.
+	Inflight int
 	Progress   io.Writer // nil: no progress lines
 
 	// keyFor, if set, gives message i its key (sustained runs number
@@ -117,6 +121,13 @@ func (o *Options) clientOpts() ([]kgo.Opt, error) {
 	}
 	if !o.Idempotent && (o.Acks == "all" || o.Acks == "-1") {
 		opts = append(opts, kgo.DisableIdempotentWrite())
+	}
+	if !o.Idempotent || o.Acks == "1" || o.Acks == "0" {
+		inflight := o.Inflight
+		if inflight <= 0 {
+			inflight = 5
+		}
+		opts = append(opts, kgo.MaxProduceRequestsInflightPerBroker(inflight))
 	}
 	var codec kgo.CompressionCodec
 	switch o.Compression {
