@@ -504,7 +504,7 @@ func (p *Partition) RoleChanged(ss raft.SoftState, term uint64) {
 	}
 	if p.leader && !wasLeader {
 		p.leaderSince = time.Now()
-		p.isr = slices.Clone(p.replicas)
+		p.isr = slices.Sorted(slices.Values(p.replicas))
 		now := time.Now()
 		for _, r := range p.replicas {
 			p.caughtUp[r] = now
