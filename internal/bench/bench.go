@@ -48,7 +48,7 @@ type Options struct {
 	// keeps in flight per broker (franz-go's default is 1; the Java
 	// client's, and what idempotent producers get, is 5). 0 means 5.
 	Inflight int
-	Progress   io.Writer // nil: no progress lines
+	Progress io.Writer // nil: no progress lines
 
 	// keyFor, if set, gives message i its key (sustained runs number
 	// their messages to verify delivery).

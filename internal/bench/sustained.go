@@ -12,11 +12,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -305,22 +303,12 @@ func metricValue(r io.Reader, name string) (float64, error) {
 // intervalRecorder collects one interval's latencies and counts; take
 // returns them and starts the next interval.
 type intervalRecorder struct {
-	mu     sync.Mutex
-	h      *hdrhistogram.Histogram
+	*histogram
 	errors atomic.Int64
 }
 
 func newIntervalRecorder() *intervalRecorder {
-	return &intervalRecorder{h: hdrhistogram.New(1, int64(time.Hour/time.Microsecond), 3)}
-}
-
-func (r *intervalRecorder) record(d time.Duration) {
-	us := max(int64(d/time.Microsecond), 1)
-	r.mu.Lock()
-	if r.h.RecordValue(us) != nil {
-		r.h.RecordValue(r.h.HighestTrackableValue())
-	}
-	r.mu.Unlock()
+	return &intervalRecorder{histogram: newHistogram()}
 }
 
 func (r *intervalRecorder) take(length, end time.Duration) IntervalStat {

@@ -165,22 +165,21 @@ func TestSingleVoterCommitsAndRestarts(t *testing.T) {
 	}
 }
 
-func TestThreeNodesReplicateAndFailOver(t *testing.T) {
-	h := &hub{hosts: map[uint64]*Host{}, cut: map[uint64]bool{}}
+// startThree starts a three-node group on h, elects a leader and has
+// every node apply 50 entries. The nodes stop when the test ends.
+func startThree(t *testing.T, h *hub) (nodes []*testNode, dirs []string, lead *testNode) {
+	t.Helper()
 	peers := []uint64{1, 2, 3}
-	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
-	nodes := make([]*testNode, 3)
+	dirs = []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	nodes = make([]*testNode, 3)
 	for i := range nodes {
 		nodes[i] = startNode(t, h, dirs[i], peers[i], peers)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		for _, n := range nodes {
-			if n != nil {
-				n.stop(h)
-			}
+			n.stop(h)
 		}
-	}()
-	var lead *testNode
+	})
 	waitFor(t, "a leader", 5*time.Second, func() bool { lead = leaderOf(nodes); return lead != nil })
 	for i := range 50 {
 		if err := propose(t, lead.group, fmt.Appendf(nil, "a%d", i)); err != nil {
@@ -195,6 +194,12 @@ func TestThreeNodesReplicateAndFailOver(t *testing.T) {
 		}
 		return true
 	})
+	return nodes, dirs, lead
+}
+
+func TestThreeNodesReplicateAndFailOver(t *testing.T) {
+	h := &hub{hosts: map[uint64]*Host{}, cut: map[uint64]bool{}}
+	nodes, _, lead := startThree(t, h)
 	// Cut the leader off: the others elect a new one and go on.
 	h.mu.Lock()
 	h.cut[lead.id] = true
@@ -246,32 +251,7 @@ func TestThreeNodesReplicateAndFailOver(t *testing.T) {
 // one, and its repair ends.
 func TestRepairingReplicaWithholdsItsVote(t *testing.T) {
 	h := &hub{hosts: map[uint64]*Host{}, cut: map[uint64]bool{}}
-	peers := []uint64{1, 2, 3}
-	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
-	nodes := make([]*testNode, 3)
-	for i := range nodes {
-		nodes[i] = startNode(t, h, dirs[i], peers[i], peers)
-	}
-	defer func() {
-		for _, n := range nodes {
-			n.stop(h)
-		}
-	}()
-	var lead *testNode
-	waitFor(t, "a leader", 5*time.Second, func() bool { lead = leaderOf(nodes); return lead != nil })
-	for i := range 50 {
-		if err := propose(t, lead.group, fmt.Appendf(nil, "a%d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitFor(t, "all nodes apply 50", 5*time.Second, func() bool {
-		for _, n := range nodes {
-			if len(n.sm.values()) != 50 {
-				return false
-			}
-		}
-		return true
-	})
+	nodes, dirs, lead := startThree(t, h)
 	fi := int(lead.id) % 3 // a follower's position in nodes
 	f := nodes[fi]
 	last := f.group.Log().LastIndex()
