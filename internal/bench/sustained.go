@@ -89,9 +89,12 @@ func Sustained(ctx context.Context, so SustainedOptions) (SustainedResult, error
 		return res, fmt.Errorf("run id: %w", err)
 	}
 	runID := binary.BigEndian.Uint64(runIDBytes[:])
-	// The pacing never sends more than Rate × Duration messages (+1 for
-	// message 0, and a little slack for rounding).
-	check := newDeliveryCheck(int64(math.Ceil(o.Rate*o.Duration.Seconds())) + 16)
+	// Exactly Rate × Duration messages, at the rate: the run ends on time
+	// and every sequence number fits the delivery check (the pacing may
+	// send a message a little early, so a run bounded by time alone sends
+	// a few more).
+	o.Count = int64(math.Ceil(o.Rate * o.Duration.Seconds()))
+	check := newDeliveryCheck(o.Count)
 
 	startOffsets, err := endOffsets(ctx, o.Bootstrap, o.Topic)
 	if err != nil {
