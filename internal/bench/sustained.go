@@ -46,9 +46,13 @@ type IntervalStat struct {
 // RSSReport is one server's resident memory over a run.
 type RSSReport struct {
 	Addr          string  `json:"metrics_addr"`
-	StartBytes    float64 `json:"start_bytes"`
-	EndBytes      float64 `json:"end_bytes"`
-	PeakBytes     float64 `json:"peak_bytes"`
+	StartBytes float64 `json:"start_bytes"` // before the load
+	// WarmBytes is the RSS after the first interval under load: the base
+	// for growth, since a server's memory rises to its working set first.
+	WarmBytes float64 `json:"warm_bytes"`
+	EndBytes  float64 `json:"end_bytes"`
+	PeakBytes float64 `json:"peak_bytes"`
+	// GrowthPercent is the change from WarmBytes to EndBytes.
 	GrowthPercent float64 `json:"growth_percent"`
 	Error         string  `json:"error,omitempty"`
 }
@@ -150,6 +154,11 @@ func Sustained(ctx context.Context, so SustainedOptions) (SustainedResult, error
 				st := interval.take(now.Sub(last), now.Sub(start))
 				last = now
 				sampleRSS()
+				if len(res.Intervals) == 0 {
+					for i := range res.RSS {
+						res.RSS[i].WarmBytes = res.RSS[i].EndBytes
+					}
+				}
 				res.Intervals = append(res.Intervals, st)
 				if so.Out != nil {
 					fmt.Fprintf(so.Out, "sustained %7s/%-7s %10.0f msgs/s (target %.0f)  p99 %8.2f ms  errors %d%s\n",
@@ -167,8 +176,8 @@ func Sustained(ctx context.Context, so SustainedOptions) (SustainedResult, error
 	}
 	sampleRSS()
 	for i := range res.RSS {
-		if r := &res.RSS[i]; r.StartBytes > 0 {
-			r.GrowthPercent = (r.EndBytes - r.StartBytes) / r.StartBytes * 100
+		if r := &res.RSS[i]; r.WarmBytes > 0 {
+			r.GrowthPercent = (r.EndBytes - r.WarmBytes) / r.WarmBytes * 100
 		}
 	}
 
@@ -422,8 +431,8 @@ func WriteSustained(w io.Writer, r SustainedResult) {
 			fmt.Fprintf(w, "rss %s: %s\n", m.Addr, m.Error)
 			continue
 		}
-		fmt.Fprintf(w, "rss %s: start %.1f MiB, end %.1f MiB, peak %.1f MiB, growth %+.1f%%\n",
-			m.Addr, m.StartBytes/(1<<20), m.EndBytes/(1<<20), m.PeakBytes/(1<<20), m.GrowthPercent)
+		fmt.Fprintf(w, "rss %s: idle %.1f MiB, after the first interval %.1f MiB, end %.1f MiB, peak %.1f MiB, growth from the first interval %+.1f%%\n",
+			m.Addr, m.StartBytes/(1<<20), m.WarmBytes/(1<<20), m.EndBytes/(1<<20), m.PeakBytes/(1<<20), m.GrowthPercent)
 	}
 	d := r.Delivery
 	verdict := "zero loss, no duplicates"
