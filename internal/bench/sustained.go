@@ -45,7 +45,7 @@ type IntervalStat struct {
 
 // RSSReport is one server's resident memory over a run.
 type RSSReport struct {
-	Addr          string  `json:"metrics_addr"`
+	Addr       string  `json:"metrics_addr"`
 	StartBytes float64 `json:"start_bytes"` // before the load
 	// WarmBytes is the RSS after the first interval under load: the base
 	// for growth, since a server's memory rises to its working set first.
