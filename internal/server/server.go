@@ -92,6 +92,10 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 	members := n.members()
 	var rt raftnode.Transport
 	var forward meta.Forwarder
+	// The transport starts before the host it delivers to exists (the
+	// host needs the transport to send); until then what peers send is
+	// dropped, and raft sends it again.
+	var hostRef atomic.Pointer[raftnode.Host]
 	if cfg.Cluster.Enabled {
 		peers := map[uint64]string{}
 		for _, p := range cfg.Cluster.Peers.Nodes {
@@ -101,10 +105,22 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 			NodeID: cfg.NodeID, Listen: cfg.RaftListenAddr(), Peers: peers,
 			DialTimeout: time.Duration(cfg.Raft.RPCTimeoutMs) * time.Millisecond / 5,
 			Logger:      logger,
-			Deliver:     func(envs []raftnode.Envelope) { n.host.Deliver(envs) },
-			Unreachable: func(p uint64) { n.host.ReportUnreachable(p) },
-			PeerDown:    func(p uint64) { n.host.PeerDown(p) },
-			ClusterID:   n.knownClusterID,
+			Deliver: func(envs []raftnode.Envelope) {
+				if h := hostRef.Load(); h != nil {
+					h.Deliver(envs)
+				}
+			},
+			Unreachable: func(p uint64) {
+				if h := hostRef.Load(); h != nil {
+					h.ReportUnreachable(p)
+				}
+			},
+			PeerDown: func(p uint64) {
+				if h := hostRef.Load(); h != nil {
+					h.PeerDown(p)
+				}
+			},
+			ClusterID: n.knownClusterID,
 		})
 		if err != nil {
 			return nil, err
@@ -125,6 +141,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 		Logger:                    logger,
 		Observer:                  electionObserver{n.metrics},
 	}, rt)
+	hostRef.Store(n.host)
 
 	metaLog, err := n.store.OpenLog(metadataLog, storage.LogConfig{
 		SegmentBytes: 64 << 20, SegmentMs: storage.DefaultSegmentMs, RetentionMs: -1, RetentionBytes: -1,
