@@ -309,8 +309,36 @@ func (c *conn) write() {
 	w := bufio.NewWriterSize(c.nc, 64<<10)
 	var buf []byte
 	broken := false
-	for sl := range c.slots {
-		<-sl.done
+	// Responses are buffered while the next ones are ready, and flushed
+	// before waiting: a response must never sit in the buffer while a
+	// later request is still being served (a pipelining client would see
+	// the latency of the slowest request behind it).
+	flush := func() {
+		if !broken && w.Buffered() > 0 {
+			if err := w.Flush(); err != nil {
+				broken = true
+				c.nc.Close() // wakes the reader
+			}
+		}
+	}
+	for {
+		var sl *slot
+		var ok bool
+		select {
+		case sl, ok = <-c.slots:
+		default:
+			flush()
+			sl, ok = <-c.slots
+		}
+		if !ok {
+			break
+		}
+		select {
+		case <-sl.done:
+		default:
+			flush()
+			<-sl.done
+		}
 		if broken || sl.resp == nil {
 			c.observe(sl, 0)
 			continue
@@ -321,18 +349,12 @@ func (c *conn) write() {
 			c.nc.Close() // wakes the reader
 			continue
 		}
-		if len(c.slots) == 0 {
-			if err := w.Flush(); err != nil {
-				broken = true
-				c.nc.Close()
-			}
-		}
 		c.observe(sl, len(buf))
 		if cap(buf) > 1<<20 {
 			buf = nil
 		}
 	}
-	w.Flush()
+	flush()
 }
 
 func (c *conn) observe(sl *slot, respBytes int) {

@@ -17,8 +17,9 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // fakeHandler serves ApiVersions v0-3 and Metadata v0-12; Metadata answers
-// after a delay taken from the request's topic count, to reorder completion.
-type fakeHandler struct{}
+// after a delay taken from the request's topic count, to reorder completion,
+// or, for a topic named "hold", once hold is closed.
+type fakeHandler struct{ hold chan struct{} }
 
 func (fakeHandler) Supported(key, version int16) bool {
 	switch key {
@@ -32,11 +33,15 @@ func (fakeHandler) Supported(key, version int16) bool {
 	return false
 }
 
-func (fakeHandler) Handle(r *Request, respond func(kmsg.Response)) {
+func (h fakeHandler) Handle(r *Request, respond func(kmsg.Response)) {
 	switch req := r.Msg.(type) {
 	case *kmsg.MetadataRequest:
 		delay := time.Duration(len(req.Topics)) * 20 * time.Millisecond
 		resp := req.ResponseKind().(*kmsg.MetadataResponse)
+		if len(req.Topics) == 1 && req.Topics[0].Topic != nil && *req.Topics[0].Topic == "hold" {
+			go func() { <-h.hold; respond(resp) }()
+			return
+		}
 		resp.ControllerID = int32(len(req.Topics))
 		time.AfterFunc(delay, func() { respond(resp) })
 	case *kmsg.ProduceRequest:
@@ -52,10 +57,15 @@ func (fakeHandler) Handle(r *Request, respond func(kmsg.Response)) {
 
 func startServer(t *testing.T, opts Options) *Server {
 	t.Helper()
+	return startServerWith(t, opts, fakeHandler{})
+}
+
+func startServerWith(t *testing.T, opts Options, h fakeHandler) *Server {
+	t.Helper()
 	opts.APIVersions = func() []kmsg.ApiVersionsResponseApiKey {
 		return []kmsg.ApiVersionsResponseApiKey{{ApiKey: 18, MinVersion: 0, MaxVersion: 3}}
 	}
-	s, err := Listen("127.0.0.1:0", fakeHandler{}, opts)
+	s, err := Listen("127.0.0.1:0", h, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,6 +138,44 @@ func TestResponsesInRequestOrder(t *testing.T) {
 				t.Fatalf("response %d belongs to another request", want)
 			}
 		}
+	}
+}
+
+// A finished response goes out while a later request of the same
+// connection is still being served: it is not held in the write buffer
+// until the connection goes idle.
+func TestAnsweredResponseIsNotHeldBehindAPendingOne(t *testing.T) {
+	hold := make(chan struct{})
+	s := startServerWith(t, Options{}, fakeHandler{hold: hold})
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(hold)
+		}
+	}
+	t.Cleanup(release) // before the server closes, also when the test fails
+	c, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	held := kmsg.NewPtrMetadataRequest()
+	topic := kmsg.NewMetadataRequestTopic()
+	topic.Topic = kmsg.StringPtr("hold")
+	held.Topics = append(held.Topics, topic)
+	c.Write(frame(kmsg.NewPtrMetadataRequest(), 12, 1))
+	c.Write(frame(held, 12, 2))
+	// The deadline only bounds a failing run; the held request is released
+	// after the first response has arrived.
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	if corr, _ := readFrame(t, r); corr != 1 {
+		t.Fatalf("first response has correlation id %d, want 1", corr)
+	}
+	release()
+	if corr, _ := readFrame(t, r); corr != 2 {
+		t.Fatalf("second response has correlation id %d, want 2", corr)
 	}
 }
 
