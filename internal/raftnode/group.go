@@ -11,6 +11,7 @@ import (
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 
 	"github.com/chronik-stream/chronik/internal/storage"
 )
@@ -331,10 +332,26 @@ func (g *Group) handleReadies() {
 	}
 	g.host.send(out)
 	bs := g.rn.BasicStatus()
+	g.releaseEntries(bs)
 	g.status.Store(&Status{
 		Lead: bs.Lead, Term: bs.Term, Role: bs.RaftState,
 		Commit: bs.Commit, Applied: bs.Applied, LastIndex: g.log.LastIndex(),
 	})
+}
+
+// releaseEntries lets go of the cached entries nothing needs any more:
+// applied here and, on a leader, matched by every follower and learner.
+func (g *Group) releaseEntries(bs raft.BasicStatus) {
+	upTo := bs.Applied
+	if bs.RaftState == raft.StateLeader {
+		self := g.host.cfg.NodeID
+		g.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
+			if id != self {
+				upTo = min(upTo, pr.Match)
+			}
+		})
+	}
+	g.storage.release(upTo)
 }
 
 func (g *Group) roleChanged(ss raft.SoftState) {

@@ -310,3 +310,58 @@ func TestRepairingReplicaWithholdsItsVote(t *testing.T) {
 		}
 	}
 }
+
+// cached is the number of entries g keeps in memory, read on its worker.
+func cached(t *testing.T, g *Group) int {
+	t.Helper()
+	ch := make(chan int, 1)
+	if !g.Do(func(l Loop) { ch <- len(l.g.storage.recent) }) {
+		t.Fatal("group stopped")
+	}
+	return <-ch
+}
+
+// TestCachedEntriesAreReleased: the leader keeps entries in memory while a
+// follower still needs them, and every node lets them go once they are
+// applied everywhere, so an idle group holds no entry data.
+func TestCachedEntriesAreReleased(t *testing.T) {
+	h := &hub{hosts: map[uint64]*Host{}, cut: map[uint64]bool{}}
+	nodes, _, lead := startThree(t, h)
+	var cut *testNode
+	for _, n := range nodes {
+		if n != lead {
+			cut = n
+			break
+		}
+	}
+	h.mu.Lock()
+	h.cut[cut.id] = true
+	h.mu.Unlock()
+	for i := range 20 {
+		if err := propose(t, lead.group, fmt.Appendf(nil, "c%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the connected nodes apply 70", 5*time.Second, func() bool {
+		for _, n := range nodes {
+			if n != cut && len(n.sm.values()) != 70 {
+				return false
+			}
+		}
+		return true
+	})
+	if n := cached(t, lead.group); n < 20 {
+		t.Fatalf("leader keeps %d entries while a follower lacks 20", n)
+	}
+	h.mu.Lock()
+	h.cut[cut.id] = false
+	h.mu.Unlock()
+	waitFor(t, "every node applies 70 and keeps no entry", 10*time.Second, func() bool {
+		for _, n := range nodes {
+			if len(n.sm.values()) != 70 || cached(t, n.group) != 0 {
+				return false
+			}
+		}
+		return true
+	})
+}

@@ -19,13 +19,17 @@ import (
 type logStorage struct {
 	log    *storage.Log
 	logger *slog.Logger
-	// recent holds the entries last appended, contiguous, at most
-	// recentBudget bytes of them.
+	// recent holds the entries appended and still needed (not yet applied
+	// here or not yet on every follower), contiguous, at most recentBudget
+	// bytes of them.
 	recent      []raftpb.Entry
 	recentBytes int
 }
 
-// recentBudget bounds the entries a group keeps in memory.
+// recentBudget bounds the entries a group keeps in memory. An entry's data
+// shares the buffer of the request that carried it (a produce request
+// holds batches of several partitions), so entries are also released as
+// soon as nothing needs them: an idle partition keeps none.
 const recentBudget = 4 << 20
 
 // remember keeps appended entries (dropping any it held from their first
@@ -62,6 +66,22 @@ func (s *logStorage) remember(ents []raftpb.Entry) {
 		clear(s.recent[:drop])
 		s.recent = append(s.recent[:0], s.recent[drop:]...)
 	}
+}
+
+// release drops the entries up to index upTo: applied here and held by
+// every follower, raft asks for them only in a rare catch-up, which reads
+// the log.
+func (s *logStorage) release(upTo uint64) {
+	if len(s.recent) == 0 || s.recent[0].Index > upTo {
+		return
+	}
+	drop := 0
+	for drop < len(s.recent) && s.recent[drop].Index <= upTo {
+		s.recentBytes -= len(s.recent[drop].Data)
+		drop++
+	}
+	clear(s.recent[:drop])
+	s.recent = append(s.recent[:0], s.recent[drop:]...)
 }
 
 func (s *logStorage) forget() {
