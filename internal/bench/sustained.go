@@ -10,8 +10,10 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,18 +45,96 @@ type IntervalStat struct {
 	Errors     int64   `json:"errors"`
 }
 
-// RSSReport is one server's resident memory over a run.
+// RSSReport is one server's resident memory over a run. A Go server's RSS
+// rises and falls with its heap's collection cycles, so single samples are
+// noise: start and end are medians over a window of per-second samples.
 type RSSReport struct {
 	Addr       string  `json:"metrics_addr"`
 	StartBytes float64 `json:"start_bytes"` // before the load
-	// WarmBytes is the RSS after the first interval under load: the base
-	// for growth, since a server's memory rises to its working set first.
+	// WarmBytes is the median RSS over the first window under load after
+	// the first interval: the base for growth, since a server's memory
+	// rises to its working set first.
 	WarmBytes float64 `json:"warm_bytes"`
+	// EndBytes is the median RSS over the run's last window.
 	EndBytes  float64 `json:"end_bytes"`
 	PeakBytes float64 `json:"peak_bytes"`
+	// WindowSeconds is the length of the warm and end windows.
+	WindowSeconds float64 `json:"window_seconds"`
 	// GrowthPercent is the change from WarmBytes to EndBytes.
 	GrowthPercent float64 `json:"growth_percent"`
-	Error         string  `json:"error,omitempty"`
+	// TrendPercentPerHour is the least-squares slope of every sample after
+	// the first interval, relative to WarmBytes.
+	TrendPercentPerHour float64 `json:"trend_percent_per_hour"`
+	Samples             int     `json:"samples"`
+	Error               string  `json:"error,omitempty"`
+
+	// last is the latest sample, for the interval lines.
+	last float64
+	// series is every sample under load: seconds since the start, bytes.
+	series [][2]float64
+}
+
+// rssWindow is the span of the warm and end medians: a tenth of the run,
+// at least 10 s and at most a minute.
+func rssWindow(run time.Duration) time.Duration {
+	return min(max(run/10, 10*time.Second), time.Minute)
+}
+
+// summarize computes the warm and end medians, growth and trend from the
+// samples taken after warmFrom seconds.
+func (r *RSSReport) summarize(warmFrom, runSeconds, window float64) {
+	r.WindowSeconds = window
+	var warm, end, xs, ys []float64
+	for _, s := range r.series {
+		t, v := s[0], s[1]
+		if t < warmFrom {
+			continue
+		}
+		xs, ys = append(xs, t), append(ys, v)
+		if t < warmFrom+window {
+			warm = append(warm, v)
+		}
+		if t >= runSeconds-window {
+			end = append(end, v)
+		}
+	}
+	r.Samples = len(xs)
+	if len(warm) == 0 || len(end) == 0 {
+		return
+	}
+	r.WarmBytes, r.EndBytes = median(warm), median(end)
+	r.GrowthPercent = (r.EndBytes - r.WarmBytes) / r.WarmBytes * 100
+	if slope, ok := leastSquaresSlope(xs, ys); ok {
+		r.TrendPercentPerHour = slope * 3600 / r.WarmBytes * 100
+	}
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// leastSquaresSlope is the slope of the least-squares line through (x, y).
+func leastSquaresSlope(xs, ys []float64) (float64, bool) {
+	n := float64(len(xs))
+	if n < 2 {
+		return 0, false
+	}
+	var sx, sy, sxx, sxy float64
+	for i := range xs {
+		sx, sy = sx+xs[i], sy+ys[i]
+		sxx, sxy = sxx+xs[i]*xs[i], sxy+xs[i]*ys[i]
+	}
+	den := n*sxx - sx*sx
+	if den == 0 {
+		return 0, false
+	}
+	return (n*sxy - sx*sy) / den, true
 }
 
 // SustainedResult is a sustained run's figures.
@@ -114,11 +194,16 @@ func Sustained(ctx context.Context, so SustainedOptions) (SustainedResult, error
 		}
 		res.RSS[i].StartBytes, res.RSS[i].PeakBytes = rss, rss
 	}
-	sampleRSS := func() {
+	var rssMu sync.Mutex // the interval lines read the latest samples
+	sampleRSS := func(at float64) {
 		for i := range res.RSS {
 			if rss, err := ReadRSS(ctx, res.RSS[i].Addr); err == nil {
-				res.RSS[i].EndBytes = rss
-				res.RSS[i].PeakBytes = max(res.RSS[i].PeakBytes, rss)
+				rssMu.Lock()
+				r := &res.RSS[i]
+				r.last = rss
+				r.PeakBytes = max(r.PeakBytes, rss)
+				r.series = append(r.series, [2]float64{at, rss})
+				rssMu.Unlock()
 			}
 		}
 	}
@@ -139,46 +224,52 @@ func Sustained(ctx context.Context, so SustainedOptions) (SustainedResult, error
 		interval.record(latency)
 	}
 	start := time.Now()
-	stopIntervals := make(chan struct{})
-	intervalsDone := make(chan struct{})
-	go func() {
-		defer close(intervalsDone)
+	stop := make(chan struct{})
+	var bg sync.WaitGroup
+	bg.Go(func() { // RSS, once a second
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case now := <-t.C:
+				sampleRSS(now.Sub(start).Seconds())
+			}
+		}
+	})
+	bg.Go(func() {
 		t := time.NewTicker(so.Interval)
 		defer t.Stop()
 		last := start
 		for {
 			select {
-			case <-stopIntervals:
+			case <-stop:
 				return
 			case now := <-t.C:
 				st := interval.take(now.Sub(last), now.Sub(start))
 				last = now
-				sampleRSS()
-				if len(res.Intervals) == 0 {
-					for i := range res.RSS {
-						res.RSS[i].WarmBytes = res.RSS[i].EndBytes
-					}
-				}
 				res.Intervals = append(res.Intervals, st)
 				if so.Out != nil {
+					rssMu.Lock()
+					rss := rssSummary(res.RSS)
+					rssMu.Unlock()
 					fmt.Fprintf(so.Out, "sustained %7s/%-7s %10.0f msgs/s (target %.0f)  p99 %8.2f ms  errors %d%s\n",
 						formatSeconds(time.Duration(st.EndSeconds*float64(time.Second))), formatSeconds(o.Duration),
-						st.MsgsPerSec, o.Rate, st.P99, st.Errors, rssSummary(res.RSS))
+						st.MsgsPerSec, o.Rate, st.P99, st.Errors, rss)
 				}
 			}
 		}
-	}()
+	})
 	res.Produce, err = Produce(ctx, o)
-	close(stopIntervals)
-	<-intervalsDone
+	close(stop)
+	bg.Wait()
 	if err != nil {
 		return res, err
 	}
-	sampleRSS()
+	runSeconds := time.Since(start).Seconds()
 	for i := range res.RSS {
-		if r := &res.RSS[i]; r.WarmBytes > 0 {
-			r.GrowthPercent = (r.EndBytes - r.WarmBytes) / r.WarmBytes * 100
-		}
+		res.RSS[i].summarize(so.Interval.Seconds(), runSeconds, rssWindow(o.Duration).Seconds())
 	}
 
 	if so.Out != nil {
@@ -196,8 +287,8 @@ func Sustained(ctx context.Context, so SustainedOptions) (SustainedResult, error
 func rssSummary(rs []RSSReport) string {
 	var b strings.Builder
 	for _, r := range rs {
-		if r.EndBytes > 0 {
-			fmt.Fprintf(&b, "  rss %s %.0f MiB", r.Addr, r.EndBytes/(1<<20))
+		if r.last > 0 {
+			fmt.Fprintf(&b, "  rss %s %.0f MiB", r.Addr, r.last/(1<<20))
 		}
 	}
 	return b.String()
@@ -431,8 +522,9 @@ func WriteSustained(w io.Writer, r SustainedResult) {
 			fmt.Fprintf(w, "rss %s: %s\n", m.Addr, m.Error)
 			continue
 		}
-		fmt.Fprintf(w, "rss %s: idle %.1f MiB, after the first interval %.1f MiB, end %.1f MiB, peak %.1f MiB, growth from the first interval %+.1f%%\n",
-			m.Addr, m.StartBytes/(1<<20), m.WarmBytes/(1<<20), m.EndBytes/(1<<20), m.PeakBytes/(1<<20), m.GrowthPercent)
+		fmt.Fprintf(w, "rss %s: idle %.1f MiB; median over %.0f s after the first interval %.1f MiB, over the last %.0f s %.1f MiB: growth %+.1f%%; trend %+.1f%%/hour; peak %.1f MiB (%d samples)\n",
+			m.Addr, m.StartBytes/(1<<20), m.WindowSeconds, m.WarmBytes/(1<<20), m.WindowSeconds, m.EndBytes/(1<<20),
+			m.GrowthPercent, m.TrendPercentPerHour, m.PeakBytes/(1<<20), m.Samples)
 	}
 	d := r.Delivery
 	verdict := "zero loss, no duplicates"

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -84,5 +85,35 @@ func TestIntervalRecorder(t *testing.T) {
 	}
 	if st := r.take(time.Second, 11*time.Second); st.MsgsPerSec != 0 || st.Errors != 0 {
 		t.Fatalf("the next interval starts empty: %+v", st)
+	}
+}
+
+// TestRSSSummary: a heap's sawtooth around a flat level is no growth, and
+// a steady climb is, whatever the single first and last samples say.
+func TestRSSSummary(t *testing.T) {
+	const mib = 1 << 20
+	sawtooth := func(t float64) float64 { return (60 + float64(int(t)%7)*5) * mib } // 60-90 MiB
+	var flat, climbing RSSReport
+	for s := 1; s <= 600; s++ {
+		x := float64(s)
+		flat.series = append(flat.series, [2]float64{x, sawtooth(x)})
+		climbing.series = append(climbing.series, [2]float64{x, sawtooth(x) + x/600*15*mib})
+	}
+	// A sample before the first interval (10 s) is not counted.
+	flat.series = append([][2]float64{{0.5, 20 * mib}}, flat.series...)
+	flat.summarize(10, 600, rssWindow(10*time.Minute).Seconds())
+	climbing.summarize(10, 600, rssWindow(10*time.Minute).Seconds())
+	if flat.WindowSeconds != 60 || flat.Samples != 591 {
+		t.Fatalf("window %v s, %d samples; want 60 s, 591", flat.WindowSeconds, flat.Samples)
+	}
+	if flat.WarmBytes != 75*mib || flat.EndBytes != 75*mib {
+		t.Fatalf("flat: warm %.1f MiB, end %.1f MiB; want the 75 MiB medians", flat.WarmBytes/mib, flat.EndBytes/mib)
+	}
+	if math.Abs(flat.GrowthPercent) > 0.5 || math.Abs(flat.TrendPercentPerHour) > 2 {
+		t.Fatalf("flat: growth %.2f%%, trend %.2f%%/h; want about 0", flat.GrowthPercent, flat.TrendPercentPerHour)
+	}
+	// 15 MiB over 600 s on a 75 MiB base: +20% over the run, about +120%/h.
+	if climbing.GrowthPercent < 15 || climbing.TrendPercentPerHour < 100 || climbing.TrendPercentPerHour > 140 {
+		t.Fatalf("climbing: growth %.2f%%, trend %.2f%%/h; want about +17%% and +120%%/h", climbing.GrowthPercent, climbing.TrendPercentPerHour)
 	}
 }
