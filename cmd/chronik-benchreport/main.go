@@ -272,6 +272,7 @@ func measurePoint(ctx context.Context, s settings, sys *system, acks string, siz
 	}
 	fmt.Fprintf(os.Stderr, "== %s acks=%s size=%d: maximum throughput, %v\n", sys.name, acks, size, s.maxDuration)
 	o.Duration = s.maxDuration
+	settleDisk()
 	if p.Max, err = bench.Produce(ctx, o); err != nil {
 		return p, fmt.Errorf("maximum throughput: %w", err)
 	}
@@ -281,6 +282,7 @@ func measurePoint(ctx context.Context, s settings, sys *system, acks string, siz
 	o.Rate = p.Max.MsgsPerSec / 2
 	fmt.Fprintf(os.Stderr, "== %s acks=%s size=%d: latency at %.0f msgs/s (50%%), %v\n", sys.name, acks, size, o.Rate, s.latencyDuration)
 	o.Duration = s.latencyDuration
+	settleDisk()
 	var before produceBuckets
 	if len(sys.metrics) > 0 {
 		if before, err = scrapeProduceBuckets(ctx, sys.metrics); err != nil {
@@ -303,3 +305,8 @@ func measurePoint(ctx context.Context, s settings, sys *system, acks string, siz
 	bench.WriteTable(os.Stderr, p.Max, p.Half)
 	return p, nil
 }
+
+// settleDisk writes back every dirty page on the machine before a measured
+// run, so the run does not pay for the previous one's data (gigabytes at
+// full speed, deleted or not yet written back) and every run starts alike.
+func settleDisk() { syscall.Sync() }

@@ -177,7 +177,9 @@ func (r Report) WriteMarkdown(w io.Writer, chartName string) error {
 		"message's intended send time (50% load, so stalls are not hidden) to the\n" +
 		"acknowledgement; every sample is kept in an HDR histogram. Bench topics are created\n" +
 		"with small `retention.bytes`/`segment.bytes` and deleted after each point; data\n" +
-		"directories live in a temp dir that is removed at the end.\n\n")
+		"directories live in a temp dir that is removed at the end. Before each measured run\n" +
+		"the machine's dirty pages are written back (sync(2)), so a run does not pay for the\n" +
+		"previous one's gigabytes.\n\n")
 
 	m := r.Machine
 	b.WriteString("## Machine\n\n| | |\n|---|---|\n")
