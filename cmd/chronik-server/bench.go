@@ -18,6 +18,7 @@ import (
 func newBenchCommand() *cobra.Command {
 	var o bench.Options
 	var bootstrap, group string
+	var topicConfigs []string
 	var asJSON, create bool
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -34,6 +35,7 @@ time, so stalls are not hidden by coordinated omission.`,
 	pf.Int32Var(&o.Partitions, "partitions", 3, "partitions when the topic is created")
 	pf.Int16Var(&o.Replication, "replication", 1, "replication factor when the topic is created")
 	pf.BoolVar(&create, "create", true, "create the topic if it does not exist")
+	pf.StringArrayVar(&topicConfigs, "topic-config", nil, "topic config key=value when the topic is created (repeatable)")
 	pf.IntVar(&o.Size, "size", 1024, "message size in bytes")
 	pf.Int64Var(&o.Count, "count", 0, "messages (0: run for --duration)")
 	pf.DurationVar(&o.Duration, "duration", 30*time.Second, "run length when --count is 0")
@@ -55,6 +57,10 @@ time, so stalls are not hidden by coordinated omission.`,
 			if o.Size < 1 {
 				return usageError{fmt.Errorf("--size must be at least 1")}
 			}
+			var err error
+			if o.TopicConfigs, err = parseConfigs("topic-config", topicConfigs); err != nil {
+				return usageError{err}
+			}
 			if !asJSON {
 				o.Progress = os.Stderr
 			}
@@ -66,7 +72,6 @@ time, so stalls are not hidden by coordinated omission.`,
 				}
 			}
 			var r bench.Result
-			var err error
 			switch mode {
 			case "produce":
 				r, err = bench.Produce(ctx, o)
@@ -92,7 +97,7 @@ time, so stalls are not hidden by coordinated omission.`,
 	for _, mode := range []string{"produce", "consume", "e2e"} {
 		cmd.AddCommand(&cobra.Command{Use: mode, Short: mode + " load", Args: cobra.NoArgs, RunE: run(mode)})
 	}
-	cmd.AddCommand(newBenchSustainedCommand(&o, &bootstrap, &create, &asJSON))
+	cmd.AddCommand(newBenchSustainedCommand(&o, &bootstrap, &topicConfigs, &create, &asJSON))
 	return cmd
 }
 
@@ -107,7 +112,7 @@ const (
 	sustainedTopicDefault    = "chronik-sustained"
 )
 
-func newBenchSustainedCommand(o *bench.Options, bootstrap *string, create, asJSON *bool) *cobra.Command {
+func newBenchSustainedCommand(o *bench.Options, bootstrap *string, topicConfigs *[]string, create, asJSON *bool) *cobra.Command {
 	var metricsAddrs string
 	var interval, verifyTimeout time.Duration
 	var deleteTopic bool
@@ -119,8 +124,10 @@ func newBenchSustainedCommand(o *bench.Options, bootstrap *string, create, asJSO
 Every message's key carries the run id and a sequence number. At the end the
 topic is read back from where the run started and every acknowledged message
 must be there exactly once; the command fails otherwise. With --metrics-addrs
-(the servers' metrics addresses) it reads process_resident_memory_bytes at
-start, every interval and at the end, and reports the growth.
+(the servers' metrics addresses) it reads process_resident_memory_bytes before
+the load and every second, and reports the median over the first and the last
+window (a tenth of the run, 10 s to 1 minute), the growth between them and the
+trend.
 
 Data is kept until it is read back: rate × size × duration × replication
 bytes of disk (6 GB per replica with the defaults). --delete-topic (default
@@ -152,6 +159,10 @@ on) deletes the topic afterwards.`,
 			}
 			if o.Rate <= 0 || o.Duration <= 0 || o.Size < 1 {
 				return usageError{fmt.Errorf("--rate, --duration and --size must be positive")}
+			}
+			var err error
+			if o.TopicConfigs, err = parseConfigs("topic-config", *topicConfigs); err != nil {
+				return usageError{err}
 			}
 			o.Bootstrap = strings.Split(*bootstrap, ",")
 			ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

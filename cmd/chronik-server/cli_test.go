@@ -70,7 +70,7 @@ func TestFollowerLag(t *testing.T) {
 }
 
 func TestParseConfigs(t *testing.T) {
-	got, err := parseConfigs([]string{"retention.ms=1000", "cleanup.policy=compact", "empty="})
+	got, err := parseConfigs("config", []string{"retention.ms=1000", "cleanup.policy=compact", "empty="})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestParseConfigs(t *testing.T) {
 		t.Fatalf("parseConfigs: %v", got)
 	}
 	for _, bad := range []string{"novalue", "=x"} {
-		if _, err := parseConfigs([]string{bad}); err == nil {
+		if _, err := parseConfigs("config", []string{bad}); err == nil {
 			t.Errorf("parseConfigs(%q) accepted", bad)
 		}
 	}
@@ -120,6 +120,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"topic", "create", "t", "--partitions", "0"}, "--partitions 0"},
 		{[]string{"topic", "create", "t", "--replication-factor", "0"}, "--replication-factor 0"},
 		{[]string{"topic", "create", "t", "--config", "novalue"}, "want key=value"},
+		{[]string{"bench", "produce", "--topic-config", "novalue"}, `--topic-config "novalue": want key=value`},
+		{[]string{"bench", "sustained", "--topic-config", "=1"}, `--topic-config "=1": want key=value`},
 		{[]string{"topic", "describe"}, "one or more topic names"},
 		{[]string{"group", "describe"}, "one or more group names"},
 		{[]string{"topic", "list", "--bootstrap", " , "}, "at least one host:port"},

@@ -71,13 +71,13 @@ func splitList(s string) []string {
 	return out
 }
 
-// parseConfigs turns key=value pairs into topic configs.
-func parseConfigs(pairs []string) (map[string]*string, error) {
+// parseConfigs turns the key=value pairs given to flag into topic configs.
+func parseConfigs(flag string, pairs []string) (map[string]*string, error) {
 	out := map[string]*string{}
 	for _, kv := range pairs {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || strings.TrimSpace(k) == "" {
-			return nil, fmt.Errorf("--config %q: want key=value", kv)
+			return nil, fmt.Errorf("--%s %q: want key=value", flag, kv)
 		}
 		out[strings.TrimSpace(k)] = &v
 	}
@@ -110,7 +110,7 @@ func newTopicCreateCommand(f *kafkaFlags) *cobra.Command {
 			if rf == 0 || rf < -1 {
 				return usageError{fmt.Errorf("--replication-factor %d: must be 1 or more (-1: the cluster default)", rf)}
 			}
-			cfgs, err := parseConfigs(configs)
+			cfgs, err := parseConfigs("config", configs)
 			if err != nil {
 				return usageError{err}
 			}
