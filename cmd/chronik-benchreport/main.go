@@ -273,7 +273,7 @@ func measurePoint(ctx context.Context, s settings, sys *system, acks string, siz
 	fmt.Fprintf(os.Stderr, "== %s acks=%s size=%d: maximum throughput, %v\n", sys.name, acks, size, s.maxDuration)
 	o.Duration = s.maxDuration
 	settleDisk()
-	if p.Max, err = bench.Produce(ctx, o); err != nil {
+	if p.Max, p.MaxCPUBusy, err = produceMeasuringCPU(ctx, o); err != nil {
 		return p, fmt.Errorf("maximum throughput: %w", err)
 	}
 	if p.Max.Messages == 0 {
@@ -289,7 +289,7 @@ func measurePoint(ctx context.Context, s settings, sys *system, acks string, siz
 			return p, err
 		}
 	}
-	if p.Half, err = bench.Produce(ctx, o); err != nil {
+	if p.Half, p.HalfCPUBusy, err = produceMeasuringCPU(ctx, o); err != nil {
 		return p, fmt.Errorf("latency at 50%%: %w", err)
 	}
 	if len(sys.metrics) > 0 {
@@ -304,6 +304,24 @@ func measurePoint(ctx context.Context, s settings, sys *system, acks string, siz
 	}
 	bench.WriteTable(os.Stderr, p.Max, p.Half)
 	return p, nil
+}
+
+// produceMeasuringCPU runs a produce load and measures how busy the
+// machine's CPUs were meanwhile.
+func produceMeasuringCPU(ctx context.Context, o bench.Options) (bench.Result, float64, error) {
+	before, err := readCPUTimes()
+	if err != nil {
+		return bench.Result{}, 0, err
+	}
+	r, err := bench.Produce(ctx, o)
+	if err != nil {
+		return r, 0, err
+	}
+	after, err := readCPUTimes()
+	if err != nil {
+		return r, 0, err
+	}
+	return r, busyPercent(before, after), nil
 }
 
 // settleDisk writes back every dirty page on the machine before a measured

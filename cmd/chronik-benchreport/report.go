@@ -23,6 +23,11 @@ type Point struct {
 	// the 50% run, from their request-latency histogram (whose buckets
 	// double); 0 when not measured (kfake has no such metric).
 	ServerP99Bound float64 `json:"server_produce_p99_bound_ms,omitempty"`
+	// MaxCPUBusy and HalfCPUBusy are the share of the machine's CPU time
+	// (both cores; servers and load generator together) in use during the
+	// maximum and the 50% run, in percent.
+	MaxCPUBusy  float64 `json:"max_cpu_busy_percent"`
+	HalfCPUBusy float64 `json:"half_load_cpu_busy_percent"`
 }
 
 // Machine describes where the figures were taken.
@@ -196,23 +201,25 @@ func (r Report) WriteMarkdown(w io.Writer, chartName string) error {
 	}
 
 	b.WriteString("## Results\n\n")
-	b.WriteString("| system | acks | size | max msgs/s | max MB/s | p50 | p95 | p99 | p99.9 | max | 50% msgs/s | p50 | p95 | p99 | p99.9 | max | server p99 | errors |\n")
-	b.WriteString("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	b.WriteString("| system | acks | size | max msgs/s | max MB/s | CPU | p50 | p95 | p99 | p99.9 | max | 50% msgs/s | CPU | p50 | p95 | p99 | p99.9 | max | server p99 | errors |\n")
+	b.WriteString("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, p := range r.Points {
 		server := "-"
 		if p.ServerP99Bound > 0 {
 			server = "≤ " + ms(p.ServerP99Bound)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %.1f | %s | %s | %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %d |\n",
-			p.System, p.Acks, sizeLabel(p.Size), p.Max.MsgsPerSec, p.Max.MBPerSec,
+		fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %.1f | %.0f%% | %s | %s | %s | %s | %s | %.0f | %.0f%% | %s | %s | %s | %s | %s | %s | %d |\n",
+			p.System, p.Acks, sizeLabel(p.Size), p.Max.MsgsPerSec, p.Max.MBPerSec, p.MaxCPUBusy,
 			ms(p.Max.LatencyP50), ms(p.Max.LatencyP95), ms(p.Max.LatencyP99), ms(p.Max.LatencyP999), ms(p.Max.LatencyMax),
-			p.Half.MsgsPerSec, ms(p.Half.LatencyP50), ms(p.Half.LatencyP95), ms(p.Half.LatencyP99), ms(p.Half.LatencyP999), ms(p.Half.LatencyMax),
+			p.Half.MsgsPerSec, p.HalfCPUBusy, ms(p.Half.LatencyP50), ms(p.Half.LatencyP95), ms(p.Half.LatencyP99), ms(p.Half.LatencyP999), ms(p.Half.LatencyMax),
 			server, p.Max.Errors+p.Half.Errors)
 	}
 	b.WriteString("\nLatencies in milliseconds, as the client sees them; the first group at maximum throughput, the second at 50% of it. " +
 		"\"server p99\" bounds the servers' own p99 time to answer a Produce request during the 50% run (from their " +
 		"`chronik_kafka_request_latency_ms` histogram, whose buckets double, so it is the bucket bound, not an estimate). " +
-		"The gap to the client's p99 is time spent in the load generator, which shares the two cores with the servers: " +
+		"\"CPU\" is the share of the machine's CPU time (all cores, servers and load generator together, from /proc/stat) in use during the run: " +
+		"half the throughput is not half the CPU, because smaller batches cost more per message, and at this utilisation records queue. " +
+		"The gap to the client's p99 is time spent in the load generator, which shares the cores with the servers: " +
 		"records wait in the client's buffers while it builds and sends the previous requests.\n\n")
 
 	b.WriteString("## Ratios (maximum throughput)\n\n| acks | size | standalone / kfake | cluster / standalone |\n|---|---|--:|--:|\n")

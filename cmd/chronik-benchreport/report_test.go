@@ -78,7 +78,7 @@ func TestWriteMarkdown(t *testing.T) {
 		"**Smoke run.**",
 		"| CPU | Test CPU |",
 		"```sh\nmake benchmarks\n```",
-		"| standalone | all | 100 B | 70000 | 7.0 | 0.00 | 0.00 | 20.00 | 0.00 | 0.00 | 35000 | 0.00 | 0.00 | 4.50 | 0.00 | 0.00 | - | 0 |",
+		"| standalone | all | 100 B | 70000 | 7.0 | 0% | 0.00 | 0.00 | 20.00 | 0.00 | 0.00 | 35000 | 0% | 0.00 | 0.00 | 4.50 | 0.00 | 0.00 | - | 0 |",
 		"| all | 100 B | 0.70 | 0.43 |",
 		"| cluster ≥ 0.5 × standalone, acks=all, 100 B | 0.43 (30000 / 70000 msgs/s) | not met |",
 		"![throughput and latency](benchmarks.png)",
@@ -90,7 +90,7 @@ func TestWriteMarkdown(t *testing.T) {
 	// Every table row has as many cells as its header.
 	header := "| system | acks | size |"
 	for _, line := range strings.Split(md, "\n") {
-		if strings.HasPrefix(line, "| standalone | all") && strings.Count(line, "|") != 19 {
+		if strings.HasPrefix(line, "| standalone | all") && strings.Count(line, "|") != 21 {
 			t.Errorf("row has %d cells: %s", strings.Count(line, "|")-1, line)
 		}
 	}
@@ -114,5 +114,28 @@ func TestWriteChart(t *testing.T) {
 	}
 	if err := (Report{}).WriteChart(path); err == nil {
 		t.Fatal("a chart without points was drawn")
+	}
+}
+
+func TestCPUBusy(t *testing.T) {
+	a, err := parseCPUTimes("cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3 4 5\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 300 more ticks, 60 of them idle or waiting for I/O: 80% busy.
+	b, err := parseCPUTimes("cpu  280 0 110 850 60 0 0 0 0 0\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := busyPercent(a, b); got != 80 {
+		t.Fatalf("busy %.1f%%, want 80%%", got)
+	}
+	for _, bad := range []string{"", "intr 1 2 3", "cpu 1 2 x 4 5"} {
+		if _, err := parseCPUTimes(bad); err == nil {
+			t.Errorf("parseCPUTimes(%q) accepted", bad)
+		}
+	}
+	if _, err := readCPUTimes(); err != nil {
+		t.Fatalf("this machine's /proc/stat: %v", err)
 	}
 }
