@@ -206,9 +206,7 @@ func (p *Partition) refreshISR(l raftnode.Loop) {
 				p.caughtUp[id] = when
 			}
 		}
-		inSync := last-min(last, pr.Match) <= p.settings.LagMaxEntries &&
-			now.Sub(p.caughtUp[id]) <= p.settings.LagMax && pr.State != tracker.StateSnapshot
-		if inSync {
+		if followerInSync(pr, last, p.caughtUp[id], now, p.settings) {
 			isr = append(isr, id)
 		}
 		followers = append(followers, Follower{ID: id, LagEntries: last - min(last, pr.Match), CaughtUp: p.caughtUp[id]})
@@ -228,6 +226,14 @@ func (p *Partition) refreshISR(l raftnode.Loop) {
 		p.replicas = voters
 		p.publish()
 	}
+}
+
+// followerInSync decides one follower's ISR membership (see refreshISR):
+// it is at most LagMaxEntries behind the leader's last entry, it caught up
+// with the leader within LagMax, and raft is not sending it a snapshot.
+func followerInSync(pr tracker.Progress, last uint64, caughtUp, now time.Time, s Settings) bool {
+	return last-min(last, pr.Match) <= s.LagMaxEntries &&
+		now.Sub(caughtUp) <= s.LagMax && pr.State != tracker.StateSnapshot
 }
 
 // preferredLeaderDelay is how long a leader keeps leadership before it
