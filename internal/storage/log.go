@@ -716,30 +716,54 @@ func (l *Log) SetLogStartOffset(offset int64) error {
 		return err
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.logStart = max(l.logStart, offset)
-	return l.deleteSegmentsLocked(func(s *segment) bool { return s.nextOffset() <= l.logStart })
+	dropped, err := l.deleteSegmentsLocked(func(s *segment) bool { return s.nextOffset() <= l.logStart })
+	l.mu.Unlock()
+	return errors.Join(err, l.finishDelete(dropped))
 }
 
-// deleteSegmentsLocked deletes sealed segments from the front while del says
-// so and the segment is entirely committed.
-func (l *Log) deleteSegmentsLocked(del func(*segment) bool) error {
+// deleteSegmentsLocked takes sealed segments off the front while del says so
+// and the segment is entirely committed, renaming their files to *.deleted.
+// The caller passes them to finishDelete once it has released l.mu: removing
+// large files can take tens of milliseconds each (more with online discard),
+// and appends must not wait behind it.
+func (l *Log) deleteSegmentsLocked(del func(*segment) bool) ([]*segment, error) {
 	n := 0
 	for n < len(l.segs)-1 && l.segs[n].lastIndex() <= l.committed && del(l.segs[n]) {
 		n++
 	}
 	if n == 0 {
-		return nil
+		return nil, nil
 	}
 	for _, s := range l.segs[:n] {
 		l.logger.Info("deleting segment", "base_index", s.baseIndex, "base_offset", s.baseOffset, "next_offset", s.nextOffset())
-		if err := l.dropSegment(s); err != nil {
-			return l.fail(err)
+		if err := s.markDeleted(); err != nil {
+			return nil, l.fail(err)
 		}
+	}
+	dropped := slices.Clone(l.segs[:n])
+	for _, s := range dropped {
+		s.unmapIndex()
 	}
 	l.segs = slices.Delete(l.segs, 0, n)
 	l.logStart = max(l.logStart, l.segs[0].baseOffset)
-	return syncDir(l.dir)
+	return dropped, nil
+}
+
+// finishDelete drops the log's references to segments taken off it (their
+// files are removed once no reader holds them) and makes the removal
+// durable. Called without l.mu.
+func (l *Log) finishDelete(dropped []*segment) error {
+	if len(dropped) == 0 {
+		return nil
+	}
+	start := time.Now()
+	for _, s := range dropped {
+		s.release()
+	}
+	err := syncDir(l.dir)
+	l.logger.Debug("deleted segments", "segments", len(dropped), "took", time.Since(start))
+	return err
 }
 
 // Reset drops every entry and restarts the log empty after (index, term) at

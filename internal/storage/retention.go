@@ -1,6 +1,9 @@
 package storage
 
-import "time"
+import (
+	"errors"
+	"time"
+)
 
 // ApplyRetention deletes whole segments from the front of the log that are
 // past retention.ms (by their newest timestamp) or that keep the log above
@@ -10,23 +13,36 @@ func (l *Log) ApplyRetention(now time.Time) error {
 	l.startMu.Lock()
 	defer l.startMu.Unlock()
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	dropped, err := l.applyRetentionLocked(now)
+	l.mu.Unlock()
+	return errors.Join(err, l.finishDelete(dropped))
+}
+
+// applyRetentionLocked takes the segments retention deletes off the log and
+// returns them for finishDelete.
+func (l *Log) applyRetentionLocked(now time.Time) ([]*segment, error) {
 	if l.closed {
-		return ErrClosed
+		return nil, ErrClosed
+	}
+	var dropped []*segment
+	take := func(del func(*segment) bool) error {
+		d, err := l.deleteSegmentsLocked(del)
+		dropped = append(dropped, d...)
+		return err
 	}
 	cfg := l.cfg
 	if cfg.RetentionMs >= 0 {
 		cutoff := now.Add(-cfg.RetentionMs).UnixMilli()
 		expired := func(s *segment) bool { return s.maxTimestamp() < cutoff }
-		if err := l.deleteSegmentsLocked(expired); err != nil {
-			return err
+		if err := take(expired); err != nil {
+			return dropped, err
 		}
 		if a := l.active(); len(l.segs) == 1 && a.idx.len() > 0 && expired(a) && a.lastIndex() <= l.committed {
 			if err := l.roll(); err != nil {
-				return err
+				return dropped, err
 			}
-			if err := l.deleteSegmentsLocked(expired); err != nil {
-				return err
+			if err := take(expired); err != nil {
+				return dropped, err
 			}
 		}
 	}
@@ -36,15 +52,15 @@ func (l *Log) ApplyRetention(now time.Time) error {
 			size += s.size
 		}
 		excess := size - cfg.RetentionBytes
-		if err := l.deleteSegmentsLocked(func(s *segment) bool {
+		if err := take(func(s *segment) bool {
 			if excess < s.size {
 				return false
 			}
 			excess -= s.size
 			return true
 		}); err != nil {
-			return err
+			return dropped, err
 		}
 	}
-	return nil
+	return dropped, nil
 }
