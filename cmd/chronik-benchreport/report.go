@@ -220,7 +220,9 @@ func (r Report) WriteMarkdown(w io.Writer, chartName string) error {
 		"\"CPU\" is the share of the machine's CPU time (all cores, servers and load generator together, from /proc/stat) in use during the run: " +
 		"half the throughput is not half the CPU, because smaller batches cost more per message, and at this utilisation records queue. " +
 		"The gap to the client's p99 is time spent in the load generator, which shares the cores with the servers: " +
-		"records wait in the client's buffers while it builds and sends the previous requests.\n\n")
+		"records wait in the client's buffers while it builds and sends the previous requests. " +
+		"[performance.md](performance.md) explains these figures (CPU, batching regimes, the page cache) " +
+		"and gives latencies measured on a quiet node.\n\n")
 
 	b.WriteString("## Ratios (maximum throughput)\n\n| acks | size | standalone / kfake | cluster / standalone |\n|---|---|--:|--:|\n")
 	for _, acks := range r.acksValues() {
