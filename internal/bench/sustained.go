@@ -68,8 +68,6 @@ type RSSReport struct {
 	Samples             int     `json:"samples"`
 	Error               string  `json:"error,omitempty"`
 
-	// last is the latest sample, for the interval lines.
-	last float64
 	// series is every sample under load: seconds since the start, bytes.
 	series [][2]float64
 }
@@ -200,7 +198,6 @@ func Sustained(ctx context.Context, so SustainedOptions) (SustainedResult, error
 			if rss, err := ReadRSS(ctx, res.RSS[i].Addr); err == nil {
 				rssMu.Lock()
 				r := &res.RSS[i]
-				r.last = rss
 				r.PeakBytes = max(r.PeakBytes, rss)
 				r.series = append(r.series, [2]float64{at, rss})
 				rssMu.Unlock()
@@ -287,8 +284,8 @@ func Sustained(ctx context.Context, so SustainedOptions) (SustainedResult, error
 func rssSummary(rs []RSSReport) string {
 	var b strings.Builder
 	for _, r := range rs {
-		if r.last > 0 {
-			fmt.Fprintf(&b, "  rss %s %.0f MiB", r.Addr, r.last/(1<<20))
+		if n := len(r.series); n > 0 {
+			fmt.Fprintf(&b, "  rss %s %.0f MiB", r.Addr, r.series[n-1][1]/(1<<20))
 		}
 	}
 	return b.String()

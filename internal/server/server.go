@@ -93,9 +93,8 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 	var rt raftnode.Transport
 	var forward meta.Forwarder
 	// The transport starts before the host it delivers to exists (the
-	// host needs the transport to send); until then what peers send is
-	// dropped, and raft sends it again.
-	var hostRef atomic.Pointer[raftnode.Host]
+	// host needs the transport to send).
+	var raftHost lateHost
 	if cfg.Cluster.Enabled {
 		peers := map[uint64]string{}
 		for _, p := range cfg.Cluster.Peers.Nodes {
@@ -105,22 +104,10 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 			NodeID: cfg.NodeID, Listen: cfg.RaftListenAddr(), Peers: peers,
 			DialTimeout: time.Duration(cfg.Raft.RPCTimeoutMs) * time.Millisecond / 5,
 			Logger:      logger,
-			Deliver: func(envs []raftnode.Envelope) {
-				if h := hostRef.Load(); h != nil {
-					h.Deliver(envs)
-				}
-			},
-			Unreachable: func(p uint64) {
-				if h := hostRef.Load(); h != nil {
-					h.ReportUnreachable(p)
-				}
-			},
-			PeerDown: func(p uint64) {
-				if h := hostRef.Load(); h != nil {
-					h.PeerDown(p)
-				}
-			},
-			ClusterID: n.knownClusterID,
+			Deliver:     raftHost.deliver,
+			Unreachable: raftHost.reportUnreachable,
+			PeerDown:    raftHost.peerDown,
+			ClusterID:   n.knownClusterID,
 		})
 		if err != nil {
 			return nil, err
@@ -141,7 +128,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 		Logger:                    logger,
 		Observer:                  electionObserver{n.metrics},
 	}, rt)
-	hostRef.Store(n.host)
+	raftHost.Store(n.host)
 
 	metaLog, err := n.store.OpenLog(metadataLog, storage.LogConfig{
 		SegmentBytes: 64 << 20, SegmentMs: storage.DefaultSegmentMs, RetentionMs: -1, RetentionBytes: -1,
@@ -424,5 +411,27 @@ func topicDefaults(cfg config.Config) topicconfig.Defaults {
 		SegmentMs:         cfg.Kafka.LogSegmentMs,
 		MaxMessageBytes:   int64(cfg.Kafka.MessageMaxBytes),
 		MinInsyncReplicas: max(minISR, 1),
+	}
+}
+
+// lateHost forwards the transport's callbacks to the raft host once it
+// exists; what peers send before that is dropped, and raft sends it again.
+type lateHost struct{ atomic.Pointer[raftnode.Host] }
+
+func (l *lateHost) deliver(envs []raftnode.Envelope) {
+	if h := l.Load(); h != nil {
+		h.Deliver(envs)
+	}
+}
+
+func (l *lateHost) reportUnreachable(peer uint64) {
+	if h := l.Load(); h != nil {
+		h.ReportUnreachable(peer)
+	}
+}
+
+func (l *lateHost) peerDown(peer uint64) {
+	if h := l.Load(); h != nil {
+		h.PeerDown(peer)
 	}
 }

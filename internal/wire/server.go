@@ -85,11 +85,11 @@ type Server struct {
 	closed bool
 	wg     sync.WaitGroup
 
-	// fetchBufs holds encode buffers of Fetch responses, which are often
-	// megabytes: growing a fresh buffer for each cost a sixth of the
-	// fetch path's CPU. The pool lets the garbage collector take them back
-	// when fetches stop.
-	fetchBufs sync.Pool
+	// encodeBufs holds response encode buffers, shared by the connections:
+	// Fetch responses are often megabytes, and growing a fresh buffer for
+	// each cost a sixth of the fetch path's CPU. The pool lets the garbage
+	// collector take them back when the load stops.
+	encodeBufs sync.Pool
 }
 
 // maxPooledResponse is the largest encode buffer kept for reuse.
@@ -316,7 +316,6 @@ func (c *conn) write() {
 		}
 	}()
 	w := bufio.NewWriterSize(c.nc, 64<<10)
-	var buf []byte
 	broken := false
 	// Responses are buffered while the next ones are ready, and flushed
 	// before waiting: a response must never sit in the buffer while a
@@ -352,22 +351,15 @@ func (c *conn) write() {
 			c.observe(sl, 0)
 			continue
 		}
-		var out []byte
-		var pooled *[]byte
-		if sl.req.Key == kmsg.Fetch.Int16() {
-			pooled, _ = c.s.fetchBufs.Get().(*[]byte)
-			if pooled == nil {
-				pooled = new([]byte)
-			}
-			out = encodeResponse((*pooled)[:0], sl.req, sl.resp)
-		} else {
-			buf = encodeResponse(buf[:0], sl.req, sl.resp)
-			out = buf
+		pooled, _ := c.s.encodeBufs.Get().(*[]byte)
+		if pooled == nil {
+			pooled = new([]byte)
 		}
+		out := encodeResponse((*pooled)[:0], sl.req, sl.resp)
 		_, err := w.Write(out) // out is free again once Write returns
-		if pooled != nil && cap(out) <= maxPooledResponse {
+		if cap(out) <= maxPooledResponse {
 			*pooled = out
-			c.s.fetchBufs.Put(pooled)
+			c.s.encodeBufs.Put(pooled)
 		}
 		if err != nil {
 			broken = true
@@ -375,9 +367,6 @@ func (c *conn) write() {
 			continue
 		}
 		c.observe(sl, len(out))
-		if cap(buf) > 1<<20 {
-			buf = nil
-		}
 	}
 	flush()
 }
