@@ -148,7 +148,7 @@ func identicalReplicas(t *testing.T, c *harness.Cluster, topic string, partition
 			if err != nil {
 				t.Fatal(err)
 			}
-			l, err := st.OpenLog(fmt.Sprintf("%s-%d", topic, p), storage.DefaultLogConfig())
+			l, err := st.OpenLog(harness.PartitionLog(t, st, topic, p), storage.DefaultLogConfig())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -548,7 +548,7 @@ func scrubAll(t *testing.T, c *harness.Cluster, topic string, partitions int32) 
 			t.Fatal(err)
 		}
 		for p := range partitions {
-			l, err := st.OpenLog(fmt.Sprintf("%s-%d", topic, p), storage.DefaultLogConfig())
+			l, err := st.OpenLog(harness.PartitionLog(t, st, topic, p), storage.DefaultLogConfig())
 			if err != nil {
 				t.Fatalf("node %d: %v", n.ID, err)
 			}

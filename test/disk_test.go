@@ -18,7 +18,7 @@ import (
 // segmentFiles lists a partition's segment files on node n, oldest first.
 func segmentFiles(t *testing.T, n *harness.Node, topic string) []string {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(n.DataDir, topic+"-0", "*.log"))
+	files, err := filepath.Glob(filepath.Join(harness.PartitionDir(t, n.DataDir, topic, 0), "*.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestChaosDiskFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	l, err := st.OpenLog(topic+"-0", storage.DefaultLogConfig())
+	l, err := st.OpenLog(harness.PartitionLog(t, st, topic, 0), storage.DefaultLogConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/chronik-stream/chronik/internal/replica"
+	"github.com/chronik-stream/chronik/internal/topicname"
 	"github.com/chronik-stream/chronik/internal/wire"
 )
 
@@ -27,7 +28,10 @@ import (
 // sequence gap OUT_OF_ORDER_SEQUENCE_NUMBER, an old epoch
 // INVALID_PRODUCER_EPOCH.
 // * Transactional produce is not supported (no transaction APIs are
-// advertised). Clients may not write to __consumer_offsets.
+// advertised). Clients may not write to reserved topics
+// (__consumer_offsets, __transaction_state, __cluster_metadata):
+// INVALID_TOPIC_EXCEPTION, as Kafka answers for internal topics. An
+// unknown topic gets UNKNOWN_TOPIC_OR_PARTITION (Produce never creates).
 //
 // Version notes:
 // * v0-2 carry the old message formats (magic 0 and 1), which are not
@@ -88,8 +92,8 @@ func (b *Broker) handleProduce(r *wire.Request, respond func(kmsg.Response)) {
 				err = kerr.InvalidRequiredAcks
 			case req.TransactionID != nil:
 				err = kerr.TransactionalIDAuthorizationFailed
-			case rt.Topic == OffsetsTopic:
-				err = describe(kerr.InvalidTopicException, "%s is written by the group coordinator only", OffsetsTopic)
+			case topicname.Reserved(rt.Topic):
+				err = refuseReserved(rt.Topic, "write to")
 			default:
 				p, err = b.partition(rt.Topic, rp.Partition)
 			}

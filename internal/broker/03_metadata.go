@@ -22,8 +22,10 @@ import (
 // * An unknown topic is created when auto.create.topics.enable is on and
 // the request allows it (always before v4), with num.partitions and the
 // default replication factor; the answer waits until its partitions have
-// leaders. Otherwise UNKNOWN_TOPIC_OR_PARTITION; an invalid name gets
-// INVALID_TOPIC_EXCEPTION.
+// leaders. Otherwise UNKNOWN_TOPIC_OR_PARTITION; an invalid name, one
+// that collides with an existing topic once '.' and '_' are equated, and a
+// reserved name not yet created (__consumer_offsets is created by
+// FindCoordinator) get INVALID_TOPIC_EXCEPTION.
 // * A partition with no known leader reports LEADER_NOT_AVAILABLE.
 //
 // Version notes:
@@ -84,8 +86,12 @@ func (b *Broker) lookupMetadataTopic(req *kmsg.MetadataRequest, rt kmsg.Metadata
 		mt.ErrorCode = kerr.InvalidTopicException.Code
 		return nil, mt
 	}
+	if err := refuseReserved(name, "create"); err != nil {
+		mt.ErrorCode = kerr.InvalidTopicException.Code
+		return nil, mt
+	}
 	allow := req.Version < 4 || req.AllowAutoTopicCreation
-	if !b.cfg.AutoCreateTopics || !allow || name == OffsetsTopic {
+	if !b.cfg.AutoCreateTopics || !allow {
 		mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
 		return nil, mt
 	}

@@ -12,7 +12,7 @@ import (
 // Behavior:
 // * Removes each topic from the catalog; every node then stops its
 // replicas and deletes their data.
-// * Internal topics cannot be deleted (INVALID_REQUEST).
+// * Internal topics cannot be deleted (INVALID_TOPIC_EXCEPTION).
 //
 // Version notes:
 // * v4 flexible, v5 error messages, v6 topics by name or id.
@@ -51,7 +51,7 @@ func (b *Broker) handleDeleteTopics(r *wire.Request, respond func(kmsg.Response)
 		case t == nil:
 			err = kerr.UnknownTopicOrPartition
 		case t.Internal:
-			err = describe(kerr.InvalidRequest, "internal topic %s cannot be deleted", t.Name)
+			err = describe(kerr.InvalidTopicException, "internal topic %s cannot be deleted", t.Name)
 		default:
 			name := t.Name
 			st.Topic, st.TopicID = &name, t.ID

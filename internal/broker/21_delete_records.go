@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/chronik-stream/chronik/internal/replica"
 	"github.com/chronik-stream/chronik/internal/wire"
 )
 
@@ -18,6 +19,7 @@ import (
 // whole segments below it are deleted. The new log start is the low
 // watermark in the answer.
 // * An offset above the high watermark gets OFFSET_OUT_OF_RANGE.
+// * Records of internal topics are the server's: INVALID_TOPIC_EXCEPTION.
 //
 // Version notes:
 // * v2 flexible.
@@ -37,7 +39,11 @@ func (b *Broker) handleDeleteRecords(r *wire.Request, respond func(kmsg.Response
 			sp := &st.Partitions[i]
 			*sp = kmsg.NewDeleteRecordsResponseTopicPartition()
 			sp.Partition, sp.LowWatermark = rp.Partition, -1
-			p, err := b.leaderPartition(rt.Topic, rp.Partition)
+			err := refuseReserved(rt.Topic, "delete records of")
+			var p *replica.Partition
+			if err == nil {
+				p, err = b.leaderPartition(rt.Topic, rp.Partition)
+			}
 			if err != nil {
 				sp.ErrorCode = b.errCode(err)
 				continue

@@ -17,7 +17,8 @@ import (
 // back to their defaults), through the catalog; every replica picks the
 // change up. Values are validated first (INVALID_CONFIG naming the rule).
 // * validate_only checks without changing.
-// * Broker configs are read only here (INVALID_REQUEST).
+// * Broker configs are read only here, and so are the configs of internal
+// topics (INVALID_REQUEST).
 //
 // Version notes:
 // * v2 flexible.
@@ -53,8 +54,12 @@ func (b *Broker) alterTopicConfigs(ctx context.Context, typ kmsg.ConfigResourceT
 	default:
 		return describe(kerr.InvalidRequest, "resource type %d is not supported", typ)
 	}
-	if b.catalog.Topic(name) == nil {
+	t := b.catalog.Topic(name)
+	if t == nil {
 		return kerr.UnknownTopicOrPartition
+	}
+	if t.Internal {
+		return describe(kerr.InvalidRequest, "the configs of internal topic %s are set by the server", name)
 	}
 	for k, v := range set {
 		if err := topicconfig.Validate(k, v); err != nil {

@@ -3,6 +3,7 @@ package broker
 import (
 	"net"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/chronik-stream/chronik/internal/group"
@@ -10,7 +11,10 @@ import (
 )
 
 // The consumer group APIs are answered by the group coordinator
-// (internal/group), which keeps group state in __consumer_offsets.
+// (internal/group), which keeps group state in __consumer_offsets. The
+// broker answers for partitions the catalog does not have, as Kafka does:
+// OffsetCommit gives them UNKNOWN_TOPIC_OR_PARTITION and commits the rest;
+// OffsetFetch v0 gives them offset -1 and UNKNOWN_TOPIC_OR_PARTITION.
 //
 // OffsetCommit: v0-8; OffsetFetch: v0-8; JoinGroup: v0-9; Heartbeat: v0-4;
 // LeaveGroup: v0-5; SyncGroup: v0-5; DescribeGroups: v0-5; ListGroups:
@@ -42,5 +46,142 @@ func (b *Broker) handleGroupRequest(r *wire.Request, respond func(kmsg.Response)
 			host = "/" + h
 		}
 	}
-	b.groups.HandleFrom(group.Client{ID: r.ClientID, Host: host}, r.Msg, respond)
+	cl := group.Client{ID: r.ClientID, Host: host}
+	switch req := r.Msg.(type) {
+	case *kmsg.OffsetCommitRequest:
+		b.commitOffsets(cl, req, respond)
+	case *kmsg.OffsetFetchRequest:
+		if req.Version == 0 {
+			b.fetchOffsetsV0(cl, req, respond)
+			return
+		}
+		b.groups.HandleFrom(cl, req, respond)
+	default:
+		b.groups.HandleFrom(cl, r.Msg, respond)
+	}
+}
+
+// knownPartition reports whether the catalog has topic/partition.
+func (b *Broker) knownPartition(topic string, partition int32) bool {
+	t := b.catalog.Topic(topic)
+	return t != nil && partition >= 0 && int(partition) < len(t.Partitions)
+}
+
+// commitOffsets answers an OffsetCommit as Kafka does: partitions the
+// catalog does not have get UNKNOWN_TOPIC_OR_PARTITION and are not
+// committed; the others go to the coordinator.
+func (b *Broker) commitOffsets(cl group.Client, req *kmsg.OffsetCommitRequest, respond func(kmsg.Response)) {
+	known := *req
+	known.Topics = nil
+	unknown := 0
+	for _, t := range req.Topics {
+		kt := t
+		kt.Partitions = nil
+		for _, p := range t.Partitions {
+			if b.knownPartition(t.Topic, p.Partition) {
+				kt.Partitions = append(kt.Partitions, p)
+			} else {
+				unknown++
+			}
+		}
+		if len(kt.Partitions) > 0 {
+			known.Topics = append(known.Topics, kt)
+		}
+	}
+	if unknown == 0 {
+		b.groups.HandleFrom(cl, req, respond)
+		return
+	}
+	// answer builds the response in the request's order from the
+	// coordinator's answer for the known partitions.
+	answer := func(codes map[string]map[int32]int16) {
+		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+		for _, t := range req.Topics {
+			rt := kmsg.NewOffsetCommitResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewOffsetCommitResponseTopicPartition()
+				rp.Partition = p.Partition
+				if code, ok := codes[t.Topic][p.Partition]; ok {
+					rp.ErrorCode = code
+				} else {
+					rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				}
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		respond(resp)
+	}
+	if len(known.Topics) == 0 {
+		answer(nil)
+		return
+	}
+	b.groups.HandleFrom(cl, &known, func(r kmsg.Response) {
+		codes := map[string]map[int32]int16{}
+		for _, t := range r.(*kmsg.OffsetCommitResponse).Topics {
+			if codes[t.Topic] == nil {
+				codes[t.Topic] = map[int32]int16{}
+			}
+			for _, p := range t.Partitions {
+				codes[t.Topic][p.Partition] = p.ErrorCode
+			}
+		}
+		answer(codes)
+	})
+}
+
+// fetchOffsetsV0 answers an OffsetFetch v0 as Kafka does: partitions the
+// catalog does not have get offset -1 and UNKNOWN_TOPIC_OR_PARTITION.
+// (From v1 on Kafka answers them from the coordinator: offset -1, no
+// error.)
+func (b *Broker) fetchOffsetsV0(cl group.Client, req *kmsg.OffsetFetchRequest, respond func(kmsg.Response)) {
+	known := *req
+	known.Topics = nil
+	for _, t := range req.Topics {
+		kt := t
+		kt.Partitions = nil
+		for _, p := range t.Partitions {
+			if b.knownPartition(t.Topic, p) {
+				kt.Partitions = append(kt.Partitions, p)
+			}
+		}
+		if len(kt.Partitions) > 0 {
+			known.Topics = append(known.Topics, kt)
+		}
+	}
+	answer := func(got map[string]map[int32]kmsg.OffsetFetchResponseTopicPartition) {
+		resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+		for _, t := range req.Topics {
+			rt := kmsg.NewOffsetFetchResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp, ok := got[t.Topic][p]
+				if !ok {
+					rp = kmsg.NewOffsetFetchResponseTopicPartition()
+					rp.Partition, rp.Offset = p, -1
+					rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				}
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		respond(resp)
+	}
+	if len(known.Topics) == 0 {
+		answer(nil)
+		return
+	}
+	b.groups.HandleFrom(cl, &known, func(r kmsg.Response) {
+		got := map[string]map[int32]kmsg.OffsetFetchResponseTopicPartition{}
+		for _, t := range r.(*kmsg.OffsetFetchResponse).Topics {
+			if got[t.Topic] == nil {
+				got[t.Topic] = map[int32]kmsg.OffsetFetchResponseTopicPartition{}
+			}
+			for _, p := range t.Partitions {
+				got[t.Topic][p.Partition] = p
+			}
+		}
+		answer(got)
+	})
 }

@@ -12,24 +12,36 @@ import (
 	"github.com/chronik-stream/chronik/internal/meta"
 	"github.com/chronik-stream/chronik/internal/replica"
 	"github.com/chronik-stream/chronik/internal/topicconfig"
+	"github.com/chronik-stream/chronik/internal/topicname"
 )
 
 // OffsetsTopic is the internal topic holding consumer group state.
-const OffsetsTopic = "__consumer_offsets"
-
-const maxTopicNameLength = 249
+const OffsetsTopic = topicname.ConsumerOffsets
 
 // validateTopicName applies Kafka's rules for topic names.
 func validateTopicName(name string) error {
-	if name == "" || name == "." || name == ".." {
-		return describe(kerr.InvalidTopicException, "topic name %q is not allowed", name)
+	if err := topicname.Validate(name); err != nil {
+		return describe(kerr.InvalidTopicException, "%v", err)
 	}
-	if len(name) > maxTopicNameLength {
-		return describe(kerr.InvalidTopicException, "topic name is %d characters long, the limit is %d", len(name), maxTopicNameLength)
+	return nil
+}
+
+// refuseReserved is the error for a client operation on a name the server
+// reserves (what names the operation: "write to", "delete", ...).
+func refuseReserved(name, what string) error {
+	if !topicname.Reserved(name) {
+		return nil
 	}
-	for _, c := range name {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return describe(kerr.InvalidTopicException, "topic name %q has the character %q; only ASCII letters, digits, '.', '_' and '-' are allowed", name, c)
+	return describe(kerr.InvalidTopicException, "cannot %s %s: the name is reserved for the server's internal use", what, name)
+}
+
+// checkCollision refuses a name that equals an existing topic's once '.'
+// and '_' are made equal, as Kafka does.
+func (b *Broker) checkCollision(name string) error {
+	key := topicname.CollisionKey(name)
+	for _, t := range b.catalog.Topics() {
+		if t.Name != name && topicname.CollisionKey(t.Name) == key {
+			return describe(kerr.InvalidTopicException, "topic %q collides with existing topic %q: names that differ only in '.' and '_' are not allowed together", name, t.Name)
 		}
 	}
 	return nil
@@ -95,11 +107,16 @@ func (b *Broker) validateTopic(t *topicRequest) error {
 	if err := validateTopicName(t.name); err != nil {
 		return err
 	}
-	if !t.internal && t.name == OffsetsTopic {
-		return describe(kerr.InvalidTopicException, "%s is an internal topic", t.name)
+	if !t.internal {
+		if err := refuseReserved(t.name, "create"); err != nil {
+			return err
+		}
 	}
 	if b.catalog.Topic(t.name) != nil {
 		return describe(kerr.TopicAlreadyExists, "topic %q already exists", t.name)
+	}
+	if err := b.checkCollision(t.name); err != nil {
+		return err
 	}
 	brokers := b.brokerIDs()
 	if len(t.assignment) > 0 {

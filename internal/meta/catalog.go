@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -45,12 +46,8 @@ type Catalog struct {
 	// Worker-owned.
 	leader   bool
 	term     uint64
-	ready    bool
 	proposed map[*byte]func(Result)
 	pending  []pendingCall // proposals by index, until applied
-
-	readyMu sync.Mutex
-	readyCh chan struct{} // closed when the leader is ready or a follower has caught up
 }
 
 type pendingCall struct {
@@ -65,7 +62,7 @@ type pendingCall struct {
 func Open(host *raftnode.Host, log *storage.Log, voters, learners []uint64, forward Forwarder, logger *slog.Logger) (*Catalog, error) {
 	c := &Catalog{
 		logger: logger, state: newState(), changed: make(chan struct{}), forward: forward, self: host.NodeID(),
-		proposed: map[*byte]func(Result){}, readyCh: make(chan struct{}),
+		proposed: map[*byte]func(Result){},
 	}
 	if _, err := host.AddGroup(raftnode.GroupConfig{
 		ID: MetadataGroupID, Log: log, SM: c, Peers: voters, Learners: learners, Applied: log.FirstIndex() - 1,
@@ -78,29 +75,48 @@ func Open(host *raftnode.Host, log *storage.Log, voters, learners []uint64, forw
 // BindGroup implements raftnode.GroupBinder.
 func (c *Catalog) BindGroup(g *raftnode.Group) { c.group = g }
 
-// WaitReady blocks until this node can serve the catalog: it leads the
-// metadata group and has committed an entry of its term, or it follows a
-// leader and has applied what was committed when it started.
-func (c *Catalog) WaitReady(ctx context.Context) error {
-	c.readyMu.Lock()
-	ch := c.readyCh
-	c.readyMu.Unlock()
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("waiting for the cluster catalog: %w", ctx.Err())
+// syncAttempt bounds one ReadIndex round trip of Sync; a request raft
+// dropped (no leader yet) is asked again after it.
+const syncAttempt = time.Second
+
+// Sync waits until this node's catalog holds every change committed
+// before the call: it asks the metadata group's leader for its commit
+// index (raft's ReadIndex, forwarded when this node follows) and waits
+// until it has applied that far. A node that has only replayed its own log
+// is not synced: changes made while it was down (a topic deleted and
+// created again, say) are still to come. Sync retries until a leader
+// answers or ctx ends.
+func (c *Catalog) Sync(ctx context.Context) error {
+	for {
+		actx, cancel := context.WithTimeout(ctx, syncAttempt)
+		idx, err := c.group.ReadIndex(actx)
+		cancel()
+		switch {
+		case err == nil:
+			return c.waitApplied(ctx, idx)
+		case errors.Is(err, raftnode.ErrStopped):
+			return fmt.Errorf("waiting for the cluster catalog: %w", err)
+		case ctx.Err() != nil:
+			return fmt.Errorf("waiting for the cluster catalog: %w", ctx.Err())
+		}
 	}
 }
 
-func (c *Catalog) markReady() {
-	c.readyMu.Lock()
-	select {
-	case <-c.readyCh:
-	default:
-		close(c.readyCh)
+// waitApplied waits until the catalog has applied index.
+func (c *Catalog) waitApplied(ctx context.Context, index uint64) error {
+	for {
+		c.mu.RLock()
+		applied, ch := c.applied, c.changed
+		c.mu.RUnlock()
+		if applied >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the cluster catalog to apply index %d (at %d): %w", index, applied, ctx.Err())
+		}
 	}
-	c.readyMu.Unlock()
 }
 
 // Group returns the metadata raft group.
@@ -333,9 +349,6 @@ func (c *Catalog) Apply(entries []raftpb.Entry) {
 	c.mu.Lock()
 	for _, e := range entries {
 		c.applied = e.Index
-		if c.leader && e.Term == c.term {
-			c.ready = true
-		}
 		if e.Type != raftpb.EntryNormal || len(e.Data) == 0 {
 			continue
 		}
@@ -358,9 +371,6 @@ func (c *Catalog) Apply(entries []raftpb.Entry) {
 	close(c.changed)
 	c.changed = make(chan struct{})
 	c.mu.Unlock()
-	if c.ready || (!c.leader && c.applied >= c.group.Status().Commit) {
-		c.markReady()
-	}
 }
 
 // RoleChanged implements raftnode.StateMachine.
@@ -368,7 +378,6 @@ func (c *Catalog) RoleChanged(ss raft.SoftState, term uint64) {
 	wasLeader := c.leader
 	c.leader = ss.RaftState == raft.StateLeader
 	c.term = term
-	c.ready = false
 	if wasLeader && !c.leader {
 		for k, cb := range c.proposed {
 			cb(Result{Err: ErrNotController})

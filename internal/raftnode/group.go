@@ -1,9 +1,11 @@
 package raftnode
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -80,6 +82,11 @@ type Group struct {
 	leaderless  time.Time // when the group last lost its leader
 	failed      error
 
+	// reads are the ReadIndex requests waiting for their index, by request
+	// context; worker-owned.
+	reads   map[string]chan<- uint64
+	readSeq atomic.Uint64
+
 	status atomic.Pointer[Status]
 }
 
@@ -88,6 +95,7 @@ func newGroup(h *Host, gc GroupConfig) (*Group, error) {
 		id: gc.ID, host: h, log: gc.Log, sm: gc.SM,
 		logger: h.logger.With("group", uint64(gc.ID)),
 		done:   make(chan struct{}),
+		reads:  map[string]chan<- uint64{},
 	}
 	st := &logStorage{log: gc.Log, logger: g.logger}
 	g.storage = st
@@ -213,6 +221,49 @@ func (g *Group) Do(fn func(Loop)) bool {
 	return true
 }
 
+// Query runs fn on g's worker and returns its result. It gives up when ctx
+// ends or the group stops (a stopped group drops the closures it has not
+// run), so no caller waits forever on a group's loop.
+func Query[T any](ctx context.Context, g *Group, fn func(Loop) T) (T, error) {
+	ch := make(chan T, 1)
+	var zero T
+	if !g.Do(func(l Loop) { ch <- fn(l) }) {
+		return zero, ErrStopped
+	}
+	select {
+	case v := <-ch:
+		return v, nil
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	case <-g.done:
+		return zero, ErrStopped
+	}
+}
+
+// ReadIndex asks raft for the commit index a linearizable read must wait
+// for: the leader's commit index, once it has confirmed it still leads.
+// It works on followers too (raft forwards the request); without a leader
+// the request is dropped, and ReadIndex waits until ctx ends.
+func (g *Group) ReadIndex(ctx context.Context) (uint64, error) {
+	ch := make(chan uint64, 1)
+	key := strconv.FormatUint(g.readSeq.Add(1), 10)
+	if !g.Do(func(l Loop) {
+		l.g.reads[key] = ch
+		l.g.rn.ReadIndex([]byte(key))
+	}) {
+		return 0, ErrStopped
+	}
+	select {
+	case idx := <-ch:
+		return idx, nil
+	case <-ctx.Done():
+		g.Do(func(l Loop) { delete(l.g.reads, key) })
+		return 0, ctx.Err()
+	case <-g.done:
+		return 0, ErrStopped
+	}
+}
+
 func (g *Group) enqueueMsg(m raftpb.Message) {
 	g.mu.Lock()
 	if !g.stopped {
@@ -314,6 +365,12 @@ func (g *Group) handleReadies() {
 		rd := g.rn.Ready()
 		if rd.HardState.Term != 0 && rd.HardState.Term != g.term {
 			g.term = rd.HardState.Term
+		}
+		for _, rs := range rd.ReadStates {
+			if ch, ok := g.reads[string(rs.RequestCtx)]; ok {
+				delete(g.reads, string(rs.RequestCtx))
+				ch <- rs.Index
+			}
 		}
 		if rd.SoftState != nil && (rd.SoftState.Lead != g.soft.Lead || rd.SoftState.RaftState != g.soft.RaftState) {
 			g.roleChanged(*rd.SoftState)

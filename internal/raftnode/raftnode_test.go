@@ -94,7 +94,7 @@ func startNode(t *testing.T, h *hub, dir string, id uint64, peers []uint64) *tes
 	h.mu.Lock()
 	h.hosts[id] = host
 	h.mu.Unlock()
-	l, err := st.OpenLog("g-1", storage.DefaultLogConfig())
+	l, err := st.OpenLog(storage.InternalLog("g-1"), storage.DefaultLogConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +260,7 @@ func TestRepairingReplicaWithholdsItsVote(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := st.OpenLog("g-1", storage.DefaultLogConfig())
+	l, err := st.OpenLog(storage.InternalLog("g-1"), storage.DefaultLogConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

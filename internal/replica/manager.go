@@ -75,15 +75,38 @@ func NewManager(s Settings, store *storage.Store, host *raftnode.Host, logger *s
 	return m
 }
 
+// Identity is what makes a replica the replica of one partition: its
+// topic's id (a topic deleted and created again under the same name gets a
+// new one) and its raft group, which is never reused.
+type Identity struct {
+	TopicID [16]byte
+	Group   raftnode.GroupID
+}
+
 // Open starts the local replica of tp (creating its log if new) in raft
-// group gid with the given replicas as initial voters.
-func (m *Manager) Open(tp TopicPartition, gid raftnode.GroupID, replicas []uint64, cfg Config) (*Partition, error) {
+// group id.Group with the given replicas as initial voters. Its log is
+// bound to the topic id: a log left by an earlier topic of the same name
+// is never opened for it. A replica of tp already open with another
+// identity is an error: the caller removes it first.
+func (m *Manager) Open(tp TopicPartition, id Identity, replicas []uint64, cfg Config) (*Partition, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if p := m.parts[tp]; p != nil {
+		if p.id != id {
+			return nil, fmt.Errorf("open %s: a replica of an earlier topic of that name (id %x, group %d) is still open", tp, p.id.TopicID, p.id.Group)
+		}
 		return p, nil
 	}
-	l, err := m.store.OpenLog(tp.String(), cfg.Log)
+	name, err := storage.PartitionLog(tp.Topic, tp.Partition, id.TopicID)
+	if err != nil {
+		return nil, err
+	}
+	if ok, err := m.store.AdoptLegacyLog(tp.String(), name); err != nil {
+		return nil, err
+	} else if ok {
+		m.logger.Warn("bound a log from an earlier data format to its topic id; had the topic been deleted and created again while this node was down, its old records would now be in the new topic", "partition", tp, "topic_id", fmt.Sprintf("%x", id.TopicID))
+	}
+	l, err := m.store.OpenLog(name, cfg.Log)
 	if err != nil {
 		return nil, fmt.Errorf("open log of %s: %w", tp, err)
 	}
@@ -107,7 +130,8 @@ func (m *Manager) Open(tp TopicPartition, gid raftnode.GroupID, replicas []uint6
 	// The preferred replica of a brand-new partition campaigns at once, so
 	// new topics have leaders in one round trip, spread as assigned.
 	fresh := l.LastIndex() == 0 && replicas[0] == m.settings.NodeID
-	if _, err := m.host.AddGroup(raftnode.GroupConfig{ID: gid, Log: l, SM: p, Peers: replicas, Applied: l.Committed(), CampaignNow: fresh}); err != nil {
+	p.id, p.logName = id, name
+	if _, err := m.host.AddGroup(raftnode.GroupConfig{ID: id.Group, Log: l, SM: p, Peers: replicas, Applied: l.Committed(), CampaignNow: fresh}); err != nil {
 		l.Close()
 		return nil, err
 	}
@@ -145,7 +169,7 @@ func (m *Manager) Remove(tp TopicPartition, deleteData bool) error {
 	m.host.RemoveGroup(p.group.ID())
 	p.log.Close()
 	if deleteData {
-		return m.store.RemoveLog(tp.String())
+		return m.store.RemoveLog(p.logName)
 	}
 	return nil
 }

@@ -108,6 +108,8 @@ const cmdSetLogStart byte = 1
 // Partition is the local replica of one partition.
 type Partition struct {
 	tp       TopicPartition
+	id       Identity
+	logName  storage.LogName
 	log      *storage.Log
 	group    *raftnode.Group
 	settings Settings
@@ -178,6 +180,9 @@ func newPartition(tp TopicPartition, l *storage.Log, s Settings, cfg Config, rep
 
 // TopicPartition returns the partition's name.
 func (p *Partition) TopicPartition() TopicPartition { return p.tp }
+
+// Identity returns the topic id and raft group the replica belongs to.
+func (p *Partition) Identity() Identity { return p.id }
 
 // Log returns the partition's log.
 func (p *Partition) Log() *storage.Log { return p.log }

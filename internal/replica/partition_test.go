@@ -45,7 +45,7 @@ func testConfig() Config {
 
 func openReady(t *testing.T, n *node) *Partition {
 	t.Helper()
-	p, err := n.mgr.Open(TopicPartition{"t", 0}, 7, []uint64{1}, testConfig())
+	p, err := n.mgr.Open(TopicPartition{"t", 0}, Identity{TopicID: [16]byte{7}, Group: 7}, []uint64{1}, testConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

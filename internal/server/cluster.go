@@ -55,7 +55,7 @@ func metadataMembers(ids []uint64) (voters, learners []uint64) {
 // it waits how many members it can reach.
 func (n *Node) waitForCatalog(ctx context.Context, voters []uint64) error {
 	done := make(chan error, 1)
-	go func() { done <- n.catalog.WaitReady(ctx) }()
+	go func() { done <- n.catalog.Sync(ctx) }()
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	for {

@@ -13,6 +13,7 @@ import (
 	"github.com/chronik-stream/chronik/internal/metrics"
 	"github.com/chronik-stream/chronik/internal/raftnode"
 	"github.com/chronik-stream/chronik/internal/replica"
+	"github.com/chronik-stream/chronik/internal/storage"
 	"github.com/chronik-stream/chronik/internal/topicconfig"
 )
 
@@ -39,10 +40,18 @@ func (n *Node) reconcileLoop() {
 }
 
 // reconcile opens the replicas this node should host, applies config
-// changes, and removes replicas of deleted partitions with their data.
+// changes, and removes replicas and logs of partitions it no longer hosts,
+// with their data. A replica is the one of a partition only if its topic
+// id and raft group match the catalog's: a topic deleted and created again
+// under the same name is another topic, and the old replica goes.
+//
+// It must run only on a synced catalog (Catalog.Sync at start): a log is
+// removed when the catalog does not know its topic, which on a catalog
+// that has merely replayed this node's own log could be a topic created
+// while the node was down.
 func (n *Node) reconcile() error {
 	self := int32(n.cfg.NodeID)
-	want := map[replica.TopicPartition]bool{}
+	want := map[replica.TopicPartition]replica.Identity{}
 	var errs []error
 	for _, t := range n.catalog.Topics() {
 		rc := topicconfig.Resolve(t.Configs, n.defaults)
@@ -51,37 +60,97 @@ func (n *Node) reconcile() error {
 				continue
 			}
 			tp := replica.TopicPartition{Topic: t.Name, Partition: p.ID}
-			want[tp] = true
+			id := replica.Identity{TopicID: t.ID, Group: raftnode.GroupID(p.Group)}
+			want[tp] = id
 			if r := n.replicas.Get(tp); r != nil {
-				if r.Config() != rc {
-					if err := r.SetConfig(rc); err != nil {
-						errs = append(errs, fmt.Errorf("config of %s: %w", tp, err))
+				if r.Identity() != id {
+					if err := n.removeReplica(r, "of an earlier topic of the same name"); err != nil {
+						errs = append(errs, err)
+						continue
 					}
+				} else {
+					if r.Config() != rc {
+						if err := r.SetConfig(rc); err != nil {
+							errs = append(errs, fmt.Errorf("config of %s: %w", tp, err))
+						}
+					}
+					continue
 				}
-				continue
 			}
 			peers := make([]uint64, len(p.Replicas))
 			for i, id := range p.Replicas {
 				peers[i] = uint64(id)
 			}
-			if _, err := n.replicas.Open(tp, raftnode.GroupID(p.Group), peers, rc); err != nil {
+			if _, err := n.replicas.Open(tp, id, peers, rc); err != nil {
 				errs = append(errs, err)
 			}
 		}
 	}
 	for _, r := range n.replicas.Partitions() {
-		if tp := r.TopicPartition(); !want[tp] {
-			n.logger.Info("removing replica of a deleted partition", "topic", tp.Topic, "partition", tp.Partition)
-			if tp.Topic == broker.OffsetsTopic {
-				n.groups.Resigned(tp.Partition)
-			}
-			if err := n.replicas.Remove(tp, true); err != nil {
+		if id, ok := want[r.TopicPartition()]; !ok || id != r.Identity() {
+			if err := n.removeReplica(r, "of a deleted partition"); err != nil {
 				errs = append(errs, err)
 			}
-			n.metrics.ForgetPartition(tp.Topic, tp.Partition)
+		}
+	}
+	errs = append(errs, n.removeStrayLogs(want))
+	return errors.Join(errs...)
+}
+
+// removeReplica stops a local replica and deletes its data.
+func (n *Node) removeReplica(r *replica.Partition, why string) error {
+	tp := r.TopicPartition()
+	n.logger.Info("removing replica "+why, "topic", tp.Topic, "partition", tp.Partition, "topic_id", fmt.Sprintf("%x", r.Identity().TopicID))
+	if tp.Topic == broker.OffsetsTopic {
+		n.groups.Resigned(tp.Partition)
+	}
+	err := n.replicas.Remove(tp, true)
+	n.metrics.ForgetPartition(tp.Topic, tp.Partition)
+	return err
+}
+
+// removeStrayLogs deletes partition logs on disk that belong to no replica
+// this node hosts: logs of deleted topics (also those deleted while this
+// node was down), of an earlier topic of the same name, and format-1 logs
+// no partition adopted.
+func (n *Node) removeStrayLogs(want map[replica.TopicPartition]replica.Identity) error {
+	names, err := n.store.LogNames()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, name := range names {
+		var stray bool
+		switch ref, ok := name.Partition(); {
+		case ok:
+			id, wanted := want[replica.TopicPartition{Topic: ref.Topic, Partition: ref.Partition}]
+			stray = !wanted || id.TopicID != ref.TopicID
+		case name.IsLegacy():
+			// A legacy log of a partition hosted here is adopted when its
+			// replica opens; one left behind belongs to no partition here.
+			stray = !legacyWanted(name, want)
+		}
+		if !stray || n.store.Log(name) != nil {
+			continue
+		}
+		n.logger.Warn("removing the log of a partition this node does not host (its topic was deleted, or deleted and created again)", "log", name.String())
+		if err := n.store.RemoveLog(name); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// legacyWanted reports whether a format-1 log (named <topic>-<partition>)
+// may still be adopted by a partition this node hosts.
+func legacyWanted(name storage.LogName, want map[replica.TopicPartition]replica.Identity) bool {
+	base := name.String()[strings.LastIndex(name.String(), "/")+1:]
+	for tp := range want {
+		if tp.String() == base {
+			return true
+		}
+	}
+	return false
 }
 
 // leadershipChanged hands __consumer_offsets partitions to the group

@@ -34,8 +34,13 @@ import (
 	"github.com/chronik-stream/chronik/internal/wire"
 )
 
-// metadataLog is the log of the catalog's raft group.
-const metadataLog = "__cluster_metadata-0"
+// metadataLog is the log of the catalog's raft group, in the store's
+// internal namespace: no topic name reaches it.
+var metadataLog = storage.InternalLog("catalog")
+
+// format1MetadataLog is the catalog log's name in a format-1 data
+// directory, which kept it beside the partition logs.
+const format1MetadataLog = "__cluster_metadata-0"
 
 // Node is a running Chronik node.
 type Node struct {
@@ -130,6 +135,9 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 	}, rt)
 	raftHost.Store(n.host)
 
+	if _, err := n.store.AdoptLegacyLog(format1MetadataLog, metadataLog); err != nil {
+		return nil, err
+	}
 	metaLog, err := n.store.OpenLog(metadataLog, storage.LogConfig{
 		SegmentBytes: 64 << 20, SegmentMs: storage.DefaultSegmentMs, RetentionMs: -1, RetentionBytes: -1,
 	})

@@ -66,7 +66,7 @@ type appender struct {
 }
 
 func newAppender(b *testing.B, s *Store, name string, batch []byte) *appender {
-	l, err := s.OpenLog(name, DefaultLogConfig())
+	l, err := s.OpenLog(InternalLog(name), DefaultLogConfig())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func BenchmarkRecovery1GiB(b *testing.B) {
 	entries := a.l.LastIndex()
 	size := a.l.Size()
 	s.Close()
-	idx := filepath.Join(dir, "t-0", segmentName(1)+".idx")
+	idx := filepath.Join(dir, "internal", "t-0", segmentName(1)+".idx")
 	idxBytes, err := os.ReadFile(idx)
 	if err != nil {
 		b.Fatal(err)
@@ -236,7 +236,7 @@ func BenchmarkRecovery1GiB(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				l, err := s.OpenLog("t-0", DefaultLogConfig())
+				l, err := s.OpenLog(InternalLog("t-0"), DefaultLogConfig())
 				if err != nil || l.LastIndex() != entries {
 					b.Fatalf("recovered %v entries, %v", l.LastIndex(), err)
 				}

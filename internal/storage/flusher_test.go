@@ -85,7 +85,7 @@ func TestFullDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	l, err := s.OpenLog("t-0", smallSegments(64<<10))
+	l, err := s.OpenLog(InternalLog("t-0"), smallSegments(64<<10))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func (e *testEnv) reopen() {
 
 func (e *testEnv) log(name string, cfg LogConfig) *Log {
 	e.t.Helper()
-	l, err := e.store.OpenLog(name, cfg)
+	l, err := e.store.OpenLog(InternalLog(name), cfg)
 	if err != nil {
 		e.t.Fatalf("open log %s: %v", name, err)
 	}

@@ -118,10 +118,24 @@ func openLog(store *Store, name string, cfg LogConfig, st logState) (*Log, error
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(store.dir, name)
+	dir := filepath.Join(store.dir, filepath.FromSlash(name))
 	l := &Log{name: name, dir: dir, store: store, cfg: cfg, logger: store.logger.With("log", name)}
+	_, statErr := os.Stat(dir)
+	lost := errors.Is(statErr, os.ErrNotExist) && st.holdsEntries()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create log dir: %w", err)
+	}
+	if lost {
+		// The checkpoint says this log held entries, but its directory is
+		// gone: they may have counted towards a quorum. Start it empty, in
+		// repair, so the replica votes again only once it holds them anew
+		// (raft's term and vote are kept: a vote is never cast twice).
+		until := max(st.committed, st.hs.Commit)
+		l.logger.Error("log directory is missing although the checkpoint says it held entries; starting it empty and refilling it from the other replicas", "dir", dir, "commit_was", until)
+		if err := writeRepairUntil(dir, until); err != nil {
+			return nil, err
+		}
+		st.committed, st.hw, st.logStart = 0, 0, 0
 	}
 	bases, err := listSegments(dir, l.logger)
 	if err != nil {
@@ -180,6 +194,10 @@ func openLog(store *Store, name string, cfg LogConfig, st logState) (*Log, error
 	l.restoreState(st)
 	return l, nil
 }
+
+// holdsEntries reports whether the checkpointed state is that of a log
+// that had entries.
+func (st logState) holdsEntries() bool { return st.committed > 0 || st.hs.Commit > 0 || st.hw > 0 }
 
 // restoreState applies the checkpointed state, clamped to what the log holds.
 func (l *Log) restoreState(st logState) {

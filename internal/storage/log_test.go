@@ -323,7 +323,7 @@ func TestHighWatermarkAndHardStatePersist(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if hs := st["t-0"].hs; hs.Term != 1 || hs.Vote != 3 {
+	if hs := st["internal/t-0"].hs; hs.Term != 1 || hs.Vote != 3 {
 		t.Fatalf("checkpoint hard state %+v", hs)
 	}
 	e.reopen()
@@ -469,7 +469,7 @@ func TestRemoveLog(t *testing.T) {
 	e := newEnv(t)
 	l := e.log("t-0", DefaultLogConfig())
 	appendBatches(t, l, 1, makeBatch(2, 0, "x"))
-	if err := e.store.RemoveLog("t-0"); err != nil {
+	if err := e.store.RemoveLog(InternalLog("t-0")); err != nil {
 		t.Fatal(err)
 	}
 	names, _ := e.store.LogNames()
@@ -490,8 +490,8 @@ func TestConfStatePersists(t *testing.T) {
 	}
 	// Durable at once, before any clean close.
 	st, err := readCheckpoint(e.dir + "/" + checkpointName)
-	if err != nil || string(st["t-0"].conf) != "voters 1 2 3" {
-		t.Fatalf("checkpoint conf %q %v", st["t-0"].conf, err)
+	if err != nil || string(st["internal/t-0"].conf) != "voters 1 2 3" {
+		t.Fatalf("checkpoint conf %q %v", st["internal/t-0"].conf, err)
 	}
 	e.reopen()
 	if got := e.log("t-0", DefaultLogConfig()).ConfState(); string(got) != "voters 1 2 3" {

@@ -34,7 +34,7 @@ func openImage(t *testing.T, dir string, cfg LogConfig) (*Store, *Log, error) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	l, err := s.OpenLog("t-0", cfg)
+	l, err := s.OpenLog(InternalLog("t-0"), cfg)
 	return s, l, err
 }
 
@@ -52,14 +52,14 @@ func buildImage(t *testing.T, n int, segBytes int64) string {
 
 func lastSegment(t *testing.T, dir string) string {
 	t.Helper()
-	segs := segmentFiles(t, filepath.Join(dir, "t-0"), ".log")
+	segs := segmentFiles(t, filepath.Join(dir, "internal", "t-0"), ".log")
 	slices.Sort(segs)
 	return segs[len(segs)-1]
 }
 
 func firstSegment(t *testing.T, dir string) string {
 	t.Helper()
-	segs := segmentFiles(t, filepath.Join(dir, "t-0"), ".log")
+	segs := segmentFiles(t, filepath.Join(dir, "internal", "t-0"), ".log")
 	slices.Sort(segs)
 	return segs[0]
 }
@@ -259,8 +259,8 @@ func TestStaleSegmentAfterInterruptedTruncation(t *testing.T) {
 	}
 	dir := crashImage(t, e.dir)
 	// The unlink of the old last segment did not reach the disk.
-	copyFile(t, saved, filepath.Join(dir, "t-0", filepath.Base(last)))
-	copyFile(t, saved+".idx", filepath.Join(dir, "t-0", filepath.Base(idxOf(last))))
+	copyFile(t, saved, filepath.Join(dir, "internal", "t-0", filepath.Base(last)))
+	copyFile(t, saved+".idx", filepath.Join(dir, "internal", "t-0", filepath.Base(idxOf(last))))
 	_, l2, err := openImage(t, dir, smallSegments(4096))
 	if err != nil {
 		t.Fatalf("open with a stale segment: %v", err)
@@ -271,7 +271,7 @@ func TestStaleSegmentAfterInterruptedTruncation(t *testing.T) {
 	if tm, _ := l2.Term(base + 2); tm != 2 {
 		t.Fatalf("stale entries were kept: term %d", tm)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "t-0", filepath.Base(last))); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dir, "internal", "t-0", filepath.Base(last))); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("stale segment not removed: %v", err)
 	}
 }

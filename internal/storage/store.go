@@ -48,7 +48,10 @@ const (
 )
 
 const (
-	storeFormat     = 1
+	// storeFormat 2 keeps logs in namespaces (internal/, kafka/) and binds
+	// partition logs to topic ids; format 1 kept every log at the top level
+	// under its topic-partition name, and is migrated at open.
+	storeFormat     = 2
 	metaFileName    = "store.meta"
 	lockFileName    = ".lock"
 	checkpointName  = "store.checkpoint"
@@ -120,6 +123,12 @@ func Open(dir string, opts Options) (*Store, error) {
 		lock.Close()
 		return nil, err
 	}
+	for name := range s.saved {
+		if _, ok := parseLogName(name); !ok {
+			lock.Close()
+			return nil, fmt.Errorf("checkpoint %s names a log %q outside every namespace; this release did not write it", filepath.Join(dir, checkpointName), name)
+		}
+	}
 	s.removeDeletedLogs()
 	s.flusher = newFlusher(opts.GroupCommitInterval, opts.MaxBatchSize, s.writeCheckpoint, opts.OnSync)
 	s.wg.Add(2)
@@ -153,7 +162,8 @@ func lockDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
-// checkFormat reads the store format version, or writes it for a new store.
+// checkFormat reads the store format version, writes it for a new store,
+// and migrates a format-1 store.
 func (s *Store) checkFormat() error {
 	path := filepath.Join(s.dir, metaFileName)
 	b, err := os.ReadFile(path)
@@ -168,38 +178,124 @@ func (s *Store) checkFormat() error {
 	if !ok || err != nil {
 		return fmt.Errorf("%s is not a chronik store meta file", path)
 	}
-	if n != storeFormat {
-		return fmt.Errorf("data directory %s has store format %d; this release reads format %d", s.dir, n, storeFormat)
+	switch n {
+	case storeFormat:
+		return nil
+	case 1:
+		return s.migrateFormat1()
 	}
-	return nil
+	return fmt.Errorf("data directory %s has store format %d; this release reads format %d", s.dir, n, storeFormat)
+}
+
+// migrateFormat1 moves every log of a format-1 store into the legacy
+// namespace, where the server adopts each under its new name
+// (AdoptLegacyLog) once it knows the topic's id. Each step can be repeated,
+// so a crash in the middle is finished at the next open.
+func (s *Store) migrateFormat1() error {
+	s.logger.Warn("migrating a format-1 data directory: logs move to the legacy namespace until they are bound to their topic ids", "dir", s.dir)
+	if err := os.MkdirAll(filepath.Join(s.dir, legacyDir), 0o755); err != nil {
+		return fmt.Errorf("migrate store format 1: %w", err)
+	}
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("migrate store format 1: %w", err)
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if !e.IsDir() || name == internalDir || name == partitionDir || name == legacyDir || strings.HasSuffix(name, deletedSuffix) {
+			continue
+		}
+		if err := os.Rename(filepath.Join(s.dir, name), legacyLog(name).dir(s.dir)); err != nil {
+			return fmt.Errorf("migrate store format 1: move log %s: %w", name, err)
+		}
+	}
+	if err := syncDir(s.dir); err != nil {
+		return err
+	}
+	ckPath := filepath.Join(s.dir, checkpointName)
+	states, err := readCheckpoint(ckPath)
+	if err != nil {
+		return err
+	}
+	moved := make(map[string]logState, len(states))
+	for name, st := range states {
+		if !strings.Contains(name, "/") {
+			name = legacyLog(name).path
+		}
+		moved[name] = st
+	}
+	if err := writeFileAtomic(ckPath, encodeCheckpoint(moved), nil); err != nil {
+		return fmt.Errorf("migrate store format 1: %w", err)
+	}
+	return writeFileAtomic(filepath.Join(s.dir, metaFileName), fmt.Appendf(nil, "format=%d\n", storeFormat), nil)
+}
+
+// AdoptLegacyLog gives the format-1 log called legacy (its old
+// <topic>-<partition> directory name) its new name, with its checkpointed
+// state. It reports false when there is no such log.
+func (s *Store) AdoptLegacyLog(legacy string, to LogName) (bool, error) {
+	from, ok := parseLogName(legacyLog(legacy).path)
+	if !ok {
+		return false, fmt.Errorf("adopt legacy log: bad name %q", legacy)
+	}
+	if _, ok := parseLogName(to.path); !ok {
+		return false, fmt.Errorf("adopt legacy log %s: bad target name %q", legacy, to.path)
+	}
+	if _, err := os.Stat(from.dir(s.dir)); errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.logs[from.path] != nil || s.logs[to.path] != nil {
+		return false, fmt.Errorf("adopt legacy log %s as %s: a log is open", legacy, to)
+	}
+	if _, err := os.Stat(to.dir(s.dir)); err == nil {
+		return false, fmt.Errorf("adopt legacy log %s: %s exists already", legacy, to)
+	}
+	if err := os.MkdirAll(filepath.Dir(to.dir(s.dir)), 0o755); err != nil {
+		return false, fmt.Errorf("adopt legacy log %s: %w", legacy, err)
+	}
+	if err := os.Rename(from.dir(s.dir), to.dir(s.dir)); err != nil {
+		return false, fmt.Errorf("adopt legacy log %s: %w", legacy, err)
+	}
+	if err := syncDir(filepath.Dir(to.dir(s.dir))); err != nil {
+		return false, err
+	}
+	if st, ok := s.saved[from.path]; ok {
+		s.saved[to.path] = st
+		delete(s.saved, from.path)
+		s.stateDirty.Store(true)
+	}
+	s.logger.Info("adopted a log of a format-1 data directory", "from", from.path, "as", to.path)
+	return true, nil
 }
 
 // OpenLog opens the log called name (creating it if new) with cfg.
-func (s *Store) OpenLog(name string, cfg LogConfig) (*Log, error) {
-	if name == "" || strings.ContainsAny(name, "/\\") || name == "." || name == ".." || strings.HasSuffix(name, deletedSuffix) {
-		return nil, fmt.Errorf("invalid log name %q", name)
+func (s *Store) OpenLog(name LogName, cfg LogConfig) (*Log, error) {
+	if _, ok := parseLogName(name.path); !ok {
+		return nil, fmt.Errorf("invalid log name %q", name.path)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, ErrClosed
 	}
-	if l, ok := s.logs[name]; ok {
+	if l, ok := s.logs[name.path]; ok {
 		return l, nil
 	}
-	l, err := openLog(s, name, cfg, s.saved[name])
+	l, err := openLog(s, name.path, cfg, s.saved[name.path])
 	if err != nil {
 		return nil, err
 	}
-	s.logs[name] = l
+	s.logs[name.path] = l
 	return l, nil
 }
 
 // Log returns the open log called name, or nil.
-func (s *Store) Log(name string) *Log {
+func (s *Store) Log(name LogName) *Log {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.logs[name]
+	return s.logs[name.path]
 }
 
 // Logs returns the open logs.
@@ -214,54 +310,115 @@ func (s *Store) Logs() []*Log {
 	return out
 }
 
-// LogNames lists the logs present on disk, open or not.
-func (s *Store) LogNames() ([]string, error) {
-	ents, err := os.ReadDir(s.dir)
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", s.dir, err)
-	}
-	var names []string
-	for _, e := range ents {
-		if e.IsDir() && !strings.HasSuffix(e.Name(), deletedSuffix) {
-			names = append(names, e.Name())
+// LogNames lists the logs the store knows: those on disk, open or not, and
+// those only its checkpoint remembers (a log whose removal a crash cut
+// short, or whose directory was lost).
+func (s *Store) LogNames() ([]LogName, error) {
+	seen := map[string]bool{}
+	var out []LogName
+	add := func(path string) {
+		if n, ok := parseLogName(path); ok && !seen[path] {
+			seen[path] = true
+			out = append(out, n)
 		}
 	}
-	return names, nil
+	for _, ns := range []string{internalDir, legacyDir} {
+		ents, err := readDirIfExists(filepath.Join(s.dir, ns))
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range ents {
+			if e.IsDir() && !strings.HasSuffix(e.Name(), deletedSuffix) {
+				add(ns + "/" + e.Name())
+			}
+		}
+	}
+	topics, err := readDirIfExists(filepath.Join(s.dir, partitionDir))
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range topics {
+		if !t.IsDir() {
+			continue
+		}
+		parts, err := readDirIfExists(filepath.Join(s.dir, partitionDir, t.Name()))
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range parts {
+			if p.IsDir() && !strings.HasSuffix(p.Name(), deletedSuffix) {
+				add(partitionDir + "/" + t.Name() + "/" + p.Name())
+			}
+		}
+	}
+	s.mu.Lock()
+	for path := range s.saved {
+		add(path)
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b LogName) int { return strings.Compare(a.path, b.path) })
+	return out, nil
 }
 
-// RemoveLog closes and deletes the log called name and its files.
-func (s *Store) RemoveLog(name string) error {
+func readDirIfExists(dir string) ([]os.DirEntry, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", dir, err)
+	}
+	return ents, nil
+}
+
+// RemoveLog closes and deletes the log called name, its files and its
+// checkpointed state.
+func (s *Store) RemoveLog(name LogName) error {
 	s.mu.Lock()
-	l := s.logs[name]
+	l := s.logs[name.path]
 	s.mu.Unlock()
 	if l != nil {
 		l.Close()
 	}
-	dir := filepath.Join(s.dir, name)
+	dir := name.dir(s.dir)
 	gone := fmt.Sprintf("%s.%d%s", dir, time.Now().UnixNano(), deletedSuffix)
 	if err := os.Rename(dir, gone); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove log %s: %w", name, err)
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := syncDir(filepath.Dir(dir)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	s.ckMu.Lock()
 	s.mu.Lock()
-	delete(s.saved, name)
+	delete(s.saved, name.path)
 	s.mu.Unlock()
 	s.ckMu.Unlock()
 	s.stateDirty.Store(true)
 	if err := os.RemoveAll(gone); err != nil {
 		s.logger.Warn("could not remove deleted log directory", "dir", gone, "err", err)
 	}
+	if _, ok := name.Partition(); ok {
+		// The topic's directory goes with its last partition.
+		os.Remove(filepath.Dir(dir))
+	}
 	return nil
 }
 
+// removeDeletedLogs finishes removals a crash interrupted.
 func (s *Store) removeDeletedLogs() {
-	ents, _ := os.ReadDir(s.dir)
-	for _, e := range ents {
-		if e.IsDir() && strings.HasSuffix(e.Name(), deletedSuffix) {
-			os.RemoveAll(filepath.Join(s.dir, e.Name()))
+	dirs := []string{s.dir, filepath.Join(s.dir, internalDir), filepath.Join(s.dir, legacyDir)}
+	topics, _ := readDirIfExists(filepath.Join(s.dir, partitionDir))
+	for _, t := range topics {
+		if t.IsDir() {
+			dirs = append(dirs, filepath.Join(s.dir, partitionDir, t.Name()))
+		}
+	}
+	for _, d := range dirs {
+		ents, _ := readDirIfExists(d)
+		for _, e := range ents {
+			if e.IsDir() && strings.HasSuffix(e.Name(), deletedSuffix) {
+				os.RemoveAll(filepath.Join(d, e.Name()))
+			}
 		}
 	}
 }

@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chronik-stream/chronik/internal/storage"
 )
 
 var (
@@ -485,4 +487,38 @@ func (c *Cluster) Running() []*Node {
 		}
 	}
 	return out
+}
+
+// PartitionLog returns the name of the log of topic/partition in the
+// (closed) store st, failing the test unless exactly one topic id has one.
+func PartitionLog(t testing.TB, st *storage.Store, topic string, partition int32) storage.LogName {
+	t.Helper()
+	names, err := st.LogNames()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []storage.LogName
+	for _, n := range names {
+		if ref, ok := n.Partition(); ok && ref.Topic == topic && ref.Partition == partition {
+			found = append(found, n)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("store %s holds %d logs of %s-%d (%v), want 1", st.Dir(), len(found), topic, partition, found)
+	}
+	return found[0]
+}
+
+// PartitionDir returns the directory of the log of topic/partition in the
+// data directory of a stopped node.
+func PartitionDir(t testing.TB, dataDir, topic string, partition int32) string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dataDir, "kafka", topic, fmt.Sprintf("%d_*", partition)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m) != 1 {
+		t.Fatalf("%s holds %d logs of %s-%d (%v), want 1", dataDir, len(m), topic, partition, m)
+	}
+	return m[0]
 }
