@@ -370,3 +370,61 @@ func waitLeaderIs(t *testing.T, c *harness.Cluster, topic string, p int32, id in
 		return nil
 	})
 }
+
+// TestWipedNodeRefusesToRejoin: a node whose data directory was wiped must
+// not rejoin as itself (it once voted and acknowledged entries it no
+// longer holds: raft panicked on it, or it could vote twice in a term). It
+// refuses to start, saying why and what to do; the cluster keeps serving.
+func TestWipedNodeRefusesToRejoin(t *testing.T) {
+	c := harness.NewCluster(t, harness.ClusterOptions{Nodes: 3})
+	c.Start()
+	cl := clusterClient(t, c)
+	createTopic(t, cl, "kept", 1, 3)
+	produceN(t, cl, "kept", 0, "before", 80)
+	waitAdminFullISR(t, c, "kept", 0)
+
+	wiped := c.Node(3)
+	wiped.Kill()
+	if err := os.RemoveAll(wiped.DataDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(wiped.DataDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	wiped.StartNoWait()
+	exit, ok := wiped.WaitExit(90 * time.Second)
+	if !ok {
+		t.Fatalf("the wiped node is still running:\n%s", wiped.Log())
+	}
+	if exit == nil {
+		t.Fatal("the wiped node exited with status 0")
+	}
+	for _, want := range []string{"must not rejoin the cluster as itself", "Restore this node's data directory", "node 3"} {
+		if !wiped.LogContains(want) {
+			t.Fatalf("the wiped node's message lacks %q:\n%s", want, wiped.Log())
+		}
+	}
+	t.Logf("the wiped node said: %s", lastLines(wiped.Log(), 2))
+	if strings.Contains(wiped.Log(), "panic") {
+		t.Fatalf("the wiped node panicked:\n%s", wiped.Log())
+	}
+	for _, id := range []int{1, 2} {
+		if !c.Node(id).Running() {
+			t.Fatalf("node %d stopped:\n%s", id, c.Node(id).Log())
+		}
+	}
+	// The other two still form a quorum and serve.
+	produceN(t, clusterClient(t, c), "kept", 0, "after", 20)
+	recs := consumeAll(t, c, "kept", 100)
+	for i, r := range recs {
+		if r.Offset != int64(i) {
+			t.Fatalf("record %d at offset %d", i, r.Offset)
+		}
+	}
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(len(lines)-n, 0):], "\n")
+}

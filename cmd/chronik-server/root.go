@@ -202,7 +202,14 @@ func run(cfg config.Config) error {
 	if err != nil {
 		return err
 	}
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-node.Fatal():
+		sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer scancel()
+		node.Shutdown(sctx)
+		return node.Err()
+	}
 	go func() {
 		<-sigs
 		logger.Warn("second signal: exiting at once")

@@ -148,6 +148,14 @@ func (c *Catalog) Brokers() []Broker {
 	return out
 }
 
+// Incarnation returns the data directory incarnation node id registered
+// with, "" if it has not registered itself.
+func (c *Catalog) Incarnation(id int32) string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.state.Brokers[id].Incarnation
+}
+
 // Topic returns a topic, or nil. The value must not be modified.
 func (c *Catalog) Topic(name string) *Topic {
 	c.mu.RLock()

@@ -24,6 +24,10 @@ type Broker struct {
 	// node itself registered it; "" when a peer registered it on its
 	// behalf before it started.
 	Admin string `json:"admin,omitempty"`
+	// Incarnation identifies the data directory the node joined with ("" until
+	// the node registers itself). A node whose directory was wiped or
+	// replaced presents another and is refused.
+	Incarnation string `json:"incarnation,omitempty"`
 }
 
 // Partition is one partition's assignment and, as its leader last
@@ -137,10 +141,17 @@ func (s *State) apply(c *Command) Result {
 			return Result{Err: fmt.Errorf("register_broker without broker")}
 		}
 		b := *c.Broker
-		// A peer registering a node on its behalf does not know the node's
-		// admin address: keep the one the node registered itself.
-		if old, ok := s.Brokers[b.ID]; ok && b.Admin == "" {
+		old, ok := s.Brokers[b.ID]
+		// A peer registering a node on its behalf knows neither the node's
+		// admin address nor its incarnation: keep the node's own.
+		if ok && b.Admin == "" {
 			b.Admin = old.Admin
+		}
+		if ok && b.Incarnation == "" {
+			b.Incarnation = old.Incarnation
+		}
+		if ok && old.Incarnation != "" && b.Incarnation != old.Incarnation {
+			return Result{Err: fmt.Errorf("node %d joined with data directory incarnation %s; incarnation %s is another directory", b.ID, old.Incarnation, b.Incarnation)}
 		}
 		s.Brokers[b.ID] = b
 	case opCreateTopic:

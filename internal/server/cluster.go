@@ -60,6 +60,8 @@ func (n *Node) waitForCatalog(ctx context.Context, voters []uint64) error {
 	defer t.Stop()
 	for {
 		select {
+		case <-n.fatal:
+			return n.fatalErr
 		case err := <-done:
 			if err == nil && n.transport != nil {
 				n.logger.Info("joined the cluster", "metadata_leader", n.catalog.Group().Status().Lead, "members", len(n.members()))
@@ -85,7 +87,7 @@ func (n *Node) waitForCatalog(ctx context.Context, voters []uint64) error {
 // and the configured address of every peer not registered yet, so that
 // replicas can be placed on members that have not started (they catch up).
 func (n *Node) registerBrokers(ctx context.Context, host string, port int32) error {
-	self := meta.Broker{ID: int32(n.cfg.NodeID), Host: host, Port: port, Admin: adminAddr(n.cfg.MetricsAddr, host)}
+	self := meta.Broker{ID: int32(n.cfg.NodeID), Host: host, Port: port, Admin: adminAddr(n.cfg.MetricsAddr, host), Incarnation: n.identity.Incarnation}
 	if err := n.catalog.RegisterBroker(ctx, self); err != nil {
 		return fmt.Errorf("register this broker in the catalog: %w", err)
 	}
@@ -135,8 +137,7 @@ func (n *Node) knownClusterID() string {
 	if id := n.clusterID.Load(); id != nil {
 		return *id
 	}
-	id, _, _ := readIdentity(n.identityPath())
-	return id.ClusterID
+	return n.identity.ClusterID
 }
 
 // forwardToMetadataLeader sends a catalog command to the metadata leader.

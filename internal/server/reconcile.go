@@ -311,7 +311,3 @@ func (s stateSource) ClusterStats() metrics.ClusterStat {
 // SnapshotStats is zero: raft snapshots are not implemented yet (the log
 // is never compacted below what followers need).
 func (s stateSource) SnapshotStats() (uint64, uint64) { return 0, 0 }
-
-func splitLines(s string) []string { return strings.Split(strings.TrimSpace(s), "\n") }
-
-func cut(s, sep string) (string, string, bool) { return strings.Cut(s, sep) }

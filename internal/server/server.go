@@ -12,8 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -63,13 +61,21 @@ type Node struct {
 	publisher *publisher
 	ready     atomic.Bool
 	clusterID atomic.Pointer[string] // set once the catalog has one
-	stop      chan struct{}
-	wg        sync.WaitGroup
+	identity  storage.Identity
+	// catalogRef is the catalog once it exists, for the transport's
+	// callbacks, which start before it.
+	catalogRef atomic.Pointer[meta.Catalog]
+	stop       chan struct{}
+	wg         sync.WaitGroup
+
+	fatal     chan struct{}
+	fatalOnce sync.Once
+	fatalErr  error
 }
 
 // Start brings a node up and returns once it serves Kafka clients.
 func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node, err error) {
-	n := &Node{cfg: cfg, logger: logger, metrics: metrics.New(), stop: make(chan struct{})}
+	n := &Node{cfg: cfg, logger: logger, metrics: metrics.New(), stop: make(chan struct{}), fatal: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			n.shutdown(context.Background())
@@ -81,9 +87,6 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 	if cfg.ObjectStore.Type != "local" {
 		logger.Warn("object_store is not used yet: raft snapshots to object storage are not implemented", "object_store.type", cfg.ObjectStore.Type)
 	}
-	if err := n.checkIdentity(); err != nil {
-		return nil, err
-	}
 	n.store, err = storage.Open(cfg.DataDir, storage.Options{
 		GroupCommitInterval:    time.Duration(cfg.WAL.GroupCommitIntervalMs) * time.Millisecond,
 		MaxBatchSize:           cfg.WAL.MaxBatchSize,
@@ -92,6 +95,9 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 		OnSync:                 n.metrics.Fsync,
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := n.checkIdentity(); err != nil {
 		return nil, err
 	}
 	members := n.members()
@@ -113,6 +119,14 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 			Unreachable: raftHost.reportUnreachable,
 			PeerDown:    raftHost.peerDown,
 			ClusterID:   n.knownClusterID,
+			Incarnation: n.identity.Incarnation,
+			PeerIncarnation: func(id uint64) string {
+				if c := n.catalogRef.Load(); c != nil {
+					return c.Incarnation(int32(id))
+				}
+				return ""
+			},
+			Replaced: n.replaced,
 		})
 		if err != nil {
 			return nil, err
@@ -149,6 +163,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 	if err != nil {
 		return nil, err
 	}
+	n.catalogRef.Store(n.catalog)
 	if n.transport != nil {
 		n.transport.Handle(proposeMethod, n.answerProposal)
 	}
@@ -319,80 +334,69 @@ func (n *Node) startHTTP() error {
 	return nil
 }
 
-// identity is what the data directory records about its node.
-type identity struct {
-	NodeID    uint64
-	ClusterID string
-}
-
-func (n *Node) identityPath() string { return filepath.Join(n.cfg.DataDir, "node.id") }
-
-func readIdentity(path string) (identity, bool, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return identity{}, false, nil
-	}
-	if err != nil {
-		return identity{}, false, err
-	}
-	var id identity
-	for _, line := range splitLines(string(b)) {
-		k, v, _ := cut(line, "=")
-		switch k {
-		case "node_id":
-			id.NodeID, err = strconv.ParseUint(v, 10, 64)
-			if err != nil {
-				return id, false, fmt.Errorf("%s: bad node_id %q", path, v)
-			}
-		case "cluster_id":
-			id.ClusterID = v
-		}
-	}
-	return id, true, nil
-}
-
-func writeIdentity(path string, id identity) error {
-	tmp := path + ".tmp"
-	data := fmt.Sprintf("node_id=%d\ncluster_id=%s\n", id.NodeID, id.ClusterID)
-	if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
-// checkIdentity refuses a data directory that belongs to another node.
+// checkIdentity refuses a data directory that belongs to another node, and
+// gives a new directory its identity (with a fresh incarnation).
 func (n *Node) checkIdentity() error {
-	if err := os.MkdirAll(n.cfg.DataDir, 0o755); err != nil {
-		return fmt.Errorf("create data directory %s: %w", n.cfg.DataDir, err)
-	}
-	id, ok, err := readIdentity(n.identityPath())
+	id, ok, err := storage.ReadIdentity(n.cfg.DataDir)
 	if err != nil {
-		return fmt.Errorf("read node identity: %w", err)
+		return err
 	}
 	if ok && id.NodeID != n.cfg.NodeID {
 		return fmt.Errorf("data directory %s belongs to node %d, but this is node %d: use that node id or another data directory", n.cfg.DataDir, id.NodeID, n.cfg.NodeID)
 	}
-	if !ok {
-		return writeIdentity(n.identityPath(), identity{NodeID: n.cfg.NodeID})
+	if !ok || id.Incarnation == "" {
+		// A new directory, or one written before incarnations existed.
+		id.NodeID, id.Incarnation = n.cfg.NodeID, storage.NewIncarnation()
+		if err := storage.WriteIdentity(n.cfg.DataDir, id); err != nil {
+			return err
+		}
 	}
+	n.identity = id
 	return nil
 }
 
 // recordClusterID writes the cluster id into the data directory, and
 // refuses one that belongs to another cluster.
 func (n *Node) recordClusterID() error {
-	id, _, err := readIdentity(n.identityPath())
-	if err != nil {
-		return err
-	}
 	cid := n.catalog.ClusterID()
-	if id.ClusterID != "" && id.ClusterID != cid {
-		return fmt.Errorf("data directory %s belongs to cluster %s, but the catalog says %s", n.cfg.DataDir, id.ClusterID, cid)
+	if n.identity.ClusterID != "" && n.identity.ClusterID != cid {
+		return fmt.Errorf("data directory %s belongs to cluster %s, but the catalog says %s", n.cfg.DataDir, n.identity.ClusterID, cid)
 	}
-	if id.ClusterID == "" {
-		return writeIdentity(n.identityPath(), identity{NodeID: n.cfg.NodeID, ClusterID: cid})
+	if n.identity.ClusterID == "" {
+		n.identity.ClusterID = cid
+		return storage.WriteIdentity(n.cfg.DataDir, n.identity)
 	}
 	return nil
+}
+
+// replaced stops a node whose data directory a peer showed is not the one
+// it joined the cluster with.
+func (n *Node) replaced(err error) {
+	n.fail(fmt.Errorf("%w.\nThis node must not rejoin the cluster as itself: it could vote twice in a raft term or lose writes the cluster acknowledged. "+
+		"The cluster keeps serving without it while every partition keeps a quorum of its replicas. Restore this node's data directory (%s) from a backup and start it again; "+
+		"a node that lost its data cannot yet rejoin as a new, empty replica (docs/replication.md, \"A node that lost its data\")", err, n.cfg.DataDir))
+}
+
+// fail stops the node because of err; Start returns it, or Fatal reports it.
+func (n *Node) fail(err error) {
+	n.fatalOnce.Do(func() {
+		n.fatalErr = err
+		n.logger.Error("stopping the node", "err", err)
+		close(n.fatal)
+	})
+}
+
+// Fatal is closed when the node must stop; Err then says why.
+func (n *Node) Fatal() <-chan struct{} { return n.fatal }
+
+// Err returns why the node must stop, once Fatal is closed.
+func (n *Node) Err() error {
+	select {
+	case <-n.fatal:
+		return n.fatalErr
+	default:
+		return nil
+	}
 }
 
 func splitHostPort(addr string) (string, int32, error) {

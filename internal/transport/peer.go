@@ -1,7 +1,9 @@
 package transport
 
 import (
+	"bufio"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -32,6 +34,8 @@ type peer struct {
 	done      chan struct{}
 	// lastUnreachable rate-limits reports to the raft host (unix nanos).
 	lastUnreachable atomic.Int64
+	// lastRefusal is the reason the peer last refused our stream.
+	lastRefusal atomic.Pointer[string]
 }
 
 func newPeer(t *Transport, id uint64, addr string) *peer {
@@ -197,6 +201,34 @@ func (p *peer) run() {
 	}
 }
 
+// readAck reads the peer's answer to the hello. A refusal is logged (once
+// per reason, so a peer that keeps refusing does not flood the log); one
+// saying this node's data directory is not the one the cluster knows is
+// also reported to the node, which must stop.
+func (p *peer) readAck(c net.Conn) error {
+	kind, body, err := readFrame(bufio.NewReaderSize(c, 512))
+	if err != nil {
+		return err
+	}
+	if kind != kindHelloAck || len(body) == 0 {
+		return fmt.Errorf("node %d answered the hello with frame kind %d", p.id, kind)
+	}
+	if body[0] == ackOK {
+		p.lastRefusal.Store(nil)
+		return nil
+	}
+	msg := string(body[1:])
+	if last := p.lastRefusal.Load(); last == nil || *last != msg {
+		p.lastRefusal.Store(&msg)
+		p.t.logger.Error("peer refused this node's stream", "peer", p.id, "reason", msg)
+	}
+	err = fmt.Errorf("node %d refused the stream: %s", p.id, msg)
+	if body[0] == ackSenderReplaced && p.t.opts.Replaced != nil {
+		p.t.opts.Replaced(&ReplacedError{Msg: fmt.Sprintf("node %d refused this node: %s", p.id, msg), self: true})
+	}
+	return err
+}
+
 // connect dials the peer and sends the hello frame; nil if it cannot.
 func (p *peer) connect() net.Conn {
 	p.mu.Lock()
@@ -213,14 +245,18 @@ func (p *peer) connect() net.Conn {
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
-	hello := binary.AppendUvarint([]byte(helloMagic), protoVersion)
-	hello = binary.AppendUvarint(hello, p.t.opts.NodeID)
-	hello = binary.AppendUvarint(hello, p.id)
-	hello = append(hello, p.t.clusterID()...)
-	if _, err := c.Write(appendFrame(nil, kindHello, hello)); err != nil {
+	h := hello{from: p.t.opts.NodeID, to: p.id, clusterID: p.t.clusterID(),
+		incarnation: p.t.opts.Incarnation, expectedIncarnation: p.t.peerIncarnation(p.id)}
+	c.SetDeadline(time.Now().Add(p.t.opts.DialTimeout))
+	if _, err := c.Write(appendFrame(nil, kindHello, h.encode())); err != nil {
 		c.Close()
 		return nil
 	}
+	if err := p.readAck(c); err != nil {
+		c.Close()
+		return nil
+	}
+	c.SetDeadline(time.Time{})
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()

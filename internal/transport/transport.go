@@ -9,9 +9,17 @@
 //	...    body
 //
 // A raft batch is uvarint count, then per message uvarint group id, uvarint
-// size, and the raftpb.Message bytes. A stream opens with a hello frame
-// naming the sender, the intended receiver and the sender's cluster, so a
-// node given the wrong peer address refuses the stream and says so.
+// size, and the raftpb.Message bytes.
+//
+// A stream opens with a hello frame naming the sender, the intended
+// receiver, the sender's cluster and the incarnation of its data directory
+// (chosen at random when the directory was first used), and the
+// incarnation the sender expects the receiver to have. The receiver
+// answers with one ack frame, accepting or refusing the stream with the
+// reason. So a node given the wrong peer address, a node of another
+// cluster, and a node whose data directory was wiped or replaced (it could
+// vote twice in a term, or lose acknowledged entries) never exchange raft
+// messages; the node that learns it was replaced is told, and stops.
 //
 // Sends never block: a peer's queue is bounded, and when it is full (the
 // peer is down or slow) raft messages are dropped, which raft tolerates
@@ -42,9 +50,16 @@ const (
 	kindRaft     byte = 1
 	kindRequest  byte = 2
 	kindResponse byte = 3
+	kindHelloAck byte = 4
 
 	helloMagic   = "CHRONIKT"
-	protoVersion = 1
+	protoVersion = 2
+
+	// Ack statuses.
+	ackOK               byte = 0
+	ackRefused          byte = 1 // the stream is refused; the sender retries
+	ackSenderReplaced   byte = 2 // the sender's data directory is not the one the cluster knows
+	ackReceiverReplaced byte = 3 // the receiver's data directory is not the one the cluster knows
 
 	maxFrame = 256 << 20
 	// queueLimit bounds the bytes queued for one peer.
@@ -76,7 +91,28 @@ type Options struct {
 	// Streams between nodes that know different clusters are refused, so
 	// two clusters misconfigured to reach each other cannot mix raft state.
 	ClusterID func() string
+	// Incarnation identifies this node's data directory.
+	Incarnation string
+	// PeerIncarnation, if set, returns the incarnation the cluster's
+	// catalog records for a node ("" for a node that never joined). A
+	// node that joined and comes back with another incarnation, or with
+	// none and no cluster id (an empty data directory), is refused.
+	PeerIncarnation func(id uint64) string
+	// Replaced, if set, is told when a peer shows that this node's data
+	// directory is not the one the cluster knows it by: the node must not
+	// take part in raft, and should stop.
+	Replaced func(error)
 }
+
+// ReplacedError says that a data directory is not the one a node joined
+// the cluster with.
+type ReplacedError struct {
+	Msg string
+	// self: this node's directory is the replaced one (else the peer's).
+	self bool
+}
+
+func (e *ReplacedError) Error() string { return e.Msg }
 
 // Transport is the node's link to its peers.
 type Transport struct {
@@ -271,8 +307,30 @@ func (t *Transport) serve(c net.Conn) {
 		return
 	}
 	from, err := t.checkHello(body)
+	status := ackOK
+	var replaced *ReplacedError
+	switch {
+	case errors.As(err, &replaced) && replaced.self:
+		status = ackReceiverReplaced
+	case replaced != nil:
+		status = ackSenderReplaced
+	case err != nil:
+		status = ackRefused
+	}
+	ack := []byte{status}
+	if err != nil {
+		ack = append(ack, err.Error()...)
+	}
+	c.SetWriteDeadline(time.Now().Add(t.opts.DialTimeout))
+	if _, werr := c.Write(appendFrame(nil, kindHelloAck, ack)); werr != nil && err == nil {
+		return
+	}
+	c.SetWriteDeadline(time.Time{})
 	if err != nil {
 		t.logger.Error("refusing peer stream", "remote", c.RemoteAddr().String(), "err", err)
+		if replaced != nil && replaced.self && t.opts.Replaced != nil {
+			t.opts.Replaced(replaced)
+		}
 		return
 	}
 	for {
@@ -327,32 +385,98 @@ func (t *Transport) peerStreamEnded(from uint64) {
 	}
 }
 
-func (t *Transport) checkHello(b []byte) (uint64, error) {
-	if len(b) < len(helloMagic)+2 || string(b[:len(helloMagic)]) != helloMagic {
-		return 0, errors.New("not a chronik raft transport stream")
+// hello is what a stream's first frame says.
+type hello struct {
+	from, to            uint64
+	clusterID           string
+	incarnation         string // the sender's
+	expectedIncarnation string // what the sender's catalog records for the receiver
+}
+
+func (h hello) encode() []byte {
+	b := binary.AppendUvarint([]byte(helloMagic), protoVersion)
+	b = binary.AppendUvarint(b, h.from)
+	b = binary.AppendUvarint(b, h.to)
+	for _, s := range []string{h.clusterID, h.incarnation, h.expectedIncarnation} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return b
+}
+
+func decodeHello(b []byte) (hello, error) {
+	var h hello
+	if len(b) < len(helloMagic)+1 || string(b[:len(helloMagic)]) != helloMagic {
+		return h, errors.New("not a chronik raft transport stream")
 	}
 	b = b[len(helloMagic):]
 	v, n := binary.Uvarint(b)
 	if n <= 0 || v != protoVersion {
-		return 0, fmt.Errorf("transport protocol version %d, this node speaks %d", v, protoVersion)
+		return h, fmt.Errorf("transport protocol version %d, this node speaks %d: every member must run the same release", v, protoVersion)
 	}
 	b = b[n:]
-	from, n := binary.Uvarint(b)
-	if n <= 0 {
-		return 0, errors.New("bad hello")
+	var ok bool
+	uv := func() uint64 {
+		x, n := binary.Uvarint(b)
+		if n <= 0 {
+			ok = false
+			return 0
+		}
+		b = b[n:]
+		return x
 	}
-	to, m := binary.Uvarint(b[n:])
-	if m <= 0 {
-		return 0, errors.New("bad hello")
+	str := func() string {
+		l := uv()
+		if !ok || l > uint64(len(b)) {
+			ok = false
+			return ""
+		}
+		s := string(b[:l])
+		b = b[l:]
+		return s
 	}
-	if to != t.opts.NodeID {
-		return 0, fmt.Errorf("node %d dialled this address for node %d, but this is node %d: check the peer addresses in the configuration", from, to, t.opts.NodeID)
+	ok = true
+	h.from, h.to = uv(), uv()
+	h.clusterID, h.incarnation, h.expectedIncarnation = str(), str(), str()
+	if !ok || len(b) != 0 {
+		return h, errors.New("bad hello")
 	}
-	theirs := string(b[n+m:])
-	if ours := t.clusterID(); ours != "" && theirs != "" && ours != theirs {
-		return 0, fmt.Errorf("node %d belongs to cluster %s, this node to cluster %s", from, theirs, ours)
+	return h, nil
+}
+
+func (t *Transport) checkHello(b []byte) (uint64, error) {
+	h, err := decodeHello(b)
+	if err != nil {
+		return 0, err
 	}
-	return from, nil
+	if h.to != t.opts.NodeID {
+		return 0, fmt.Errorf("node %d dialled this address for node %d, but this is node %d: check the peer addresses in the configuration", h.from, h.to, t.opts.NodeID)
+	}
+	ours := t.clusterID()
+	if ours != "" && h.clusterID != "" && ours != h.clusterID {
+		return 0, fmt.Errorf("node %d belongs to cluster %s, this node to cluster %s", h.from, h.clusterID, ours)
+	}
+	if h.expectedIncarnation != "" && t.opts.Incarnation != "" && h.expectedIncarnation != t.opts.Incarnation {
+		return 0, &ReplacedError{self: true, Msg: fmt.Sprintf(
+			"node %d's data directory is not the one it joined cluster %s with (the cluster knows incarnation %s, this directory is %s): it was wiped or replaced",
+			t.opts.NodeID, h.clusterID, h.expectedIncarnation, t.opts.Incarnation)}
+	}
+	if known := t.peerIncarnation(h.from); known != "" && known != h.incarnation {
+		why := fmt.Sprintf("its data directory is another one (incarnation %s, the cluster knows %s)", h.incarnation, known)
+		if h.incarnation == "" || h.clusterID == "" {
+			why = "it presents an empty data directory"
+		}
+		return 0, &ReplacedError{Msg: fmt.Sprintf(
+			"node %d joined cluster %s before, but %s: it was wiped or replaced", h.from, ours, why)}
+	}
+	return h.from, nil
+}
+
+func (t *Transport) peerIncarnation(id uint64) string {
+	if t.opts.PeerIncarnation == nil {
+		return ""
+	}
+	return t.opts.PeerIncarnation(id)
 }
 
 func (t *Transport) clusterID() string {

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -149,5 +150,102 @@ func TestPeerDownIsReported(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("a peer that went away was not reported")
+	}
+}
+
+// identityPair starts node 1, which knows node 2 by incarnation known, and
+// node 2, whose data directory has incarnation actual; each records the
+// "replaced" reports it gets.
+func identityPair(t *testing.T, known, actual, cluster2 string) (t1, t2 *Transport, in1, in2 *inbox, rep1, rep2 chan error) {
+	t.Helper()
+	in1, in2 = &inbox{}, &inbox{}
+	rep1, rep2 = make(chan error, 16), make(chan error, 16)
+	var err error
+	t1, err = New(Options{NodeID: 1, Listen: "127.0.0.1:0", Deliver: in1.deliver, Incarnation: "one",
+		ClusterID:       func() string { return "c1" },
+		PeerIncarnation: func(id uint64) string { return map[uint64]string{2: known}[id] },
+		Replaced:        func(err error) { rep1 <- err }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t2, err = New(Options{NodeID: 2, Listen: "127.0.0.1:0", Deliver: in2.deliver, Incarnation: actual,
+		ClusterID:       func() string { return cluster2 },
+		PeerIncarnation: func(id uint64) string { return map[uint64]string{1: "one"}[id] },
+		Replaced:        func(err error) { rep2 <- err }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t1.SetPeer(2, t2.Addr().String())
+	t2.SetPeer(1, t1.Addr().String())
+	t.Cleanup(func() { t1.Close(); t2.Close() })
+	return
+}
+
+func heartbeat(from, to uint64) []raftnode.Envelope {
+	return []raftnode.Envelope{{Group: 1, Msg: raftpb.Message{Type: raftpb.MsgHeartbeat, From: from, To: to}}}
+}
+
+func TestMatchingIncarnationsExchangeMessages(t *testing.T) {
+	t1, t2, in1, in2, rep1, rep2 := identityPair(t, "two", "two", "c1")
+	t1.Send(heartbeat(1, 2))
+	t2.Send(heartbeat(2, 1))
+	waitFor(t, "heartbeats both ways", func() bool { return in1.len() == 1 && in2.len() == 1 })
+	select {
+	case err := <-rep1:
+		t.Fatalf("node 1 told it was replaced: %v", err)
+	case err := <-rep2:
+		t.Fatalf("node 2 told it was replaced: %v", err)
+	default:
+	}
+}
+
+// A node whose data directory was wiped (no cluster id, a new
+// incarnation) is refused by the node that knows it, learns why from
+// either direction, and no raft message crosses.
+func TestWipedNodeIsRefusedAndTold(t *testing.T) {
+	for _, c := range []struct {
+		name, actual, cluster string
+	}{
+		{"wiped", "fresh", ""},
+		{"replaced by another directory of the cluster", "other", "c1"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t1, t2, in1, in2, rep1, rep2 := identityPair(t, "two", c.actual, c.cluster)
+			// Node 2 dials node 1: node 1 refuses and tells node 2.
+			t2.Send(heartbeat(2, 1))
+			select {
+			case err := <-rep2:
+				var re *ReplacedError
+				if !errors.As(err, &re) || !strings.Contains(re.Msg, "node 2") {
+					t.Fatalf("node 2 was told %v", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("node 2 was not told that its data directory is not the one the cluster knows")
+			}
+			// Node 1 dials node 2 expecting incarnation "two": node 2
+			// refuses, and learns it was replaced.
+			t1.Send(heartbeat(1, 2))
+			select {
+			case err := <-rep2:
+				if err == nil {
+					t.Fatal("nil report")
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("node 2 did not notice node 1 expects another data directory")
+			}
+			for range 10 {
+				t1.Send(heartbeat(1, 2))
+				t2.Send(heartbeat(2, 1))
+				time.Sleep(10 * time.Millisecond)
+			}
+			if in1.len() != 0 || in2.len() != 0 {
+				t.Fatalf("raft messages crossed: %d at node 1, %d at node 2", in1.len(), in2.len())
+			}
+			select {
+			case err := <-rep1:
+				t.Fatalf("the healthy node was told it was replaced: %v", err)
+			default:
+			}
+		})
 	}
 }
