@@ -23,7 +23,8 @@ GO        ?= go
 PKGS      := ./...
 # Packages with concurrency run under the race detector.
 RACE_PKGS := ./internal/storage/... ./internal/raftnode/... ./internal/replica/... \
-             ./internal/wire/... ./internal/broker/... ./internal/group/... ./internal/meta/... ./internal/server/...
+             ./internal/wire/... ./internal/broker/... ./internal/group/... ./internal/meta/... ./internal/server/... \
+             ./internal/transport/...
 DEB_PKGS  := kcat python3-kafka python3-confluent-kafka prometheus
 FUZZTIME  ?= 10s
 

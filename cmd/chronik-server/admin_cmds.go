@@ -218,14 +218,24 @@ func resolveNode(ctx context.Context, cl *admin.Client, id uint64, timeout time.
 func writeRaftTable(w io.Writer, addr string, st admin.PartitionsStatus) error {
 	fmt.Fprintf(w, "Node %d (%s)\n\n", st.NodeID, addr)
 	t := newTable("TOPIC", "PARTITION", "ROLE", "LEADER", "TERM", "COMMIT", "APPLIED", "REPLICAS", "ISR", "FOLLOWER LAG")
+	var failed []admin.PartitionStatus
 	for _, p := range st.Partitions {
 		leader := "-"
 		if p.Leader != 0 {
 			leader = strconv.FormatUint(p.Leader, 10)
 		}
 		t.add(p.Topic, p.Partition, p.Role, leader, p.Term, p.Commit, p.Applied, p.Replicas, p.ISR, followerLag(p.Followers))
+		if p.Error != "" {
+			failed = append(failed, p)
+		}
 	}
-	return t.write(w)
+	if err := t.write(w); err != nil {
+		return err
+	}
+	for _, p := range failed {
+		fmt.Fprintf(w, "\n%s/%d failed: %s\n", p.Topic, p.Partition, p.Error)
+	}
+	return nil
 }
 
 // followerLag writes a leader's followers as id:entries, with "!" after a

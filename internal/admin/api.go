@@ -16,6 +16,10 @@ package admin
 // listed, as the metrics do.
 const MetadataTopic = "__cluster_metadata"
 
+// RoleFailed is the role of a replica whose raft group a storage error
+// stopped.
+const RoleFailed = "Failed"
+
 // Node states as one node sees its peers.
 const (
 	StateAlive       = "alive"       // this node, or a peer with a working raft stream
@@ -67,7 +71,8 @@ type PartitionStatus struct {
 	Topic     string `json:"topic"`
 	Partition int32  `json:"partition"`
 	// Role is the raft role of this replica: Leader, Follower, Candidate
-	// or PreCandidate.
+	// or PreCandidate; Failed when a storage error stopped its raft group
+	// (Error says which; it is reopened at growing intervals).
 	Role     string   `json:"role"`
 	Leader   uint64   `json:"leader"`
 	Term     uint64   `json:"term"`
@@ -84,6 +89,8 @@ type PartitionStatus struct {
 	LogEnd        int64 `json:"log_end_offset"`
 	// Followers is set on a leader: how far each follower is behind.
 	Followers []FollowerStatus `json:"followers,omitempty"`
+	// Error is the storage error of a Failed replica.
+	Error string `json:"error,omitempty"`
 }
 
 // FollowerStatus is a leader's view of one follower.

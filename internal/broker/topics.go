@@ -235,8 +235,14 @@ func (b *Broker) partitionState(topic string, p meta.Partition) partitionState {
 		st.isr = p.Replicas
 	}
 	if r := b.replicas.Get(replica.TopicPartition{Topic: topic, Partition: p.ID}); r != nil {
-		if v := r.View(); v.IsLeader && v.Ready {
+		v := r.View()
+		if v.IsLeader && v.Ready {
 			st.leader, st.epoch, st.isr = b.cfg.NodeID, int32(v.Term), toInt32s(v.ISR)
+			return st
+		}
+		if v.Failed != nil && p.Leader == b.cfg.NodeID {
+			// This replica published itself as leader, then failed and
+			// handed over: its successor will publish itself shortly.
 			return st
 		}
 	}

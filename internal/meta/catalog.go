@@ -350,7 +350,29 @@ func (c *Catalog) Appended(entries []raftpb.Entry) {
 }
 
 // Persisted implements raftnode.StateMachine.
-func (c *Catalog) Persisted(uint64) {}
+func (c *Catalog) Persisted(uint64, uint64) {}
+
+// Failed implements raftnode.StateMachine: proposals in flight fail; the
+// node that owns the catalog decides what to do (see Node).
+func (c *Catalog) Failed(err error) {
+	c.leader = false
+	c.abandon(fmt.Errorf("the catalog's raft group failed: %w", err))
+}
+
+// Stopped implements raftnode.StateMachine.
+func (c *Catalog) Stopped() { c.abandon(raftnode.ErrStopped) }
+
+// abandon fails every proposal in flight with err.
+func (c *Catalog) abandon(err error) {
+	for k, cb := range c.proposed {
+		cb(Result{Err: err})
+		delete(c.proposed, k)
+	}
+	for _, p := range c.pending {
+		p.cb(Result{Err: err})
+	}
+	c.pending = nil
+}
 
 // Apply implements raftnode.StateMachine.
 func (c *Catalog) Apply(entries []raftpb.Entry) {
@@ -387,14 +409,7 @@ func (c *Catalog) RoleChanged(ss raft.SoftState, term uint64) {
 	c.leader = ss.RaftState == raft.StateLeader
 	c.term = term
 	if wasLeader && !c.leader {
-		for k, cb := range c.proposed {
-			cb(Result{Err: ErrNotController})
-			delete(c.proposed, k)
-		}
-		for _, p := range c.pending {
-			p.cb(Result{Err: ErrNotController})
-		}
-		c.pending = nil
+		c.abandon(ErrNotController)
 	}
 }
 

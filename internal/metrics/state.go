@@ -20,6 +20,9 @@ type PartitionStat struct {
 	LogStart  int64
 	HighWater int64
 	LogEnd    int64
+	// Failed is set while a storage error keeps the replica's raft group
+	// stopped (it is reopened at growing intervals).
+	Failed bool
 }
 
 // FollowerStat is a leader's view of one follower.
@@ -83,6 +86,7 @@ var (
 	descLogStart    = prometheus.NewDesc("chronik_log_start_offset", "First offset readable.", []string{"topic", "partition"}, nil)
 	descHighWater   = prometheus.NewDesc("chronik_log_high_watermark", "Offset after the last committed record.", []string{"topic", "partition"}, nil)
 	descLogEnd      = prometheus.NewDesc("chronik_log_end_offset", "Offset the next record gets.", []string{"topic", "partition"}, nil)
+	descFailed      = prometheus.NewDesc("chronik_partition_storage_failed", "1 while a storage error keeps a partition's replica here stopped (it answers KAFKA_STORAGE_ERROR and is reopened at growing intervals), else 0.", []string{"topic", "partition"}, nil)
 	descGroups      = prometheus.NewDesc("chronik_consumer_groups", "Consumer groups coordinated here, by state.", []string{"state"}, nil)
 	descGroupMember = prometheus.NewDesc("chronik_consumer_group_members", "Members of a consumer group coordinated here.", []string{"group"}, nil)
 	descGroupLag    = prometheus.NewDesc("chronik_consumer_group_lag", "Records a consumer group has not committed yet, over the partitions led here.", []string{"group"}, nil)
@@ -90,7 +94,7 @@ var (
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLeaders, descFollowers, descISR, descReplicas, descTerm, descLagEntries, descLagMs,
-		descSnapCount, descSnapBytes, descLogBytes, descSegments, descLogStart, descHighWater, descLogEnd,
+		descSnapCount, descSnapBytes, descLogBytes, descSegments, descLogStart, descHighWater, descLogEnd, descFailed,
 		descGroups, descGroupMember, descGroupLag, descMetaLeader, descPeers, descUnreachable} {
 		ch <- d
 	}
@@ -121,6 +125,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descLogStart, float64(p.LogStart), p.Topic, part)
 		gauge(descHighWater, float64(p.HighWater), p.Topic, part)
 		gauge(descLogEnd, float64(p.LogEnd), p.Topic, part)
+		failed := 0.0
+		if p.Failed {
+			failed = 1
+		}
+		gauge(descFailed, failed, p.Topic, part)
 	}
 	gauge(descLeaders, float64(leaders))
 	gauge(descFollowers, float64(followers))

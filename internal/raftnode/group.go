@@ -25,12 +25,23 @@ type StateMachine interface {
 	// the page cache, durable later), in log order. If entries[0].Index is
 	// at or below the previous last index, the log was truncated first.
 	Appended(entries []raftpb.Entry)
-	// Persisted is called once entries up to index are durable locally.
-	Persisted(index uint64)
+	// Persisted is called once entries up to index, the last of them of
+	// term term, are durable locally. Entries a truncation replaced before
+	// they were durable are never reported.
+	Persisted(index, term uint64)
 	// Apply is called with committed entries, in order.
 	Apply(entries []raftpb.Entry)
 	// RoleChanged is called when the leader or this node's role changes.
 	RoleChanged(ss raft.SoftState, term uint64)
+	// Failed is called once when the group stops taking part in raft
+	// after a storage error: the replica must answer with an error at
+	// once, not wait for a group that will not move. The group hands its
+	// leadership to a follower first. Its owner reopens it (a new group
+	// over a reopened log) to recover.
+	Failed(err error)
+	// Stopped is called once when the group is removed from the host: the
+	// requests it still holds will never be answered by it.
+	Stopped()
 }
 
 // GroupBinder is implemented by a state machine that keeps its group: it
@@ -48,6 +59,8 @@ type Status struct {
 	Commit    uint64
 	Applied   uint64
 	LastIndex uint64
+	// Failed is the storage error that stopped the group, nil while it runs.
+	Failed error
 }
 
 // Group is one raft group hosted on this node.
@@ -305,25 +318,48 @@ func (g *Group) stopAndWait() {
 	}
 	g.stopped = true
 	g.msgs, g.fns, g.ticks = nil, nil, 0
-	if !g.scheduled {
-		close(g.done)
-	}
+	idle := !g.scheduled
 	g.mu.Unlock()
+	if idle {
+		// No worker holds the group, and none will: finish it here.
+		g.finish()
+	}
 	<-g.done
 }
 
-// process runs one round of the group on the calling worker.
+// finish tells the state machine the group stopped and releases waiters;
+// called once, by whoever holds the group when it stops.
+func (g *Group) finish() {
+	select {
+	case <-g.done:
+		return
+	default:
+	}
+	g.sm.Stopped()
+	close(g.done)
+}
+
+// process runs one round of the group on the calling worker. A storage
+// error that raft meets while reading the log (it panics with the error
+// our storage returned) fails the group instead of the process.
 func (g *Group) process() {
+	defer func() {
+		if r := recover(); r != nil {
+			err, ok := r.(error)
+			var se *storageError
+			if !ok || !errors.As(err, &se) {
+				panic(r)
+			}
+			g.fail(fmt.Errorf("reading the log: %w", se.err))
+			g.process() // drain the inbox; the group no longer steps raft
+		}
+	}()
 	for {
 		g.mu.Lock()
 		if g.stopped {
 			g.scheduled = false
 			g.mu.Unlock()
-			select {
-			case <-g.done:
-			default:
-				close(g.done)
-			}
+			g.finish()
 			return
 		}
 		msgs, fns, ticks := g.msgs, g.fns, g.ticks
@@ -335,7 +371,13 @@ func (g *Group) process() {
 		}
 		g.mu.Unlock()
 		if g.failed != nil {
-			continue // drop input; the owner reopens the replica
+			// Raft input is dropped; closures still run, so nobody waits
+			// for the group in vain (they see it failed). The owner
+			// reopens the replica.
+			for _, fn := range fns {
+				fn(Loop{g})
+			}
+			continue
 		}
 		// A repairing replica does not tick, so it never times out into an
 		// election, and ignores leadership transfers to it.
@@ -390,10 +432,20 @@ func (g *Group) handleReadies() {
 	g.host.send(out)
 	bs := g.rn.BasicStatus()
 	g.releaseEntries(bs)
-	g.status.Store(&Status{
+	g.publishStatus(bs)
+}
+
+func (g *Group) publishStatus(bs raft.BasicStatus) {
+	st := &Status{
 		Lead: bs.Lead, Term: bs.Term, Role: bs.RaftState,
-		Commit: bs.Commit, Applied: bs.Applied, LastIndex: g.log.LastIndex(),
-	})
+		Commit: bs.Commit, Applied: bs.Applied, LastIndex: g.log.LastIndex(), Failed: g.failed,
+	}
+	if g.failed != nil {
+		// It no longer takes part: it leads nothing, whatever raft's
+		// state last said.
+		st.Role, st.Lead = raft.StateFollower, 0
+	}
+	g.status.Store(st)
 }
 
 // releaseEntries lets go of the cached entries nothing needs any more:
@@ -478,7 +530,16 @@ func (g *Group) tryAppend(m raftpb.Message) bool {
 	if n := len(m.Entries); n > 0 {
 		last = m.Entries[n-1].Index
 	}
+	var lastTerm uint64
+	if n := len(m.Entries); n > 0 {
+		lastTerm = m.Entries[n-1].Term
+	}
 	err := g.log.Append(ents, func(err error) {
+		if errors.Is(err, storage.ErrTruncated) {
+			// Raft replaced these entries before they were durable: they
+			// are not ours to acknowledge, and never will be.
+			return
+		}
 		if err != nil {
 			g.Do(func(l Loop) { l.g.fail(fmt.Errorf("log append: %w", err)) })
 			return
@@ -505,8 +566,11 @@ func (g *Group) tryAppend(m raftpb.Message) bool {
 		g.msgs = append(g.msgs, local...)
 		if last > 0 {
 			g.fns = append(g.fns, func(l Loop) {
+				if l.g.failed != nil {
+					return
+				}
 				l.g.checkRepaired(last)
-				l.g.sm.Persisted(last)
+				l.g.sm.Persisted(last, lastTerm)
 			})
 		}
 		g.scheduleLocked()
@@ -580,12 +644,45 @@ func (g *Group) applyConfChange(e raftpb.Entry) {
 }
 
 // fail stops the group from taking part in raft after a storage error; the
-// log must be reopened (which recovers from disk) before it can rejoin.
+// log must be reopened (which recovers from disk) before it can rejoin. A
+// leader first asks its most caught-up follower to take over at once
+// (raft's MsgTimeoutNow, as a leadership transfer sends), so the partition
+// does not wait an election timeout for a leader that stopped.
 func (g *Group) fail(err error) {
-	if g.failed == nil {
-		g.failed = err
-		g.logger.Error("raft group failed; it stops until reopened", "err", err)
+	if g.failed != nil {
+		return
 	}
+	g.failed = err
+	g.logger.Error("raft group failed: it answers with a storage error until it is reopened", "err", err)
+	g.handOver()
+	g.storage.forget()
+	g.sm.Failed(err)
+	g.publishStatus(g.rn.BasicStatus())
+}
+
+// handOver sends MsgTimeoutNow to the voter with the most entries, if this
+// node leads. The follower campaigns at once; raft's vote rules still
+// decide, so a follower missing committed entries cannot win.
+func (g *Group) handOver() {
+	st := g.rn.Status()
+	if st.RaftState != raft.StateLeader {
+		return
+	}
+	self := g.host.cfg.NodeID
+	var best, bestMatch uint64
+	for id, pr := range st.Progress {
+		if id == self || pr.IsLearner {
+			continue
+		}
+		if best == 0 || pr.Match > bestMatch {
+			best, bestMatch = id, pr.Match
+		}
+	}
+	if best == 0 {
+		return
+	}
+	g.logger.Info("handing leadership over after a storage error", "to", best, "term", st.Term)
+	g.host.send([]Envelope{{Group: g.id, Msg: raftpb.Message{Type: raftpb.MsgTimeoutNow, From: self, To: best, Term: st.Term}}})
 }
 
 // forgetLeader drops a leader known to be dead, and campaigns if this node
@@ -616,10 +713,4 @@ func (g *Group) forgetLeader(dead uint64) {
 }
 
 // Failed returns the error that stopped the group, if any.
-func (g *Group) Failed() error {
-	ch := make(chan error, 1)
-	if !g.Do(func(l Loop) { ch <- l.g.failed }) {
-		return ErrStopped
-	}
-	return <-ch
-}
+func (g *Group) Failed() error { return g.Status().Failed }

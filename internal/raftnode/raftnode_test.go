@@ -2,7 +2,11 @@ package raftnode
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -21,10 +25,22 @@ type recorder struct {
 	mu      sync.Mutex
 	applied [][]byte
 	lead    uint64
+	failed  error
+	stopped bool
 }
 
-func (r *recorder) Appended([]raftpb.Entry) {}
-func (r *recorder) Persisted(uint64)        {}
+func (r *recorder) Appended([]raftpb.Entry)  {}
+func (r *recorder) Persisted(uint64, uint64) {}
+func (r *recorder) Failed(err error) {
+	r.mu.Lock()
+	r.failed = err
+	r.mu.Unlock()
+}
+func (r *recorder) Stopped() {
+	r.mu.Lock()
+	r.stopped = true
+	r.mu.Unlock()
+}
 func (r *recorder) Apply(ents []raftpb.Entry) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -300,8 +316,8 @@ func TestRepairingReplicaWithholdsItsVote(t *testing.T) {
 	if err := propose(t, nl.group, []byte("b")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the repaired replica to apply all 51", 10*time.Second, func() bool {
-		return len(f.sm.values()) == 51 && f.group.Log().RepairUntil() == 0
+	waitFor(t, "the repaired replica and the leader to apply all 51", 10*time.Second, func() bool {
+		return len(f.sm.values()) == 51 && f.group.Log().RepairUntil() == 0 && len(nl.sm.values()) == 51
 	})
 	want := nl.sm.values()
 	for i, v := range f.sm.values() {
@@ -363,5 +379,108 @@ func TestCachedEntriesAreReleased(t *testing.T) {
 			}
 		}
 		return true
+	})
+}
+
+// TestFailedLeaderHandsOver: a leader whose log stops working fails its
+// group: it reports the failure, stops leading (handing over to a
+// follower, which the others elect), still runs closures so no caller
+// waits for it in vain, and tells its state machine when it is removed.
+func TestFailedLeaderHandsOver(t *testing.T) {
+	h := &hub{hosts: map[uint64]*Host{}, cut: map[uint64]bool{}}
+	nodes, _, lead := startThree(t, h)
+	lead.group.Log().Close() // every later append fails
+	if err := propose(t, lead.group, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the leader's group to fail", 5*time.Second, func() bool { return lead.group.Status().Failed != nil })
+	if st := lead.group.Status(); st.Role == raft.StateLeader || st.Lead != 0 {
+		t.Fatalf("failed group reports role %v, leader %d", st.Role, st.Lead)
+	}
+	lead.sm.mu.Lock()
+	failed := lead.sm.failed
+	lead.sm.mu.Unlock()
+	if failed == nil {
+		t.Fatal("the state machine was not told")
+	}
+	var next *testNode
+	waitFor(t, "another leader", 5*time.Second, func() bool {
+		for _, n := range nodes {
+			if n != lead && n.group.Status().Role == raft.StateLeader {
+				next = n
+				return true
+			}
+		}
+		return false
+	})
+	if err := propose(t, next.group, []byte("y")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := Query(ctx, lead.group, func(l Loop) raft.BasicStatus { return l.BasicStatus() }); err != nil {
+		t.Fatalf("query on a failed group: %v", err)
+	}
+	lead.host.RemoveGroup(lead.group.ID())
+	lead.sm.mu.Lock()
+	stopped := lead.sm.stopped
+	lead.sm.mu.Unlock()
+	if !stopped {
+		t.Fatal("the state machine was not told the group stopped")
+	}
+	if _, err := Query(ctx, lead.group, func(l Loop) int { return 0 }); !errors.Is(err, ErrStopped) {
+		t.Fatalf("query on a removed group: %v", err)
+	}
+}
+
+// TestDamageReadByRaftFailsTheGroup: raft panics on a storage error it
+// meets while reading entries (to send them to a follower). The worker
+// recovers it and fails the group; the process goes on.
+func TestDamageReadByRaftFailsTheGroup(t *testing.T) {
+	h := &hub{hosts: map[uint64]*Host{}, cut: map[uint64]bool{}}
+	nodes, dirs, lead := startThree(t, h)
+	var behind *testNode
+	for _, n := range nodes {
+		if n != lead {
+			behind = n
+			break
+		}
+	}
+	h.mu.Lock()
+	h.cut[behind.id] = true
+	h.mu.Unlock()
+	// More than the leader keeps in memory, so catching up reads the log.
+	big := bytes.Repeat([]byte("z"), 256<<10)
+	for range 24 {
+		if err := propose(t, lead.group, big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the connected nodes apply 74", 10*time.Second, func() bool {
+		for _, n := range nodes {
+			if n != behind && len(n.sm.values()) != 74 {
+				return false
+			}
+		}
+		return true
+	})
+	// Damage one of the entries the follower lacks, in the leader's log.
+	segs, _ := filepath.Glob(filepath.Join(dirs[lead.id-1], "internal", "g-1", "*.log"))
+	f, err := os.OpenFile(segs[0], os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := f.Stat()
+	if _, err := f.WriteAt([]byte("DAMAGE"), fi.Size()-(23<<18)); err != nil { // in the follower's next entry, no longer cached
+		t.Fatal(err)
+	}
+	f.Close()
+	h.mu.Lock()
+	h.cut[behind.id] = false
+	h.mu.Unlock()
+	waitFor(t, "the leader's group to fail on the damage", 10*time.Second, func() bool {
+		err := lead.group.Status().Failed
+		var ce *storage.CorruptionError
+		return errors.As(err, &ce)
 	})
 }

@@ -167,6 +167,13 @@ func (s *logStorage) Snapshot() (raftpb.Snapshot, error) {
 	return raftpb.Snapshot{}, raft.ErrSnapshotTemporarilyUnavailable
 }
 
+// storageError marks an error of the log that raft cannot handle (it
+// panics with it): the group's worker recovers it and fails the group.
+type storageError struct{ err error }
+
+func (e *storageError) Error() string { return e.err.Error() }
+func (e *storageError) Unwrap() error { return e.err }
+
 func mapErr(err error) error {
 	switch {
 	case err == nil:
@@ -176,6 +183,6 @@ func mapErr(err error) error {
 	case errors.Is(err, storage.ErrUnavailable):
 		return raft.ErrUnavailable
 	default:
-		return err
+		return &storageError{err}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -50,12 +51,35 @@ type Manager struct {
 	logger   *slog.Logger
 	obs      Observer
 
+	// life serializes the opening, removal and recovery of replicas; mu
+	// guards only the map, so lookups never wait for a log to open.
+	life  sync.Mutex
 	mu    sync.RWMutex
 	parts map[TopicPartition]*Partition
+	// retries is when each failed replica is next reopened, and how many
+	// attempts failed; guarded by life.
+	retries map[TopicPartition]retry
+
+	// reopening is set while a pass of reopenFailed runs.
+	reopening atomic.Bool
 
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
+
+// retry paces the reopening of a failed replica.
+type retry struct {
+	at       time.Time
+	attempts int
+}
+
+// Reopening a failed replica is tried after reopenFirst, then at doubling
+// intervals up to reopenMax, while the cause (a full or failing disk, a
+// read-only file system) persists.
+const (
+	reopenFirst = time.Second
+	reopenMax   = 30 * time.Second
+)
 
 // NewManager starts a manager; obs may be nil.
 func NewManager(s Settings, store *storage.Store, host *raftnode.Host, logger *slog.Logger, obs Observer) *Manager {
@@ -69,7 +93,7 @@ func NewManager(s Settings, store *storage.Store, host *raftnode.Host, logger *s
 		s.LagMaxEntries = 1000
 	}
 	m := &Manager{settings: s, store: store, host: host, logger: logger, obs: obs,
-		parts: map[TopicPartition]*Partition{}, stop: make(chan struct{})}
+		parts: map[TopicPartition]*Partition{}, retries: map[TopicPartition]retry{}, stop: make(chan struct{})}
 	m.wg.Add(1)
 	go m.maintain()
 	return m
@@ -89,9 +113,9 @@ type Identity struct {
 // is never opened for it. A replica of tp already open with another
 // identity is an error: the caller removes it first.
 func (m *Manager) Open(tp TopicPartition, id Identity, replicas []uint64, cfg Config) (*Partition, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if p := m.parts[tp]; p != nil {
+	m.life.Lock()
+	defer m.life.Unlock()
+	if p := m.Get(tp); p != nil {
 		if p.id != id {
 			return nil, fmt.Errorf("open %s: a replica of an earlier topic of that name (id %x, group %d) is still open", tp, p.id.TopicID, p.id.Group)
 		}
@@ -106,13 +130,52 @@ func (m *Manager) Open(tp TopicPartition, id Identity, replicas []uint64, cfg Co
 	} else if ok {
 		m.logger.Warn("bound a log from an earlier data format to its topic id; had the topic been deleted and created again while this node was down, its old records would now be in the new topic", "partition", tp, "topic_id", fmt.Sprintf("%x", id.TopicID))
 	}
+	p, err := m.start(tp, id, name, replicas, cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	m.parts[tp] = p
+	m.mu.Unlock()
+	return p, nil
+}
+
+// reopening says how a failed replica's log is reopened: what failed, and
+// the last entry known to have reached the disk before it did.
+type reopening struct {
+	cause   error
+	durable uint64
+}
+
+// start opens the log of a replica, rebuilds its state and starts its raft
+// group. For a replica being reopened after a failure, entries past the
+// last one known durable are dropped first (they may exist only in the
+// page cache, and were never acknowledged), and damage that caused the
+// failure is repaired from the other replicas.
+func (m *Manager) start(tp TopicPartition, id Identity, name storage.LogName, replicas []uint64, cfg Config, re *reopening) (*Partition, error) {
 	l, err := m.store.OpenLog(name, cfg.Log)
 	if err != nil {
 		return nil, fmt.Errorf("open log of %s: %w", tp, err)
 	}
+	var damage *storage.CorruptionError
+	if re != nil {
+		if last := l.LastIndex(); re.durable < last && re.durable >= l.Committed() {
+			m.logger.Warn("dropping entries appended after the last successful sync before the failure", "partition", tp, "from_index", re.durable+1, "last_index", last)
+			if err := l.TruncateAfter(re.durable); err != nil {
+				l.Close()
+				return nil, fmt.Errorf("reopen %s: %w", tp, err)
+			}
+		}
+		if errors.As(re.cause, &damage) && len(replicas) > 1 {
+			m.logger.Error("damaged log: repairing it from the other replicas", "partition", tp, "err", re.cause)
+			if err := l.DiscardFrom(damage.Index); err != nil {
+				l.Close()
+				return nil, fmt.Errorf("reopen %s: %w", tp, err)
+			}
+		}
+	}
 	p := newPartition(tp, l, m.settings, cfg, slices.Clone(replicas), m.logger, m.obs)
 	err = p.rebuildProducers()
-	var damage *storage.CorruptionError
 	if errors.As(err, &damage) && len(replicas) > 1 {
 		// Rebuilding reads and checks every entry. A damaged one and all
 		// after it are dropped and fetched again from the other replicas
@@ -130,13 +193,56 @@ func (m *Manager) Open(tp TopicPartition, id Identity, replicas []uint64, cfg Co
 	// The preferred replica of a brand-new partition campaigns at once, so
 	// new topics have leaders in one round trip, spread as assigned.
 	fresh := l.LastIndex() == 0 && replicas[0] == m.settings.NodeID
-	p.id, p.logName = id, name
+	p.id, p.logName, p.peers = id, name, slices.Clone(replicas)
 	if _, err := m.host.AddGroup(raftnode.GroupConfig{ID: id.Group, Log: l, SM: p, Peers: replicas, Applied: l.Committed(), CampaignNow: fresh}); err != nil {
 		l.Close()
 		return nil, err
 	}
-	m.parts[tp] = p
 	return p, nil
+}
+
+// reopenFailed reopens the replicas whose raft group failed, each when its
+// retry is due, so a partition recovers without a node restart once the
+// cause is gone.
+func (m *Manager) reopenFailed(now time.Time) {
+	m.life.Lock()
+	defer m.life.Unlock()
+	for _, p := range m.Partitions() {
+		cause := p.View().Failed
+		if cause == nil {
+			continue
+		}
+		r := m.retries[p.tp]
+		if r.at.IsZero() {
+			r.at = now.Add(reopenFirst)
+			m.retries[p.tp] = r
+		}
+		if now.Before(r.at) {
+			continue
+		}
+		np, err := m.reopen(p, cause)
+		if err != nil {
+			r.attempts++
+			r.at = now.Add(min(reopenFirst<<min(r.attempts, 5), reopenMax))
+			m.retries[p.tp] = r
+			m.logger.Error("reopening a failed partition failed; trying again later", "partition", p.tp, "attempt", r.attempts, "next_in", r.at.Sub(now), "err", err)
+			continue
+		}
+		delete(m.retries, p.tp)
+		m.mu.Lock()
+		m.parts[p.tp] = np
+		m.mu.Unlock()
+		m.logger.Info("failed partition reopened; it catches up from its log and the other replicas", "partition", p.tp, "cause", cause)
+	}
+}
+
+// reopen stops a failed replica's group, closes its log and starts it
+// again from what is on disk.
+func (m *Manager) reopen(p *Partition, cause error) (*Partition, error) {
+	durable := p.log.DurableIndex()
+	m.host.RemoveGroup(p.id.Group)
+	p.log.Close()
+	return m.start(p.tp, p.id, p.logName, p.peers, p.Config(), &reopening{cause: cause, durable: durable})
 }
 
 // Get returns the local replica of tp, or nil.
@@ -159,10 +265,13 @@ func (m *Manager) Partitions() []*Partition {
 
 // Remove stops the replica of tp; with deleteData its log goes too.
 func (m *Manager) Remove(tp TopicPartition, deleteData bool) error {
+	m.life.Lock()
+	defer m.life.Unlock()
 	m.mu.Lock()
 	p := m.parts[tp]
 	delete(m.parts, tp)
 	m.mu.Unlock()
+	delete(m.retries, tp)
 	if p == nil {
 		return nil
 	}
@@ -189,11 +298,21 @@ func (m *Manager) maintain() {
 		select {
 		case <-m.stop:
 			return
-		case <-t.C:
+		case now := <-t.C:
 			for _, p := range m.Partitions() {
 				if p.View().IsLeader {
 					p.group.Do(p.refreshISR)
 				}
+			}
+			// Reopening reads logs from disk: it must not hold up the ISR
+			// of every other partition.
+			if !m.reopening.Swap(true) {
+				m.wg.Add(1)
+				go func() {
+					defer m.wg.Done()
+					defer m.reopening.Store(false)
+					m.reopenFailed(now)
+				}()
 			}
 		}
 	}

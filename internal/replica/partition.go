@@ -77,6 +77,9 @@ type View struct {
 	ISR      []uint64
 	// Followers is the leader's view of its followers.
 	Followers []Follower
+	// Failed is the storage error that stopped the replica's raft group;
+	// until the replica is reopened it answers KAFKA_STORAGE_ERROR.
+	Failed error
 }
 
 // Follower is how far one follower is behind its leader.
@@ -110,6 +113,7 @@ type Partition struct {
 	tp       TopicPartition
 	id       Identity
 	logName  storage.LogName
+	peers    []uint64 // the assignment it was opened with, for a reopen
 	log      *storage.Log
 	group    *raftnode.Group
 	settings Settings
@@ -118,6 +122,7 @@ type Partition struct {
 	metrics  Observer
 
 	// Worker-owned state.
+	failed       error
 	leader       bool
 	leaderID     uint64
 	term         uint64
@@ -233,6 +238,7 @@ func (p *Partition) publish() {
 	p.view.Store(&View{
 		Leader: p.leaderID, IsLeader: p.leader, Ready: p.ready, Term: p.term,
 		Replicas: slices.Clone(p.replicas), ISR: slices.Clone(p.isr), Followers: p.followers,
+		Failed: p.failed,
 	})
 }
 
@@ -257,6 +263,10 @@ func (p *Partition) Produce(batch []byte, acks int16, cb func(ProduceResult)) {
 	}
 	if h.IsTransactional() {
 		fail(kerr.TransactionalIDAuthorizationFailed)
+		return
+	}
+	if p.view.Load().Failed != nil {
+		fail(kerr.KafkaStorageError)
 		return
 	}
 	if p.group.DiskFull() {
@@ -289,6 +299,10 @@ func (p *Partition) respond(op *produceOp, err error) {
 
 // propose runs on the worker.
 func (p *Partition) propose(l raftnode.Loop, op *produceOp) {
+	if p.failed != nil {
+		p.respond(op, kerr.KafkaStorageError)
+		return
+	}
 	if !p.leader {
 		p.respond(op, errNotLeader)
 		return
@@ -426,9 +440,12 @@ func (p *Partition) truncatedFrom(index uint64) {
 }
 
 // Persisted implements raftnode.StateMachine.
-func (p *Partition) Persisted(index uint64) {
+func (p *Partition) Persisted(index, term uint64) {
 	if index <= p.persisted {
 		return
+	}
+	if t, err := p.log.Term(index); err != nil || t != term {
+		return // the entry was replaced since: this says nothing of its successor
 	}
 	p.persisted = index
 	n := 0
@@ -505,7 +522,7 @@ func (p *Partition) RoleChanged(ss raft.SoftState, term uint64) {
 	}
 	p.term = term
 	if wasLeader && !p.leader {
-		p.abandonRequests()
+		p.abandonRequests(errNotLeader)
 	}
 	if p.leader && !wasLeader {
 		p.leaderSince = time.Now()
@@ -521,27 +538,50 @@ func (p *Partition) RoleChanged(ss raft.SoftState, term uint64) {
 	p.publish()
 }
 
-// abandonRequests answers everything in flight when leadership is lost; the
-// clients retry against the new leader (idempotent producers are deduped).
-func (p *Partition) abandonRequests() {
+// abandonRequests answers everything in flight with err when leadership is
+// lost or the group stops; the clients retry against the new leader
+// (idempotent producers are deduped).
+func (p *Partition) abandonRequests(err error) {
 	for k, op := range p.proposed {
-		p.respond(op, errNotLeader)
+		p.respond(op, err)
 		delete(p.proposed, k)
 	}
 	for _, q := range [][]*produceOp{p.waitPersist, p.waitCommit} {
 		for _, op := range q {
-			p.respond(op, errNotLeader)
+			p.respond(op, err)
 		}
 	}
 	p.waitPersist, p.waitCommit = nil, nil
 	for _, c := range p.startCalls {
-		c.cb(-1, errNotLeader)
+		c.cb(-1, err)
 	}
 	for k, cb := range p.proposedCmds {
-		cb(-1, errNotLeader)
+		cb(-1, err)
 		delete(p.proposedCmds, k)
 	}
 	p.startCalls = nil
+}
+
+// Failed implements raftnode.StateMachine: the replica stops leading and
+// answers KAFKA_STORAGE_ERROR (retriable: clients refresh their metadata
+// and find the new leader) until it is reopened.
+func (p *Partition) Failed(err error) {
+	p.failed = err
+	p.leader, p.ready, p.leaderID = false, false, 0
+	p.isr, p.followers = nil, nil
+	p.abandonRequests(kerr.KafkaStorageError)
+	p.publish()
+	p.notifyHW() // wake long-polling fetches: they answer the error now
+}
+
+// Stopped implements raftnode.StateMachine.
+func (p *Partition) Stopped() {
+	err := errNotLeader
+	if p.failed != nil {
+		err = kerr.KafkaStorageError
+	}
+	p.abandonRequests(err)
+	p.notifyHW()
 }
 
 // FetchResult is what a Fetch returns.
@@ -555,9 +595,8 @@ type FetchResult struct {
 // Fetch reads committed batches from offset. Only the leader serves reads,
 // and only once it is Ready.
 func (p *Partition) Fetch(offset int64, maxBytes int, minOne bool) (FetchResult, error) {
-	v := p.view.Load()
-	if !v.IsLeader || !v.Ready {
-		return FetchResult{}, errNotLeader
+	if err := p.CheckLeader(); err != nil {
+		return FetchResult{}, err
 	}
 	hw := p.log.HighWatermark()
 	res, err := p.log.Read(offset, maxBytes, hw, minOne)
@@ -577,9 +616,14 @@ func (p *Partition) Fetch(offset int64, maxBytes int, minOne bool) (FetchResult,
 	return out, nil
 }
 
-// CheckLeader returns nil if this replica is a ready leader.
+// CheckLeader returns nil if this replica is a ready leader,
+// KAFKA_STORAGE_ERROR if it failed, else NOT_LEADER_OR_FOLLOWER.
 func (p *Partition) CheckLeader() error {
-	if v := p.view.Load(); !v.IsLeader || !v.Ready {
+	v := p.view.Load()
+	switch {
+	case v.Failed != nil:
+		return kerr.KafkaStorageError
+	case !v.IsLeader || !v.Ready:
 		return errNotLeader
 	}
 	return nil
@@ -634,6 +678,10 @@ func (p *Partition) DeleteRecords(offset int64, cb func(int64, error)) {
 	data[0], data[1] = storage.KindCommand, cmdSetLogStart
 	binary.BigEndian.PutUint64(data[2:], uint64(offset))
 	ok := p.group.Do(func(l raftnode.Loop) {
+		if p.failed != nil {
+			cb(-1, kerr.KafkaStorageError)
+			return
+		}
 		if !p.leader {
 			cb(-1, errNotLeader)
 			return

@@ -26,13 +26,29 @@ const transferTimeout = 10 * time.Second
 // registerAdmin adds the JSON admin API (package admin describes it) to
 // the metrics HTTP server.
 func (n *Node) registerAdmin(mux *http.ServeMux) {
-	mux.HandleFunc("GET /admin/cluster", n.handleAdminCluster)
-	mux.HandleFunc("GET /admin/partitions", n.handleAdminPartitions)
-	mux.HandleFunc("POST /admin/partitions/{topic}/{partition}/transfer-leader", n.handleAdminTransferLeader)
-	mux.HandleFunc("POST /admin/step-down", n.handleAdminStepDown)
+	mux.HandleFunc("GET /admin/cluster", n.whenStarted(n.handleAdminCluster))
+	mux.HandleFunc("GET /admin/partitions", n.whenStarted(n.handleAdminPartitions))
+	mux.HandleFunc("POST /admin/partitions/{topic}/{partition}/transfer-leader", n.whenStarted(n.handleAdminTransferLeader))
+	mux.HandleFunc("POST /admin/step-down", n.whenStarted(n.handleAdminStepDown))
 	mux.HandleFunc("/admin/", func(w http.ResponseWriter, r *http.Request) {
 		writeAdminError(w, http.StatusNotFound, admin.Error{Message: fmt.Sprintf("no admin endpoint %s %s", r.Method, r.URL.Path)})
 	})
+}
+
+// whenStarted answers 503 until the node has started: the admin API reads
+// parts that do not exist before.
+func (n *Node) whenStarted(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !n.started.Load() {
+			phase := "starting"
+			if p := n.phase.Load(); p != nil && *p != "" {
+				phase = *p
+			}
+			writeAdminError(w, http.StatusServiceUnavailable, admin.Error{Message: fmt.Sprintf("node %d is not serving yet: %s", n.cfg.NodeID, phase)})
+			return
+		}
+		h(w, r)
+	}
 }
 
 func writeAdminJSON(w http.ResponseWriter, status int, v any) {
@@ -120,6 +136,9 @@ func partitionStatus(p *replica.Partition, now time.Time) admin.PartitionStatus 
 		Commit: st.Commit, Applied: st.Applied, LastIndex: st.LastIndex,
 		HighWatermark: p.Log().HighWatermark(), LogEnd: p.Log().NextOffset(),
 	}
+	if v.Failed != nil {
+		ps.Role, ps.Error = admin.RoleFailed, v.Failed.Error()
+	}
 	if v.IsLeader {
 		for _, f := range v.Followers {
 			lag := 0.0
@@ -149,16 +168,11 @@ func (n *Node) metadataStatus() (admin.PartitionStatus, bool) {
 	if st.Role != raft.StateLeader {
 		return ps, true
 	}
-	ch := make(chan raft.Status, 1)
-	if !g.Do(func(l raftnode.Loop) { ch <- l.RaftStatus() }) {
-		return ps, true
-	}
-	var rs raft.Status
-	select {
-	case rs = <-ch:
-	case <-time.After(5 * time.Second):
-		// A group stopping drops queued closures; report what we have.
-		return ps, true
+	ctx, cancel := context.WithTimeout(context.Background(), groupQueryTimeout)
+	defer cancel()
+	rs, err := raftnode.Query(ctx, g, func(l raftnode.Loop) raft.Status { return l.RaftStatus() })
+	if err != nil {
+		return ps, true // report what we have
 	}
 	for id, pr := range rs.Progress {
 		inSync := id == n.cfg.NodeID || pr.RecentActive && pr.Match >= rs.Commit

@@ -77,8 +77,9 @@ func (n *Node) waitForCatalog(ctx context.Context, voters []uint64) error {
 					up++
 				}
 			}
-			n.logger.Info(fmt.Sprintf("waiting for quorum (%d/%d nodes)", up, len(voters)),
-				"reachable", up, "voters", len(voters), "needed", len(voters)/2+1)
+			msg := fmt.Sprintf("waiting for quorum (%d/%d nodes)", up, len(voters))
+			n.setPhase(msg)
+			n.logger.Info(msg, "reachable", up, "voters", len(voters), "needed", len(voters)/2+1)
 		}
 	}
 }
@@ -267,11 +268,18 @@ func (n *Node) livenessLoop() {
 			return
 		case <-t.C:
 		}
+		if err := n.catalog.Group().Failed(); err != nil {
+			// The catalog is the node's view of the cluster; it is not
+			// reopened in place: the node stops, and its supervisor starts
+			// it again on the catalog's log as it is on disk.
+			n.fail(fmt.Errorf("the cluster catalog's log failed: %w; the node stops so that it starts again from what its disk holds", err))
+			return
+		}
 		if !n.catalog.IsLeader() {
 			continue
 		}
-		ch := make(chan []int32, 1)
-		if !n.catalog.Group().Do(func(l raftnode.Loop) {
+		qctx, qcancel := context.WithTimeout(context.Background(), groupQueryTimeout)
+		live, err := raftnode.Query(qctx, n.catalog.Group(), func(l raftnode.Loop) []int32 {
 			st := l.RaftStatus()
 			live := []int32{int32(n.cfg.NodeID)}
 			for id, pr := range st.Progress {
@@ -280,11 +288,12 @@ func (n *Node) livenessLoop() {
 				}
 			}
 			slices.Sort(live)
-			ch <- live
-		}) {
-			return
+			return live
+		})
+		qcancel()
+		if err != nil {
+			continue
 		}
-		live := <-ch
 		if slices.Equal(live, n.catalog.LiveBrokers()) {
 			continue
 		}
@@ -352,8 +361,9 @@ func (n *Node) transferLeaderships(ctx context.Context, why string) (moved, rema
 // transferTarget picks the follower to hand a group to: an in-sync one for
 // partitions, the most caught-up voter for the catalog; 0 if none.
 func (n *Node) transferTarget(g *raftnode.Group) uint64 {
-	ch := make(chan uint64, 1)
-	if !g.Do(func(l raftnode.Loop) {
+	ctx, cancel := context.WithTimeout(context.Background(), groupQueryTimeout)
+	defer cancel()
+	best, err := raftnode.Query(ctx, g, func(l raftnode.Loop) uint64 {
 		st := l.RaftStatus()
 		var best uint64
 		var bestMatch uint64
@@ -365,9 +375,14 @@ func (n *Node) transferTarget(g *raftnode.Group) uint64 {
 				best, bestMatch = id, pr.Match
 			}
 		}
-		ch <- best
-	}) {
+		return best
+	})
+	if err != nil {
 		return 0
 	}
-	return <-ch
+	return best
 }
+
+// groupQueryTimeout bounds a wait on a raft group's loop for a status: a
+// group busy or stuck for longer than this is skipped, never waited on.
+const groupQueryTimeout = 5 * time.Second

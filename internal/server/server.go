@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,6 +61,8 @@ type Node struct {
 	defaults  topicconfig.Defaults
 	publisher *publisher
 	ready     atomic.Bool
+	started   atomic.Bool            // every part exists; it stays set while stopping
+	phase     atomic.Pointer[string] // what a starting node waits for
 	clusterID atomic.Pointer[string] // set once the catalog has one
 	identity  storage.Identity
 	// catalogRef is the catalog once it exists, for the transport's
@@ -81,6 +84,13 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 			n.shutdown(context.Background())
 		}
 	}()
+	// Health, readiness and metrics answer from the start, so a probe sees
+	// a node that is recovering its logs or waiting for its peers as such,
+	// and does not kill it.
+	n.setPhase("opening the data directory")
+	if err := n.startHTTP(); err != nil {
+		return nil, err
+	}
 	if cfg.Cluster.Enabled && cfg.Cluster.Discovery.Mode == "dns" {
 		return nil, fmt.Errorf("cluster.discovery.mode = \"dns\" is not supported yet: list the members in cluster.peers")
 	}
@@ -167,6 +177,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 	if n.transport != nil {
 		n.transport.Handle(proposeMethod, n.answerProposal)
 	}
+	n.setPhase("waiting for the cluster catalog")
 	if err := n.waitForCatalog(ctx, voters); err != nil {
 		return nil, err
 	}
@@ -206,6 +217,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 	}, n.store, n.host, logger, commitObserver{n.metrics})
 	n.metrics.SetGroupResolver(n.resolveGroup)
 	n.metrics.RegisterState(stateSource{n})
+	n.setPhase("opening partition logs")
 	if err := n.reconcile(); err != nil {
 		return nil, err
 	}
@@ -235,9 +247,8 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 	if err != nil {
 		return nil, err
 	}
-	if err := n.startHTTP(); err != nil {
-		return nil, err
-	}
+	n.setPhase("")
+	n.started.Store(true)
 	n.ready.Store(true)
 	logger.Info("chronik-server is ready", "node_id", cfg.NodeID, "kafka", n.kafka.Addr().String(),
 		"advertised", cfg.AdvertisedAddr, "data_dir", cfg.DataDir, "cluster_id", n.catalog.ClusterID())
@@ -264,6 +275,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 
 func (n *Node) shutdown(ctx context.Context) error {
 	n.ready.Store(false)
+	n.setPhase("shutting down")
 	if n.transport != nil && n.cfg.Raft.Advanced.EnableLeadershipTransfer && n.replicas != nil {
 		n.transferLeaderships(ctx, "before shutdown")
 	}
@@ -278,24 +290,41 @@ func (n *Node) shutdown(ctx context.Context) error {
 	default:
 		close(n.stop)
 	}
-	n.wg.Wait()
+	// Every step is bounded by ctx: a step that does not finish in time
+	// (a worker stuck on a dead disk, say) is left behind, and the steps
+	// that depend on it are skipped. What was acknowledged is already
+	// durable; the process exits anyway.
+	within := func(what string, f func()) bool {
+		done := make(chan struct{})
+		go func() { f(); close(done) }()
+		select {
+		case <-done:
+			return true
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("%s did not finish within the shutdown grace time", what))
+			return false
+		}
+	}
+	within("stopping the node's background loops", n.wg.Wait)
 	if n.http != nil {
 		n.http.Shutdown(ctx)
 	}
 	if n.groups != nil {
-		n.groups.Close()
+		within("stopping the group coordinator", n.groups.Close)
 	}
 	if n.replicas != nil {
-		n.replicas.Close()
+		within("stopping the replica manager", n.replicas.Close)
 	}
+	stopped := true
 	if n.host != nil {
-		n.host.Stop()
+		stopped = within("stopping the raft groups", n.host.Stop)
 	}
 	if n.transport != nil {
 		n.transport.Close()
 	}
-	if n.store != nil {
-		if err := n.store.Close(); err != nil {
+	if n.store != nil && stopped {
+		var err error
+		if within("closing storage", func() { err = n.store.Close() }) && err != nil {
 			errs = append(errs, fmt.Errorf("close storage: %w", err))
 		}
 	}
@@ -311,13 +340,7 @@ func (n *Node) startHTTP() error {
 	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) {
-		if !n.ready.Load() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
-		}
-		w.Write([]byte("ready\n"))
-	})
+	mux.HandleFunc("/ready", n.handleReady)
 	n.registerAdmin(mux)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -332,6 +355,37 @@ func (n *Node) startHTTP() error {
 	n.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go n.http.Serve(ln)
 	return nil
+}
+
+// setPhase records what the node is doing while it starts or stops, for
+// /ready; "" once it serves.
+func (n *Node) setPhase(phase string) { n.phase.Store(&phase) }
+
+// handleReady answers 200 while the node serves Kafka clients and 503
+// while it starts (saying what it waits for) or stops. A serving node
+// lists its partitions that a storage error stopped: they answer
+// KAFKA_STORAGE_ERROR while the rest is served.
+func (n *Node) handleReady(w http.ResponseWriter, _ *http.Request) {
+	if !n.ready.Load() {
+		phase := "starting"
+		if p := n.phase.Load(); p != nil && *p != "" {
+			phase = *p
+		}
+		http.Error(w, "not ready: "+phase, http.StatusServiceUnavailable)
+		return
+	}
+	var b strings.Builder
+	b.WriteString("ready\n")
+	for _, p := range n.replicas.Partitions() {
+		if err := p.View().Failed; err != nil {
+			tp := p.TopicPartition()
+			fmt.Fprintf(&b, "partition %s/%d failed (KAFKA_STORAGE_ERROR until reopened): %v\n", tp.Topic, tp.Partition, err)
+		}
+	}
+	if err := n.catalog.Group().Failed(); err != nil {
+		fmt.Fprintf(&b, "the catalog's raft group failed: %v\n", err)
+	}
+	w.Write([]byte(b.String()))
 }
 
 // checkIdentity refuses a data directory that belongs to another node, and

@@ -30,7 +30,10 @@ type Flusher struct {
 	pending int
 	wake    chan struct{}
 	closed  bool
-	done    chan struct{}
+	// draining ends the waits for more appends: the store is closing and
+	// only the last flushes remain.
+	draining bool
+	done     chan struct{}
 
 	stats FlusherStats
 }
@@ -40,6 +43,9 @@ type FlusherStats struct {
 	Rounds     atomic.Uint64
 	Syncs      atomic.Uint64
 	SyncErrors atomic.Uint64
+	// CheckpointErrors counts failed writes of the hard states (a full
+	// disk, say); the logs waiting on them are retried.
+	CheckpointErrors atomic.Uint64
 	// SyncNanos is the total time spent in fdatasync calls.
 	SyncNanos atomic.Uint64
 }
@@ -101,7 +107,7 @@ func (f *Flusher) nextRound() ([]*Log, bool) {
 		f.mu.Unlock()
 		<-f.wake
 	}
-	if f.interval > 0 && !f.closed && f.pending < f.maxBatch {
+	if f.interval > 0 && !f.closed && !f.draining && f.pending < f.maxBatch {
 		f.mu.Unlock()
 		deadline := time.NewTimer(f.interval)
 	wait:
@@ -111,7 +117,7 @@ func (f *Flusher) nextRound() ([]*Log, bool) {
 				break wait
 			case <-f.wake:
 				f.mu.Lock()
-				full := f.pending >= f.maxBatch || f.closed
+				full := f.pending >= f.maxBatch || f.closed || f.draining
 				f.mu.Unlock()
 				if full {
 					deadline.Stop()
@@ -163,17 +169,28 @@ func (f *Flusher) round(logs []*Log) {
 	var ckErr error
 	for _, t := range targets {
 		if t.checkpoint {
-			ckErr = f.checkpoint()
+			if ckErr = f.checkpoint(); ckErr != nil {
+				f.stats.CheckpointErrors.Add(1)
+			}
 			break
 		}
 	}
 	for i, t := range targets {
-		err := errs[i]
-		if err == nil && t.checkpoint {
-			err = ckErr
+		var tErr error
+		if t.checkpoint {
+			tErr = ckErr
 		}
-		t.log.endSync(t, err)
+		t.log.endSync(t, errs[i], tErr)
 	}
+}
+
+// checkpointRetry is how long a log whose hard state could not be written
+// waits before the next try.
+const checkpointRetry = time.Second
+
+// retryLater queues l again after checkpointRetry.
+func (f *Flusher) retryLater(l *Log) {
+	time.AfterFunc(checkpointRetry, func() { f.markDirty(l) })
 }
 
 func (f *Flusher) sync(t syncTarget) error {
@@ -189,6 +206,17 @@ func (f *Flusher) sync(t syncTarget) error {
 		f.onSync(d)
 	}
 	return err
+}
+
+// drain makes every later round start at once.
+func (f *Flusher) drain() {
+	f.mu.Lock()
+	f.draining = true
+	f.mu.Unlock()
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
 }
 
 // close runs a last round for what is queued and stops the goroutine.

@@ -94,19 +94,34 @@ type Log struct {
 	// made durable. Invariant: durableSeq <= seq.
 	seq, durableSeq uint64
 	waiters         []waiter
-	// settled holds waiters made durable while appending, called on unlock.
-	settled []waiter
-	failed  error
-	closed  bool
+	// truncated holds waiters whose entries a truncation removed; they are
+	// told ErrTruncated once l.mu is released.
+	truncated []waiter
+	// durableIndex is the last entry known to be on disk: covered by a
+	// successful fdatasync and not truncated since. Entries after it may
+	// be only in the page cache. Invariant: durableIndex <= lastIndex.
+	durableIndex uint64
+	// truncations counts truncations, so a flush that began before one
+	// does not vouch for entries written after it.
+	truncations uint64
+	failed      error
+	closed      bool
 
 	// flushQueued is guarded by the flusher's mutex.
 	flushQueued bool
 }
 
 type waiter struct {
-	seq  uint64
+	seq uint64
+	// last is the index of the last entry the append wrote, 0 for none
+	// (a hard state change or a Sync).
+	last uint64
 	done func(error)
 }
+
+// ErrTruncated is given to the waiters of an append whose entries a later
+// truncation removed before they were known durable: they never will be.
+var ErrTruncated = errors.New("entries were truncated before they became durable")
 
 // Name returns the log's name (its directory name, topic-partition).
 func (l *Log) Name() string { return l.name }
@@ -191,6 +206,14 @@ func openLog(store *Store, name string, cfg LogConfig, st logState) (*Log, error
 		}
 		l.segs = []*segment{s}
 	}
+	// What the active segment holds may be only in the page cache (the
+	// process died, not the machine): make it durable before raft counts
+	// it as persisted and acknowledges it.
+	if err := fdatasync(l.active().f); err != nil {
+		l.closeSegments()
+		return nil, fmt.Errorf("open log %s: sync recovered tail: %w", name, err)
+	}
+	l.durableIndex = l.lastIndex()
 	l.restoreState(st)
 	return l, nil
 }
@@ -212,8 +235,11 @@ func (l *Log) restoreState(st logState) {
 	l.hw, _ = l.offsetAfterLocked(l.committed)
 	l.logStart = min(max(st.logStart, l.segs[0].baseOffset), l.hw)
 	// Raft refuses a commit beyond its log; only a DiscardFrom cut short
-	// by a crash leaves one.
-	l.hs.Commit = min(l.hs.Commit, l.lastIndex())
+	// by a crash leaves one. It also refuses an applied index above its
+	// commit: what was applied was committed, so the commit is raised to
+	// it (a checkpoint written while a hard state waited for disk space
+	// could hold the two the other way round).
+	l.hs.Commit = max(min(l.hs.Commit, l.lastIndex()), l.committed)
 }
 
 func listSegments(dir string, logger *slog.Logger) ([]uint64, error) {
@@ -398,13 +424,17 @@ func (l *Log) Append(entries []Entry, done func(error)) error {
 	l.mu.Lock()
 	err := l.appendLocked(entries)
 	if err == nil && done != nil {
-		l.waiters = append(l.waiters, waiter{seq: l.seq, done: done})
+		w := waiter{seq: l.seq, done: done}
+		if len(entries) > 0 {
+			w.last = entries[len(entries)-1].Index
+		}
+		l.waiters = append(l.waiters, w)
 	}
-	settled := l.settled
-	l.settled = nil
+	truncated := l.truncated
+	l.truncated = nil
 	l.mu.Unlock()
-	callWaiters(settled, nil)
-	if err == nil {
+	callWaiters(truncated, ErrTruncated)
+	if err == nil || len(truncated) > 0 {
 		l.store.flusher.markDirty(l)
 	}
 	return err
@@ -435,9 +465,7 @@ func (l *Log) appendLocked(entries []Entry) error {
 	}
 	first := entries[0].Index
 	if first <= l.lastIndex() {
-		ws, err := l.truncateAfterLocked(first - 1)
-		l.settled = append(l.settled, ws...)
-		if err != nil {
+		if err := l.truncateAfterLocked(first - 1); err != nil {
 			return err
 		}
 	} else if first != l.lastIndex()+1 {
@@ -453,9 +481,7 @@ func (l *Log) appendLocked(entries []Entry) error {
 		// A roll may have let part of the call reach the disk: take it back
 		// so the append stays all or nothing.
 		if l.lastIndex() > prevLast {
-			ws, terr := l.truncateAfterLocked(prevLast)
-			l.settled = append(l.settled, ws...)
-			if terr != nil {
+			if terr := l.truncateAfterLocked(prevLast); terr != nil {
 				return l.fail(fmt.Errorf("%w; undoing the partial append: %v", err, terr))
 			}
 		}
@@ -647,34 +673,54 @@ func (l *Log) Commit(index uint64) error {
 		return fmt.Errorf("commit %d: %w", index, err)
 	}
 	l.committed, l.hw = index, hw
+	// An entry applied is committed: raft's commit index is at least its
+	// index, even while the hard state saying so waits (for disk space).
+	// The checkpoint must never hold an applied index above raft's commit,
+	// which raft refuses at start.
+	l.hs.Commit = max(l.hs.Commit, index)
 	l.store.stateChanged()
 	return nil
 }
 
 // TruncateAfter drops every entry after index, durably. Committed entries
-// cannot be dropped.
+// cannot be dropped. The waiters of appends that wrote dropped entries are
+// told ErrTruncated: those entries never become durable.
 func (l *Log) TruncateAfter(index uint64) error {
 	l.mu.Lock()
-	ws, err := l.truncateAfterLocked(index)
+	err := l.truncateAfterLocked(index)
+	truncated := l.truncated
+	l.truncated = nil
 	l.mu.Unlock()
-	callWaiters(ws, nil)
+	callWaiters(truncated, ErrTruncated)
+	l.store.flusher.markDirty(l)
 	return err
 }
 
-// It returns the waiters whose appends are now settled.
-func (l *Log) truncateAfterLocked(index uint64) ([]waiter, error) {
+// truncateAfterLocked drops the entries after index. The waiters of
+// appends that wrote any of them move to l.truncated; the others stay:
+// the truncation makes nothing durable that a flush has not.
+func (l *Log) truncateAfterLocked(index uint64) error {
 	if l.closed {
-		return nil, ErrClosed
+		return ErrClosed
 	}
 	if index >= l.lastIndex() {
-		return nil, nil
+		return nil
 	}
 	if index+1 < l.firstIndex() {
-		return nil, fmt.Errorf("truncate after %d: %w", index, ErrCompacted)
+		return fmt.Errorf("truncate after %d: %w", index, ErrCompacted)
 	}
 	if index < l.committed {
-		return nil, fmt.Errorf("truncate after %d would drop committed entries (commit index %d)", index, l.committed)
+		return fmt.Errorf("truncate after %d would drop committed entries (commit index %d)", index, l.committed)
 	}
+	l.truncations++
+	l.durableIndex = min(l.durableIndex, index)
+	l.waiters = slices.DeleteFunc(l.waiters, func(w waiter) bool {
+		if w.last > index {
+			l.truncated = append(l.truncated, w)
+			return true
+		}
+		return false
+	})
 	k := l.segmentFor(index + 1)
 	n := int(index + 1 - l.segs[k].baseIndex)
 	removed := false
@@ -682,7 +728,7 @@ func (l *Log) truncateAfterLocked(index uint64) ([]waiter, error) {
 		last := l.segs[len(l.segs)-1]
 		l.segs = l.segs[:len(l.segs)-1]
 		if err := l.dropSegment(last); err != nil {
-			return nil, l.fail(err)
+			return l.fail(err)
 		}
 		removed = true
 		if len(l.segs) == k {
@@ -693,18 +739,16 @@ func (l *Log) truncateAfterLocked(index uint64) ([]waiter, error) {
 	}
 	if removed {
 		if err := syncDir(l.dir); err != nil {
-			return nil, l.fail(err)
+			return l.fail(err)
 		}
 	}
 	s := l.segs[k]
 	if n < s.idx.len() || s.sealed {
 		if err := s.truncateTo(n); err != nil {
-			return nil, l.fail(err)
+			return l.fail(err)
 		}
 	}
-	// Everything left was durable: sealed segments were synced when sealed
-	// and the active one was just synced by the truncation.
-	return l.markDurableLocked(l.seq), nil
+	return nil
 }
 
 // dropSegment removes s from use; its files go once readers are done.
@@ -791,35 +835,48 @@ func (l *Log) Reset(index, term uint64, nextOffset int64) error {
 	l.startMu.Lock()
 	defer l.startMu.Unlock()
 	l.mu.Lock()
-	ws, err := l.resetLocked(index, term, nextOffset)
+	err := l.resetLocked(index, term, nextOffset)
+	truncated := l.truncated
+	l.truncated = nil
 	l.mu.Unlock()
-	callWaiters(ws, nil)
+	callWaiters(truncated, ErrTruncated)
+	l.store.flusher.markDirty(l)
 	if err == nil {
 		l.store.stateChanged()
 	}
 	return err
 }
 
-func (l *Log) resetLocked(index, term uint64, nextOffset int64) ([]waiter, error) {
+func (l *Log) resetLocked(index, term uint64, nextOffset int64) error {
 	if l.closed {
-		return nil, ErrClosed
+		return ErrClosed
 	}
+	l.truncations++
+	l.waiters = slices.DeleteFunc(l.waiters, func(w waiter) bool {
+		if w.last > 0 {
+			l.truncated = append(l.truncated, w)
+			return true
+		}
+		return false
+	})
 	for _, s := range l.segs {
 		if err := l.dropSegment(s); err != nil {
-			return nil, l.fail(err)
+			return l.fail(err)
 		}
 	}
 	l.segs = nil
 	if err := syncDir(l.dir); err != nil {
-		return nil, l.fail(err)
+		return l.fail(err)
 	}
 	s, err := createSegment(l.dir, index+1, nextOffset, term)
 	if err != nil {
-		return nil, l.fail(err)
+		return l.fail(err)
 	}
 	l.segs = []*segment{s}
 	l.committed, l.hw, l.logStart = index, nextOffset, nextOffset
-	return l.markDurableLocked(l.seq), nil
+	l.hs.Commit = max(l.hs.Commit, index)
+	l.durableIndex = index
+	return nil
 }
 
 // Close syncs and closes the log. Waiters still pending are told.
@@ -838,48 +895,81 @@ func (l *Log) Close() error {
 	return err
 }
 
+// closeSegments releases the segment files. A log that had any keeps an
+// empty stand-in at its end, so a closed log still answers its first and
+// last index, last term and next offset (a failed replica is inspected
+// after its log closed) instead of panicking.
 func (l *Log) closeSegments() {
+	if len(l.segs) == 0 {
+		return
+	}
+	a := l.active()
+	end := &segment{dir: l.dir, baseIndex: a.lastIndex() + 1, baseOffset: a.nextOffset(), prevTerm: a.lastTerm(), sealed: true}
+	end.refs.Store(1)
 	for _, s := range l.segs {
 		s.unmapIndex()
 		s.release()
 	}
-	l.segs = nil
+	l.segs = []*segment{end}
 }
 
 // syncTarget is what one flush round makes durable for a log.
 type syncTarget struct {
-	log        *Log
-	seg        *segment
-	seq        uint64
-	checkpoint bool
+	log         *Log
+	seg         *segment
+	seq         uint64
+	last        uint64 // the log's last index when the round began
+	truncations uint64
+	checkpoint  bool
 }
 
 // beginSync captures what a flush must cover and pins the active segment.
 func (l *Log) beginSync() (syncTarget, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed || l.durableSeq == l.seq {
+	if l.closed || l.failed != nil || l.durableSeq == l.seq {
 		return syncTarget{}, false
 	}
-	t := syncTarget{log: l, seg: l.active(), seq: l.seq}
+	t := syncTarget{log: l, seg: l.active(), seq: l.seq, last: l.lastIndex(), truncations: l.truncations}
 	t.seg.acquire()
 	t.checkpoint = l.hs.Term != l.hsDurable.Term || l.hs.Vote != l.hsDurable.Vote
 	return t, true
 }
 
 // endSync records the outcome of a flush and tells the waiters it covers.
-func (l *Log) endSync(t syncTarget, err error) {
+// A failed fdatasync fails the log: the page cache may have dropped what it
+// held. A failed checkpoint write (the hard state) fails nothing: the
+// waiters wait, and the flush is tried again later, so a full disk stalls
+// the log until space is freed rather than killing it.
+func (l *Log) endSync(t syncTarget, dataErr, ckErr error) {
 	t.seg.release()
 	l.mu.Lock()
 	var ws []waiter
-	if err != nil {
-		err = l.fail(fmt.Errorf("fdatasync: %w", err))
+	switch {
+	case dataErr != nil:
+		dataErr = l.fail(fmt.Errorf("fdatasync: %w", dataErr))
 		ws = l.takeWaitersLocked()
-	} else {
+	case ckErr != nil:
+	default:
+		if t.truncations == l.truncations {
+			l.durableIndex = max(l.durableIndex, t.last)
+		}
 		ws = l.markDurableLocked(t.seq)
 	}
 	l.mu.Unlock()
-	callWaiters(ws, err)
+	callWaiters(ws, dataErr)
+	if dataErr == nil && ckErr != nil {
+		l.store.flusher.retryLater(l)
+	}
+}
+
+// DurableIndex returns the last entry known to be on disk. After a failure
+// the entries past it may have been lost with the page cache, even if a
+// read still finds them.
+func (l *Log) DurableIndex() uint64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.durableIndex
 }
 
 // markDurableLocked moves durableSeq to seq and returns the waiters it

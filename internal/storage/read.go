@@ -278,7 +278,7 @@ func (l *Log) FindTimestamp(ts int64) ([]byte, error) {
 func (l *Log) TermAtOffset(offset int64) int64 {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	if offset < l.segs[0].baseOffset {
+	if l.closed || offset < l.segs[0].baseOffset {
 		return -1
 	}
 	k := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].nextOffset() > offset })
@@ -296,6 +296,9 @@ func (l *Log) TermAtOffset(offset int64) int64 {
 func (l *Log) EndOffsetForEpoch(epoch uint64) (term int64, endOffset int64) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
+	if l.closed {
+		return -1, -1
+	}
 	a := l.active()
 	if a.lastTerm() <= epoch {
 		return int64(a.lastTerm()), a.nextOffset()

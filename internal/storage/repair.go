@@ -51,9 +51,12 @@ func (l *Log) DiscardFrom(index uint64) error {
 	// afresh.
 	l.hs.Term++
 	l.hs.Vote = 0
-	ws, err := l.truncateAfterLocked(keep)
+	err := l.truncateAfterLocked(keep)
+	truncated := l.truncated
+	l.truncated = nil
 	l.mu.Unlock()
-	callWaiters(ws, nil)
+	callWaiters(truncated, ErrTruncated)
+	l.store.flusher.markDirty(l)
 	if err != nil {
 		return fmt.Errorf("discard from %d: %w", index, err)
 	}

@@ -535,6 +535,9 @@ func (s *segment) release() {
 // has left the log and no reader holds it.
 func (s *segment) close() {
 	s.closeOnce.Do(func() {
+		if s.f == nil {
+			return // a closed log's stand-in
+		}
 		s.f.Close()
 		if s.idxF != nil {
 			s.idxF.Close()

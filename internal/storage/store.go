@@ -580,15 +580,25 @@ func (s *Store) checkpointLoop() {
 	defer s.wg.Done()
 	t := time.NewTicker(s.opts.CheckpointInterval)
 	defer t.Stop()
+	failing := false
 	for {
 		select {
 		case <-s.stop:
 			return
 		case <-t.C:
-			if s.stateDirty.Load() {
-				if err := s.writeCheckpoint(); err != nil {
-					s.logger.Error("checkpoint failed", "err", err)
-				}
+			if !s.stateDirty.Load() {
+				continue
+			}
+			// Logged when it starts and stops failing, not every second
+			// while the disk stays full.
+			err := s.writeCheckpoint()
+			switch {
+			case err != nil && !failing:
+				s.logger.Error("checkpoint failed; retrying every checkpoint interval", "err", err)
+				failing = true
+			case err == nil && failing:
+				s.logger.Info("checkpoint written again")
+				failing = false
 			}
 		}
 	}
@@ -628,6 +638,7 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	close(s.stop)
 	s.wg.Wait()
+	s.flusher.drain()
 	var errs []error
 	for _, l := range s.Logs() {
 		if err := l.Close(); err != nil {
