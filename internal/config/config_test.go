@@ -840,3 +840,33 @@ func TestDocExamples(t *testing.T) {
 		}
 	}
 }
+
+func TestUnsupportedKeysAreRefused(t *testing.T) {
+	d := Default()
+	if err := d.Unsupported(); err != nil {
+		t.Fatalf("the defaults are refused: %v", err)
+	}
+	for _, c := range []struct {
+		name string
+		set  func(*Config)
+		key  string
+	}{
+		{"s3", func(c *Config) { c.ObjectStore.Type = "s3" }, "object_store.type (CHRONIK_OBJECT_STORE_TYPE)"},
+		{"bucket", func(c *Config) { c.ObjectStore.Bucket = "b" }, "object_store.bucket"},
+		{"path", func(c *Config) { c.ObjectStore.Path = "/objects" }, "object_store.path"},
+		{"secret", func(c *Config) { c.ObjectStore.SecretAccessKey = "hush" }, "object_store.secret_access_key"},
+		{"dns", func(c *Config) { c.Cluster.Discovery.Mode = "dns" }, "cluster.discovery.mode"},
+		{"dns service", func(c *Config) { c.Cluster.Discovery.DNSService = "chronik.svc" }, "cluster.discovery.dns_service"},
+		{"refresh", func(c *Config) { c.Cluster.Discovery.RefreshIntervalSecs = 5 }, "cluster.discovery.refresh_interval_secs"},
+	} {
+		cfg := Default()
+		c.set(&cfg)
+		err := cfg.Unsupported()
+		if err == nil || !strings.Contains(err.Error(), c.key) {
+			t.Errorf("%s: %v, want an error naming %s", c.name, err, c.key)
+		}
+		if strings.Contains(err.Error(), "hush") {
+			t.Errorf("%s: the error shows the secret: %v", c.name, err)
+		}
+	}
+}

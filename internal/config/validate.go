@@ -350,3 +350,45 @@ func (c *Config) validateObjectStore(v *checker) {
 		}
 	}
 }
+
+// Unsupported returns an error naming every key set to a value this
+// release does not act on: object storage and DNS discovery are not built
+// yet, and a key that would be silently ignored is refused instead. It is
+// nil when there is none; each joined error is a *FieldError.
+func (c *Config) Unsupported() error {
+	v := &checker{}
+	d := Default()
+	o, do := c.ObjectStore, d.ObjectStore
+	const noObjects = "is not supported by this release: it keeps every log on local disk (object storage is not built yet); remove the key"
+	if o.Type != do.Type {
+		v.fail("object_store.type", o.Type, noObjects)
+	}
+	for _, k := range []struct {
+		key      string
+		val, def any
+	}{
+		{"object_store.path", o.Path, do.Path},
+		{"object_store.bucket", o.Bucket, do.Bucket},
+		{"object_store.prefix", o.Prefix, do.Prefix},
+		{"object_store.endpoint", o.Endpoint, do.Endpoint},
+		{"object_store.region", o.Region, do.Region},
+		{"object_store.access_key_id", o.AccessKeyID, do.AccessKeyID},
+		{"object_store.secret_access_key", o.SecretAccessKey, do.SecretAccessKey},
+		{"object_store.force_path_style", o.ForcePathStyle, do.ForcePathStyle},
+	} {
+		if k.val != k.def {
+			v.fail(k.key, k.val, noObjects)
+		}
+	}
+	disc, dd := c.Cluster.Discovery, d.Cluster.Discovery
+	if disc.Mode != dd.Mode {
+		v.fail("cluster.discovery.mode", disc.Mode, "is not supported by this release: list the members in cluster.peers.nodes (static discovery)")
+	}
+	if disc.DNSService != dd.DNSService {
+		v.fail("cluster.discovery.dns_service", disc.DNSService, "is used only by DNS discovery, which this release does not support; remove the key")
+	}
+	if disc.RefreshIntervalSecs != dd.RefreshIntervalSecs {
+		v.fail("cluster.discovery.refresh_interval_secs", disc.RefreshIntervalSecs, "is used only by DNS discovery, which this release does not support; remove the key")
+	}
+	return errors.Join(v.errs...)
+}

@@ -44,6 +44,14 @@ type StateMachine interface {
 	Stopped()
 }
 
+// ProgressObserver is implemented by a state machine that wants to hear,
+// on a leader, when followers' progress may have moved (after raft
+// stepped their append or heartbeat responses and handled the Ready
+// that followed).
+type ProgressObserver interface {
+	Progressed(l Loop)
+}
+
 // GroupBinder is implemented by a state machine that keeps its group: it
 // is given the group before the group first runs, so no callback can see
 // it unset.
@@ -181,6 +189,12 @@ func (l Loop) RaftStatus() raft.Status { return l.g.rn.Status() }
 
 // BasicStatus returns raft's status without progress.
 func (l Loop) BasicStatus() raft.BasicStatus { return l.g.rn.BasicStatus() }
+
+// WithProgress calls fn with the progress of every member, on a leader
+// (nothing on a follower); a leader's own Match is its durable index.
+func (l Loop) WithProgress(fn func(id uint64, pr tracker.Progress)) {
+	l.g.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) { fn(id, pr) })
+}
 
 // TransferLeader asks raft to hand leadership to peer.
 func (l Loop) TransferLeader(peer uint64) { l.g.rn.TransferLeader(peer) }
@@ -386,9 +400,13 @@ func (g *Group) process() {
 				g.rn.Tick()
 			}
 		}
+		progressed := false
 		for i := range msgs {
 			if msgs[i].Type == raftpb.MsgTimeoutNow && g.repairUntil.Load() > 0 {
 				continue
+			}
+			if t := msgs[i].Type; t == raftpb.MsgAppResp || t == raftpb.MsgHeartbeatResp || t == raftpb.MsgStorageAppendResp {
+				progressed = true
 			}
 			if err := g.rn.Step(msgs[i]); err != nil && err != raft.ErrStepPeerNotFound {
 				g.logger.Debug("step", "type", msgs[i].Type, "from", msgs[i].From, "err", err)
@@ -398,6 +416,9 @@ func (g *Group) process() {
 			fn(Loop{g})
 		}
 		g.handleReadies()
+		if po, ok := g.sm.(ProgressObserver); ok && progressed && g.failed == nil && g.soft.RaftState == raft.StateLeader {
+			po.Progressed(Loop{g})
+		}
 	}
 }
 

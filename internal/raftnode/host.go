@@ -38,6 +38,9 @@ type Config struct {
 	HeartbeatTicks int
 	// MaxSizePerMsg bounds the entries of one append message.
 	MaxSizePerMsg uint64
+	// OneEntryPerMsg sends one entry per append message
+	// (raft.advanced.batch_append_entries = false), whatever MaxSizePerMsg.
+	OneEntryPerMsg bool
 	// MaxInflightMsgs bounds append messages in flight per follower.
 	MaxInflightMsgs int
 	// MaxUncommittedEntriesSize makes proposals fail fast once a leader
@@ -294,7 +297,7 @@ func (h *Host) raftConfig(st raft.Storage, applied uint64, logger *slog.Logger) 
 		Storage:                   st,
 		Applied:                   applied,
 		AsyncStorageWrites:        true,
-		MaxSizePerMsg:             h.cfg.MaxSizePerMsg,
+		MaxSizePerMsg:             h.maxSizePerMsg(),
 		MaxCommittedSizePerReady:  64 << 20,
 		MaxUncommittedEntriesSize: h.cfg.MaxUncommittedEntriesSize,
 		MaxInflightMsgs:           h.cfg.MaxInflightMsgs,
@@ -305,6 +308,15 @@ func (h *Host) raftConfig(st raft.Storage, applied uint64, logger *slog.Logger) 
 		DisableProposalForwarding: true,
 		Logger:                    raftLogger{logger},
 	}
+}
+
+// maxSizePerMsg is raft's MaxSizePerMsg: 0 makes raft send at most one
+// entry per append message.
+func (h *Host) maxSizePerMsg() uint64 {
+	if h.cfg.OneEntryPerMsg {
+		return 0
+	}
+	return h.cfg.MaxSizePerMsg
 }
 
 // scheduler is an unbounded FIFO of groups with work. A group is in it at

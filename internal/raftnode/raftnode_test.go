@@ -1,4 +1,4 @@
-package raftnode
+package raftnode_test
 
 import (
 	"bytes"
@@ -15,6 +15,8 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/goleak"
 
+	"github.com/chronik-stream/chronik/internal/raftnode"
+	"github.com/chronik-stream/chronik/internal/raftnode/memnet"
 	"github.com/chronik-stream/chronik/internal/storage"
 )
 
@@ -61,71 +63,36 @@ func (r *recorder) values() [][]byte {
 	return append([][]byte(nil), r.applied...)
 }
 
-// hub is an in-memory network between hosts that can be cut per node.
-type hub struct {
-	mu    sync.Mutex
-	hosts map[uint64]*Host
-	cut   map[uint64]bool
-}
-
-type hubTransport struct {
-	h    *hub
-	from uint64
-}
-
-func (t hubTransport) Send(envs []Envelope) {
-	t.h.mu.Lock()
-	defer t.h.mu.Unlock()
-	if t.h.cut[t.from] {
-		return
-	}
-	by := map[uint64][]Envelope{}
-	for _, e := range envs {
-		if !t.h.cut[e.Msg.To] {
-			by[e.Msg.To] = append(by[e.Msg.To], e)
-		}
-	}
-	for to, es := range by {
-		if h := t.h.hosts[to]; h != nil {
-			go h.Deliver(es) // a network does not run the receiver on the sender's goroutine
-		}
-	}
-}
-
 type testNode struct {
 	id    uint64
 	store *storage.Store
-	host  *Host
-	group *Group
+	host  *raftnode.Host
+	group *raftnode.Group
 	sm    *recorder
 }
 
-func startNode(t *testing.T, h *hub, dir string, id uint64, peers []uint64) *testNode {
+func startNode(t *testing.T, h *memnet.Hub, dir string, id uint64, peers []uint64) *testNode {
 	t.Helper()
 	st, err := storage.Open(dir, storage.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	host := NewHost(Config{NodeID: id, TickInterval: 10 * time.Millisecond, ElectionTicks: 10}, hubTransport{h, id})
-	h.mu.Lock()
-	h.hosts[id] = host
-	h.mu.Unlock()
+	host := raftnode.NewHost(raftnode.Config{NodeID: id, TickInterval: 10 * time.Millisecond, ElectionTicks: 10}, h.Transport(id))
+	h.Attach(id, host)
 	l, err := st.OpenLog(storage.InternalLog("g-1"), storage.DefaultLogConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
 	sm := &recorder{}
-	g, err := host.AddGroup(GroupConfig{ID: 1, Log: l, SM: sm, Peers: peers, Applied: 0})
+	g, err := host.AddGroup(raftnode.GroupConfig{ID: 1, Log: l, SM: sm, Peers: peers, Applied: 0})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return &testNode{id: id, store: st, host: host, group: g, sm: sm}
 }
 
-func (n *testNode) stop(h *hub) {
-	h.mu.Lock()
-	delete(h.hosts, n.id)
-	h.mu.Unlock()
+func (n *testNode) stop(h *memnet.Hub) {
+	h.Detach(n.id)
 	n.host.Stop()
 	n.store.Close()
 }
@@ -141,11 +108,11 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	}
 }
 
-func propose(t *testing.T, g *Group, data []byte) error {
+func propose(t *testing.T, g *raftnode.Group, data []byte) error {
 	t.Helper()
 	ch := make(chan error, 1)
-	if !g.Do(func(l Loop) { ch <- l.Propose(data) }) {
-		return ErrStopped
+	if !g.Do(func(l raftnode.Loop) { ch <- l.Propose(data) }) {
+		return raftnode.ErrStopped
 	}
 	return <-ch
 }
@@ -160,7 +127,7 @@ func leaderOf(nodes []*testNode) *testNode {
 }
 
 func TestSingleVoterCommitsAndRestarts(t *testing.T) {
-	h := &hub{hosts: map[uint64]*Host{}, cut: map[uint64]bool{}}
+	h := memnet.New()
 	dir := t.TempDir()
 	n := startNode(t, h, dir, 1, []uint64{1})
 	waitFor(t, "leader", 5*time.Second, func() bool { return n.group.Status().Role == raft.StateLeader })
@@ -183,7 +150,7 @@ func TestSingleVoterCommitsAndRestarts(t *testing.T) {
 
 // startThree starts a three-node group on h, elects a leader and has
 // every node apply 50 entries. The nodes stop when the test ends.
-func startThree(t *testing.T, h *hub) (nodes []*testNode, dirs []string, lead *testNode) {
+func startThree(t *testing.T, h *memnet.Hub) (nodes []*testNode, dirs []string, lead *testNode) {
 	t.Helper()
 	peers := []uint64{1, 2, 3}
 	dirs = []string{t.TempDir(), t.TempDir(), t.TempDir()}
@@ -214,12 +181,10 @@ func startThree(t *testing.T, h *hub) (nodes []*testNode, dirs []string, lead *t
 }
 
 func TestThreeNodesReplicateAndFailOver(t *testing.T) {
-	h := &hub{hosts: map[uint64]*Host{}, cut: map[uint64]bool{}}
+	h := memnet.New()
 	nodes, _, lead := startThree(t, h)
 	// Cut the leader off: the others elect a new one and go on.
-	h.mu.Lock()
-	h.cut[lead.id] = true
-	h.mu.Unlock()
+	h.Cut(lead.id, true)
 	old := lead
 	waitFor(t, "a new leader", 5*time.Second, func() bool {
 		for _, n := range nodes {
@@ -235,9 +200,7 @@ func TestThreeNodesReplicateAndFailOver(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	h.mu.Lock()
-	h.cut[old.id] = false
-	h.mu.Unlock()
+	h.Cut(old.id, false)
 	waitFor(t, "all nodes apply 100, the old leader too", 10*time.Second, func() bool {
 		for _, n := range nodes {
 			if len(n.sm.values()) != 100 {
@@ -266,7 +229,7 @@ func TestThreeNodesReplicateAndFailOver(t *testing.T) {
 // the group elects one of the two complete replicas, refills the repairing
 // one, and its repair ends.
 func TestRepairingReplicaWithholdsItsVote(t *testing.T) {
-	h := &hub{hosts: map[uint64]*Host{}, cut: map[uint64]bool{}}
+	h := memnet.New()
 	nodes, dirs, lead := startThree(t, h)
 	fi := int(lead.id) % 3 // a follower's position in nodes
 	f := nodes[fi]
@@ -285,9 +248,7 @@ func TestRepairingReplicaWithholdsItsVote(t *testing.T) {
 	}
 	st.Close()
 
-	h.mu.Lock()
-	h.cut[lead.id] = true
-	h.mu.Unlock()
+	h.Cut(lead.id, true)
 	nodes[fi] = startNode(t, h, dirs[fi], f.id, nil)
 	f = nodes[fi]
 	if ru := f.group.Log().RepairUntil(); ru != last {
@@ -305,9 +266,7 @@ func TestRepairingReplicaWithholdsItsVote(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 
-	h.mu.Lock()
-	h.cut[lead.id] = false
-	h.mu.Unlock()
+	h.Cut(lead.id, false)
 	var nl *testNode
 	waitFor(t, "a leader after the heal", 10*time.Second, func() bool { nl = leaderOf(nodes); return nl != nil })
 	if nl == f {
@@ -328,20 +287,20 @@ func TestRepairingReplicaWithholdsItsVote(t *testing.T) {
 }
 
 // cached is the number of entries g keeps in memory, read on its worker.
-func cached(t *testing.T, g *Group) int {
+func cached(t *testing.T, g *raftnode.Group) int {
 	t.Helper()
-	ch := make(chan int, 1)
-	if !g.Do(func(l Loop) { ch <- len(l.g.storage.recent) }) {
-		t.Fatal("group stopped")
+	n, err := raftnode.CachedEntries(g)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return <-ch
+	return n
 }
 
 // TestCachedEntriesAreReleased: the leader keeps entries in memory while a
 // follower still needs them, and every node lets them go once they are
 // applied everywhere, so an idle group holds no entry data.
 func TestCachedEntriesAreReleased(t *testing.T) {
-	h := &hub{hosts: map[uint64]*Host{}, cut: map[uint64]bool{}}
+	h := memnet.New()
 	nodes, _, lead := startThree(t, h)
 	var cut *testNode
 	for _, n := range nodes {
@@ -350,9 +309,7 @@ func TestCachedEntriesAreReleased(t *testing.T) {
 			break
 		}
 	}
-	h.mu.Lock()
-	h.cut[cut.id] = true
-	h.mu.Unlock()
+	h.Cut(cut.id, true)
 	for i := range 20 {
 		if err := propose(t, lead.group, fmt.Appendf(nil, "c%d", i)); err != nil {
 			t.Fatal(err)
@@ -369,9 +326,7 @@ func TestCachedEntriesAreReleased(t *testing.T) {
 	if n := cached(t, lead.group); n < 20 {
 		t.Fatalf("leader keeps %d entries while a follower lacks 20", n)
 	}
-	h.mu.Lock()
-	h.cut[cut.id] = false
-	h.mu.Unlock()
+	h.Cut(cut.id, false)
 	waitFor(t, "every node applies 70 and keeps no entry", 10*time.Second, func() bool {
 		for _, n := range nodes {
 			if len(n.sm.values()) != 70 || cached(t, n.group) != 0 {
@@ -387,7 +342,7 @@ func TestCachedEntriesAreReleased(t *testing.T) {
 // follower, which the others elect), still runs closures so no caller
 // waits for it in vain, and tells its state machine when it is removed.
 func TestFailedLeaderHandsOver(t *testing.T) {
-	h := &hub{hosts: map[uint64]*Host{}, cut: map[uint64]bool{}}
+	h := memnet.New()
 	nodes, _, lead := startThree(t, h)
 	lead.group.Log().Close() // every later append fails
 	if err := propose(t, lead.group, []byte("x")); err != nil {
@@ -418,7 +373,7 @@ func TestFailedLeaderHandsOver(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := Query(ctx, lead.group, func(l Loop) raft.BasicStatus { return l.BasicStatus() }); err != nil {
+	if _, err := raftnode.Query(ctx, lead.group, func(l raftnode.Loop) raft.BasicStatus { return l.BasicStatus() }); err != nil {
 		t.Fatalf("query on a failed group: %v", err)
 	}
 	lead.host.RemoveGroup(lead.group.ID())
@@ -428,7 +383,7 @@ func TestFailedLeaderHandsOver(t *testing.T) {
 	if !stopped {
 		t.Fatal("the state machine was not told the group stopped")
 	}
-	if _, err := Query(ctx, lead.group, func(l Loop) int { return 0 }); !errors.Is(err, ErrStopped) {
+	if _, err := raftnode.Query(ctx, lead.group, func(l raftnode.Loop) int { return 0 }); !errors.Is(err, raftnode.ErrStopped) {
 		t.Fatalf("query on a removed group: %v", err)
 	}
 }
@@ -437,7 +392,7 @@ func TestFailedLeaderHandsOver(t *testing.T) {
 // meets while reading entries (to send them to a follower). The worker
 // recovers it and fails the group; the process goes on.
 func TestDamageReadByRaftFailsTheGroup(t *testing.T) {
-	h := &hub{hosts: map[uint64]*Host{}, cut: map[uint64]bool{}}
+	h := memnet.New()
 	nodes, dirs, lead := startThree(t, h)
 	var behind *testNode
 	for _, n := range nodes {
@@ -446,9 +401,7 @@ func TestDamageReadByRaftFailsTheGroup(t *testing.T) {
 			break
 		}
 	}
-	h.mu.Lock()
-	h.cut[behind.id] = true
-	h.mu.Unlock()
+	h.Cut(behind.id, true)
 	// More than the leader keeps in memory, so catching up reads the log.
 	big := bytes.Repeat([]byte("z"), 256<<10)
 	for range 24 {
@@ -475,9 +428,7 @@ func TestDamageReadByRaftFailsTheGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	h.mu.Lock()
-	h.cut[behind.id] = false
-	h.mu.Unlock()
+	h.Cut(behind.id, false)
 	waitFor(t, "the leader's group to fail on the damage", 10*time.Second, func() bool {
 		err := lead.group.Status().Failed
 		var ce *storage.CorruptionError

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/tracker"
 
@@ -37,6 +38,9 @@ type Settings struct {
 	// of a partition (true) or stops leading it (false). It runs on the
 	// partition's raft worker, in order, and must not block.
 	OnLeadership func(tp TopicPartition, leading bool)
+	// ProducerIDExpiration drops the state of an idempotent producer whose
+	// last batch is this old (kafka.producer_id_expiration_ms); 0 keeps it.
+	ProducerIDExpiration time.Duration
 	// OnLeaderState, if set, is told by a ready leader its term and ISR
 	// whenever it becomes leader or its ISR changes, so they can be
 	// published. Same rules as OnLeadership.
@@ -294,6 +298,7 @@ func (m *Manager) maintain() {
 	defer m.wg.Done()
 	t := time.NewTicker(m.settings.ISRInterval)
 	defer t.Stop()
+	var nextExpiry time.Time
 	for {
 		select {
 		case <-m.stop:
@@ -303,6 +308,12 @@ func (m *Manager) maintain() {
 				if p.View().IsLeader {
 					p.group.Do(p.refreshISR)
 				}
+			}
+			if ttl := m.settings.ProducerIDExpiration; ttl > 0 && !now.Before(nextExpiry) {
+				for _, p := range m.Partitions() {
+					p.group.Do(func(raftnode.Loop) { p.expireProducers(now) })
+				}
+				nextExpiry = now.Add(producerExpiryCheck(ttl))
 			}
 			// Reopening reads logs from disk: it must not hold up the ISR
 			// of every other partition.
@@ -321,19 +332,24 @@ func (m *Manager) maintain() {
 // refreshISR re-evaluates which replicas are in sync, on a leader. A
 // follower is in sync while it is within LagMaxEntries of the leader's last
 // entry and reached the leader's last entry (as it was at some recent
-// observation), while raft heard from it, within LagMax.
+// observation), while raft heard from it, within LagMax. The leader is
+// always in its own ISR. When the ISR falls below min.insync.replicas,
+// acks=all batches still waiting for more replicas fail with
+// NOT_ENOUGH_REPLICAS_AFTER_APPEND, as in Kafka.
 func (p *Partition) refreshISR(l raftnode.Loop) {
-	if !p.leader {
+	st := l.RaftStatus()
+	if !p.leader || p.failed != nil || st.RaftState != raft.StateLeader {
+		// Raft may have stepped down in this very round, before the role
+		// change reached the partition: its progress is gone, and an ISR
+		// computed from it would be empty.
 		return
 	}
-	st := l.RaftStatus()
 	now := time.Now()
 	last := p.log.LastIndex()
-	var isr []uint64
+	isr := []uint64{p.settings.NodeID}
 	followers := make([]Follower, 0, len(st.Progress))
 	for id, pr := range st.Progress {
 		if id == p.settings.NodeID {
-			isr = append(isr, id)
 			continue
 		}
 		// Only a follower raft hears from counts as caught up; whether it
@@ -349,7 +365,7 @@ func (p *Partition) refreshISR(l raftnode.Loop) {
 				p.caughtUp[id] = when
 			}
 		}
-		if followerInSync(pr, last, p.caughtUp[id], now, p.settings) {
+		if !pr.IsLearner && followerInSync(pr, last, p.caughtUp[id], now, p.settings) {
 			isr = append(isr, id)
 		}
 		followers = append(followers, Follower{ID: id, LagEntries: last - min(last, pr.Match), CaughtUp: p.caughtUp[id]})
@@ -362,13 +378,22 @@ func (p *Partition) refreshISR(l raftnode.Loop) {
 		p.logger.Info("ISR changed", "isr", isr, "was", p.isr, "term", p.term)
 		p.isr = isr
 	}
+	voters := slices.Sorted(maps.Keys(st.Config.Voters.IDs()))
+	if !slices.Equal(voters, p.replicas) {
+		p.replicas = voters
+	}
+	if len(p.waitReplicas) > 0 {
+		if len(p.isr) < p.minInsync() {
+			for _, op := range p.waitReplicas {
+				p.respond(op, kerr.NotEnoughReplicasAfterAppend)
+			}
+			p.waitReplicas = nil
+		} else {
+			p.answerReplicated(l)
+		}
+	}
 	p.publish()
 	p.maybeMoveToPreferred(l, st.Progress, last, now)
-	voters := slices.Sorted(maps.Keys(st.Config.Voters.IDs()))
-	if !slices.Equal(voters, p.replicas) && st.RaftState == raft.StateLeader {
-		p.replicas = voters
-		p.publish()
-	}
 }
 
 // followerInSync decides one follower's ISR membership (see refreshISR):
@@ -379,15 +404,40 @@ func followerInSync(pr tracker.Progress, last uint64, caughtUp, now time.Time, s
 		now.Sub(caughtUp) <= s.LagMax && pr.State != tracker.StateSnapshot
 }
 
-// preferredLeaderDelay is how long a leader keeps leadership before it
-// hands it to the preferred replica: long enough that a restarting node
-// is not handed leadership while it still catches up.
-const preferredLeaderDelay = 3 * time.Second
+// producerExpiryCheck is how often expired producers are looked for: a
+// tenth of the expiration, between a second and Kafka's ten minutes.
+func producerExpiryCheck(ttl time.Duration) time.Duration {
+	return min(max(ttl/10, time.Second), 10*time.Minute)
+}
+
+// expireProducers drops idle producers' state; on the worker.
+func (p *Partition) expireProducers(now time.Time) {
+	if n := p.producers.expire(now.UnixMilli(), p.settings.ProducerIDExpiration); n > 0 {
+		p.logger.Debug("expired idle producer ids", "count", n)
+		p.publish()
+	}
+}
+
+// Preferred-leader moves, as Kafka's leader imbalance check makes them:
+// not while a restarting node catches up (preferredLeaderDelay after this
+// node became leader), and not in the middle of a burst of writes, which
+// a move would stall and could reorder for non-idempotent producers
+// retrying: only after preferredQuiet without a produce, or, under
+// constant load, once preferredLeaderMaxWait has passed.
+const (
+	preferredLeaderDelay   = 3 * time.Second
+	preferredQuiet         = time.Second
+	preferredLeaderMaxWait = 5 * time.Minute
+)
 
 // maybeMoveToPreferred transfers leadership to the preferred replica when
-// it is in the ISR and has every entry.
+// it is in the ISR and has every entry, at a quiet moment.
 func (p *Partition) maybeMoveToPreferred(l raftnode.Loop, progress map[uint64]tracker.Progress, last uint64, now time.Time) {
 	if !p.settings.PreferredLeaders || p.preferred == p.settings.NodeID || now.Sub(p.leaderSince) < preferredLeaderDelay {
+		return
+	}
+	busy := len(p.proposed)+len(p.waitPersist)+len(p.waitCommit)+len(p.waitReplicas) > 0 || now.Sub(p.lastProduce) < preferredQuiet
+	if busy && now.Sub(p.leaderSince) < preferredLeaderMaxWait {
 		return
 	}
 	pr, ok := progress[p.preferred]

@@ -37,6 +37,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 
 	"github.com/chronik-stream/chronik/internal/raftnode"
 	"github.com/chronik-stream/chronik/internal/recordbatch"
@@ -80,6 +81,8 @@ type View struct {
 	// Failed is the storage error that stopped the replica's raft group;
 	// until the replica is reopened it answers KAFKA_STORAGE_ERROR.
 	Failed error
+	// Producers counts the idempotent producers whose state is kept.
+	Producers int
 }
 
 // Follower is how far one follower is behind its leader.
@@ -122,15 +125,20 @@ type Partition struct {
 	metrics  Observer
 
 	// Worker-owned state.
-	failed       error
-	leader       bool
-	leaderID     uint64
-	term         uint64
-	ready        bool
-	producers    *producerState
-	proposed     map[*byte]*produceOp
-	waitPersist  []*produceOp // acks=1, in index order
-	waitCommit   []*produceOp // acks=all, in index order
+	failed      error
+	leader      bool
+	leaderID    uint64
+	term        uint64
+	ready       bool
+	producers   *producerState
+	proposed    map[*byte]*produceOp
+	waitPersist []*produceOp // acks=1, in index order
+	waitCommit  []*produceOp // acks=all, in index order
+	// waitReplicas holds acks=all batches committed on a raft quorum that
+	// min.insync.replicas asks more replicas of (3 of 3, say): they are
+	// answered once that many have them durably. In index order.
+	waitReplicas []*produceOp
+	lastProduce  time.Time // when a batch was last proposed
 	persisted    uint64
 	lastAppended uint64
 	replicas     []uint64
@@ -238,7 +246,7 @@ func (p *Partition) publish() {
 	p.view.Store(&View{
 		Leader: p.leaderID, IsLeader: p.leader, Ready: p.ready, Term: p.term,
 		Replicas: slices.Clone(p.replicas), ISR: slices.Clone(p.isr), Followers: p.followers,
-		Failed: p.failed,
+		Failed: p.failed, Producers: len(p.producers.m),
 	})
 }
 
@@ -307,7 +315,7 @@ func (p *Partition) propose(l raftnode.Loop, op *produceOp) {
 		p.respond(op, errNotLeader)
 		return
 	}
-	if op.acks == -1 && len(p.isr) < p.cfg.Load().MinInsyncReplicas {
+	if op.acks == -1 && len(p.isr) < p.minInsync() {
 		p.respond(op, kerr.NotEnoughReplicas)
 		return
 	}
@@ -326,6 +334,7 @@ func (p *Partition) propose(l raftnode.Loop, op *produceOp) {
 		}
 	}
 	op.proposed = time.Now()
+	p.lastProduce = op.proposed
 	if err := l.Propose(op.data); err != nil {
 		p.respond(op, errNotLeader)
 		return
@@ -474,17 +483,80 @@ func (p *Partition) Apply(entries []raftpb.Entry) {
 		}
 	}
 	n := 0
+	beyondQuorum := p.minInsync() > len(p.replicas)/2+1
 	for n < len(p.waitCommit) && p.waitCommit[n].index <= last {
 		op := p.waitCommit[n]
 		if p.metrics != nil && !op.proposed.IsZero() {
 			p.metrics.Committed(p.tp, time.Since(op.proposed))
 		}
-		p.respond(op, nil)
+		if beyondQuorum {
+			p.waitReplicas = append(p.waitReplicas, op)
+		} else {
+			// A raft quorum has it durably, and min.insync.replicas is no
+			// more than a quorum; an applied entry is durable here too.
+			p.respond(op, nil)
+		}
 		n++
 	}
 	p.waitCommit = slices.Delete(p.waitCommit, 0, n)
 	p.publish()
 	p.notifyHW()
+}
+
+// minInsync is the topic's min.insync.replicas, capped at the number of
+// replicas, as Redpanda does: a topic with fewer replicas than the
+// cluster's default would otherwise refuse every acks=all write.
+func (p *Partition) minInsync() int {
+	return max(1, min(p.cfg.Load().MinInsyncReplicas, len(p.replicas)))
+}
+
+// Progressed implements raftnode.ProgressObserver: batches waiting for
+// more replicas than a quorum are answered as followers report them
+// durable, and a leader whose ISR is not full yet (a new leader starts
+// with itself) lets followers in as soon as they have caught up.
+func (p *Partition) Progressed(l raftnode.Loop) {
+	if !p.leader || p.failed != nil {
+		return
+	}
+	if len(p.waitReplicas) > 0 {
+		p.answerReplicated(l)
+	}
+	if len(p.isr) < len(p.replicas) {
+		last, joins := p.log.LastIndex(), false
+		l.WithProgress(func(id uint64, pr tracker.Progress) {
+			joins = joins || pr.Match >= last && !slices.Contains(p.isr, id)
+		})
+		if joins {
+			p.refreshISR(l)
+		}
+	}
+}
+
+// answerReplicated answers the acks=all batches now durable on at least
+// min.insync.replicas voters (the leader among them: raft counts its own
+// durable index as its match).
+func (p *Partition) answerReplicated(l raftnode.Loop) {
+	var matches []uint64
+	l.WithProgress(func(_ uint64, pr tracker.Progress) {
+		if !pr.IsLearner {
+			matches = append(matches, pr.Match)
+		}
+	})
+	need := p.minInsync()
+	n := 0
+	for ; n < len(p.waitReplicas); n++ {
+		op, have := p.waitReplicas[n], 0
+		for _, m := range matches {
+			if m >= op.index {
+				have++
+			}
+		}
+		if have < need {
+			break
+		}
+		p.respond(op, nil)
+	}
+	p.waitReplicas = slices.Delete(p.waitReplicas, 0, n)
 }
 
 func (p *Partition) applyCommand(e *raftpb.Entry) {
@@ -525,12 +597,13 @@ func (p *Partition) RoleChanged(ss raft.SoftState, term uint64) {
 		p.abandonRequests(errNotLeader)
 	}
 	if p.leader && !wasLeader {
+		// A new leader knows only itself to be caught up; a follower joins
+		// the ISR once it has the leader's entries (at the latest when the
+		// leader's first entry commits, which a quorum must have).
 		p.leaderSince = time.Now()
-		p.isr = slices.Sorted(slices.Values(p.replicas))
-		now := time.Now()
-		for _, r := range p.replicas {
-			p.caughtUp[r] = now
-		}
+		p.isr = []uint64{p.settings.NodeID}
+		clear(p.caughtUp)
+		p.obsIndex, p.obsTime = 0, time.Time{}
 	}
 	if !p.leader {
 		p.isr, p.followers = nil, nil
@@ -546,12 +619,12 @@ func (p *Partition) abandonRequests(err error) {
 		p.respond(op, err)
 		delete(p.proposed, k)
 	}
-	for _, q := range [][]*produceOp{p.waitPersist, p.waitCommit} {
+	for _, q := range [][]*produceOp{p.waitPersist, p.waitCommit, p.waitReplicas} {
 		for _, op := range q {
 			p.respond(op, err)
 		}
 	}
-	p.waitPersist, p.waitCommit = nil, nil
+	p.waitPersist, p.waitCommit, p.waitReplicas = nil, nil, nil
 	for _, c := range p.startCalls {
 		c.cb(-1, err)
 	}

@@ -2,6 +2,7 @@ package replica
 
 import (
 	"maps"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -182,4 +183,22 @@ func (s *producerState) committedSnapshot() map[int64]*producer {
 		}
 	}
 	return m
+}
+
+// expire drops the producers whose last batch is older than ttl (by its
+// newest record timestamp, as Kafka's producer.id.expiration.ms does) and
+// that have no uncommitted batch. It returns how many it dropped.
+func (s *producerState) expire(nowMs int64, ttl time.Duration) int {
+	pending := map[int64]bool{}
+	for _, c := range s.uncommitted {
+		pending[c.pid] = true
+	}
+	n := 0
+	for pid, p := range s.m {
+		if !pending[pid] && nowMs-p.lastTS >= ttl.Milliseconds() {
+			delete(s.m, pid)
+			n++
+		}
+	}
+	return n
 }

@@ -143,6 +143,8 @@ func (n *Node) knownClusterID() string {
 
 // forwardToMetadataLeader sends a catalog command to the metadata leader.
 func (n *Node) forwardToMetadataLeader(ctx context.Context, leader uint64, cmd []byte) (meta.Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(n.cfg.Raft.RPCTimeoutMs)*time.Millisecond)
+	defer cancel()
 	out, err := n.transport.Call(ctx, leader, proposeMethod, cmd)
 	if err != nil {
 		return meta.Result{}, fmt.Errorf("%w: forwarding to node %d: %v", kerr.NotController, leader, err)

@@ -91,11 +91,8 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 	if err := n.startHTTP(); err != nil {
 		return nil, err
 	}
-	if cfg.Cluster.Enabled && cfg.Cluster.Discovery.Mode == "dns" {
-		return nil, fmt.Errorf("cluster.discovery.mode = \"dns\" is not supported yet: list the members in cluster.peers")
-	}
-	if cfg.ObjectStore.Type != "local" {
-		logger.Warn("object_store is not used yet: raft snapshots to object storage are not implemented", "object_store.type", cfg.ObjectStore.Type)
+	if err := cfg.Unsupported(); err != nil {
+		return nil, err
 	}
 	n.store, err = storage.Open(cfg.DataDir, storage.Options{
 		GroupCommitInterval:    time.Duration(cfg.WAL.GroupCommitIntervalMs) * time.Millisecond,
@@ -124,6 +121,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 		n.transport, err = transport.New(transport.Options{
 			NodeID: cfg.NodeID, Listen: cfg.RaftListenAddr(), Peers: peers,
 			DialTimeout: time.Duration(cfg.Raft.RPCTimeoutMs) * time.Millisecond / 5,
+			RPCTimeout:  time.Duration(cfg.Raft.RPCTimeoutMs) * time.Millisecond,
 			Logger:      logger,
 			Deliver:     raftHost.deliver,
 			Unreachable: raftHost.reportUnreachable,
@@ -151,6 +149,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 		ElectionTicks:   max(cfg.Raft.ElectionTimeoutMs/max(cfg.Raft.HeartbeatIntervalMs, 1), 2),
 		HeartbeatTicks:  1,
 		MaxInflightMsgs: cfg.Raft.MaxInflightMessages,
+		OneEntryPerMsg:  !cfg.Raft.Advanced.BatchAppendEntries,
 		// Bounds the memory a leader holds for entries not yet committed,
 		// e.g. while its disk is full.
 		MaxUncommittedEntriesSize: 256 << 20,
@@ -208,12 +207,13 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 	}, offsetsPartitions{n})
 	n.publisher = newPublisher(n)
 	n.replicas = replica.NewManager(replica.Settings{
-		NodeID:           cfg.NodeID,
-		LagMaxEntries:    uint64(cfg.Raft.Advanced.ReplicaLagMaxEntries),
-		LagMax:           time.Duration(cfg.Raft.Advanced.ReplicaLagMaxMs) * time.Millisecond,
-		OnLeadership:     n.leadershipChanged,
-		OnLeaderState:    n.publisher.leaderState,
-		PreferredLeaders: cfg.Raft.Advanced.EnableLeadershipTransfer,
+		NodeID:               cfg.NodeID,
+		LagMaxEntries:        uint64(cfg.Raft.Advanced.ReplicaLagMaxEntries),
+		LagMax:               time.Duration(cfg.Raft.Advanced.ReplicaLagMaxMs) * time.Millisecond,
+		OnLeadership:         n.leadershipChanged,
+		OnLeaderState:        n.publisher.leaderState,
+		PreferredLeaders:     cfg.Raft.Advanced.EnableLeadershipTransfer,
+		ProducerIDExpiration: time.Duration(cfg.Kafka.ProducerIDExpirationMs) * time.Millisecond,
 	}, n.store, n.host, logger, commitObserver{n.metrics})
 	n.metrics.SetGroupResolver(n.resolveGroup)
 	n.metrics.RegisterState(stateSource{n})

@@ -186,7 +186,7 @@ func (p *peer) run() {
 			for _, f := range frames {
 				buf = append(buf, f...)
 			}
-			c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			c.SetWriteDeadline(time.Now().Add(p.t.opts.RPCTimeout))
 			if _, err := c.Write(buf); err != nil {
 				p.t.logger.Debug("write to peer failed", "peer", p.id, "err", err)
 				c.Close()

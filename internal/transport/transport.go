@@ -77,9 +77,13 @@ type Options struct {
 	// Peers maps node ids to their transport addresses (this node may be
 	// included; it is skipped).
 	Peers map[uint64]string
-	// DialTimeout bounds connection attempts; RPCTimeout bounds RPCs.
+	// DialTimeout bounds connection attempts and the hello exchange.
 	DialTimeout time.Duration
-	Logger      *slog.Logger
+	// RPCTimeout bounds one write of queued frames to a peer (a peer that
+	// takes longer is treated as unreachable and reconnected) and the time
+	// a peer's RPC may run here (raft.rpc_timeout_ms).
+	RPCTimeout time.Duration
+	Logger     *slog.Logger
 	// Deliver hands inbound raft messages to the host.
 	Deliver func([]raftnode.Envelope)
 	// Unreachable is told when sends to a peer fail.
@@ -137,6 +141,9 @@ type Transport struct {
 func New(opts Options) (*Transport, error) {
 	if opts.DialTimeout <= 0 {
 		opts.DialTimeout = time.Second
+	}
+	if opts.RPCTimeout <= 0 {
+		opts.RPCTimeout = 5 * time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -508,7 +515,7 @@ func (t *Transport) answer(from uint64, body []byte) {
 	if h == nil {
 		err = fmt.Errorf("node %d has no handler for %s", t.opts.NodeID, method)
 	} else {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), t.opts.RPCTimeout)
 		out, err = h(ctx, from, payload)
 		cancel()
 	}

@@ -1,0 +1,251 @@
+package replica
+
+import (
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/chronik-stream/chronik/internal/raftnode"
+	"github.com/chronik-stream/chronik/internal/raftnode/memnet"
+	"github.com/chronik-stream/chronik/internal/storage"
+)
+
+// cluster is three replica managers over an in-memory network, each
+// hosting one partition with replicas 1, 2 and 3.
+type cluster struct {
+	t     *testing.T
+	hub   *memnet.Hub
+	nodes map[uint64]*node
+	parts map[uint64]*Partition
+}
+
+var clusterTP = TopicPartition{"t", 0}
+
+func newCluster(t *testing.T, cfg Config, s Settings) *cluster {
+	t.Helper()
+	c := &cluster{t: t, hub: memnet.New(), nodes: map[uint64]*node{}, parts: map[uint64]*Partition{}}
+	for id := uint64(1); id <= 3; id++ {
+		st, err := storage.Open(t.TempDir(), storage.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		host := raftnode.NewHost(raftnode.Config{NodeID: id, TickInterval: 10 * time.Millisecond, ElectionTicks: 10}, c.hub.Transport(id))
+		c.hub.Attach(id, host)
+		ns := s
+		ns.NodeID = id
+		mgr := NewManager(ns, st, host, slog.New(slog.DiscardHandler), nil)
+		c.nodes[id] = &node{st, host, mgr}
+		p, err := mgr.Open(clusterTP, Identity{TopicID: [16]byte{1}, Group: 100}, []uint64{1, 2, 3}, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.parts[id] = p
+	}
+	t.Cleanup(func() {
+		for id, n := range c.nodes {
+			c.hub.Detach(id)
+			n.stop()
+		}
+	})
+	return c
+}
+
+// leader waits for a ready leader among the nodes not excluded.
+func (c *cluster) leader(excluded ...uint64) *Partition {
+	c.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		for id := uint64(1); id <= 3; id++ {
+			skip := false
+			for _, x := range excluded {
+				skip = skip || x == id
+			}
+			if p := c.nodes[id].mgr.Get(clusterTP); !skip && p.CheckLeader() == nil {
+				return p
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	c.t.Fatal("no ready leader")
+	return nil
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func produceAsync(p *Partition, b []byte, acks int16) chan ProduceResult {
+	ch := make(chan ProduceResult, 1)
+	p.Produce(b, acks, func(r ProduceResult) { ch <- r })
+	return ch
+}
+
+// TestAcksAllWaitsForMinInsyncReplicas: with min.insync.replicas 3 of 3, an
+// acks=all batch committed by a raft quorum (two) is not answered until
+// the third replica has it too; if that replica leaves the ISR instead,
+// the batch fails with NOT_ENOUGH_REPLICAS_AFTER_APPEND, and the next ones
+// are refused with NOT_ENOUGH_REPLICAS at once, as in Kafka.
+func TestAcksAllWaitsForMinInsyncReplicas(t *testing.T) {
+	cfg := testConfig()
+	cfg.MinInsyncReplicas = 3
+	c := newCluster(t, cfg, Settings{LagMax: 300 * time.Millisecond})
+	lead := c.leader()
+	waitUntil(t, "a full ISR", func() bool { return len(lead.View().ISR) == 3 })
+	if r := produce(lead, batch(-1, -1, -1, 1), -1); r.Err != nil {
+		t.Fatalf("acks=all with every replica in sync: %v", r.Err)
+	}
+	var slow uint64
+	for _, id := range []uint64{1, 2, 3} {
+		if id != lead.View().Leader {
+			slow = id
+			break
+		}
+	}
+	// The slow replica stops receiving appends (heartbeats still flow).
+	c.hub.Drop(func(e raftnode.Envelope) bool { return e.Msg.To == slow && e.Msg.Type == raftpb.MsgApp })
+	res := produceAsync(lead, batch(-1, -1, -1, 1), -1)
+	waitUntil(t, "the batch to commit on a quorum", func() bool { return lead.Log().HighWatermark() == 2 })
+	select {
+	case r := <-res:
+		t.Fatalf("answered %+v while one of the 3 replicas min.insync.replicas asks lacks the batch", r)
+	case <-time.After(100 * time.Millisecond):
+	}
+	r := <-res // once the slow replica leaves the ISR
+	if !errors.Is(r.Err, kerr.NotEnoughReplicasAfterAppend) {
+		t.Fatalf("after the ISR shrank: %v, want NOT_ENOUGH_REPLICAS_AFTER_APPEND", r.Err)
+	}
+	if r := produce(lead, batch(-1, -1, -1, 1), -1); !errors.Is(r.Err, kerr.NotEnoughReplicas) {
+		t.Fatalf("with 2 of 3 in sync: %v, want NOT_ENOUGH_REPLICAS", r.Err)
+	}
+	c.hub.Drop(nil)
+	waitUntil(t, "the slow replica back in the ISR", func() bool { return len(lead.View().ISR) == 3 })
+	if r := produce(lead, batch(-1, -1, -1, 1), -1); r.Err != nil {
+		t.Fatalf("acks=all after the heal: %v", r.Err)
+	}
+}
+
+// TestNewLeaderISRHoldsOnlyCaughtUpReplicas: a new leader's ISR never
+// names a replica it has not seen catch up; a dead one stays out.
+func TestNewLeaderISRHoldsOnlyCaughtUpReplicas(t *testing.T) {
+	cfg := testConfig()
+	cfg.MinInsyncReplicas = 2
+	c := newCluster(t, cfg, Settings{})
+	old := c.leader()
+	oldID := old.View().Leader
+	if r := produce(old, batch(-1, -1, -1, 1), -1); r.Err != nil {
+		t.Fatalf("%v (ISR %v)", r.Err, old.View().ISR)
+	}
+	var dead uint64
+	for _, id := range []uint64{1, 2, 3} {
+		if id != oldID {
+			dead = id
+			break
+		}
+	}
+	c.hub.Cut(dead, true)
+	// Leadership moves to the third node.
+	third := 6 - oldID - dead
+	old.group.Do(func(l raftnode.Loop) { l.TransferLeader(third) })
+	lead := c.leader(oldID, dead)
+	if lead.View().Leader != third {
+		t.Fatalf("leader %d, want %d", lead.View().Leader, third)
+	}
+	for _, id := range lead.View().ISR {
+		if id == dead {
+			t.Fatalf("the new leader's ISR %v holds replica %d, which it never heard from", lead.View().ISR, dead)
+		}
+	}
+	waitUntil(t, "the old leader to rejoin the ISR", func() bool { return len(lead.View().ISR) == 2 })
+	if r := produce(lead, batch(-1, -1, -1, 1), -1); r.Err != nil {
+		t.Fatalf("acks=all with 2 of 3 in sync (min 2): %v", r.Err)
+	}
+}
+
+// TestAbandonedProducesOnLostLeadership: a leader cut off from its
+// followers loses leadership; its acks=all produce never commits there and
+// is answered NOT_LEADER_OR_FOLLOWER when it steps down, and raft replaces
+// the entry: it is in no replica's committed log.
+func TestAbandonedProducesOnLostLeadership(t *testing.T) {
+	c := newCluster(t, testConfig(), Settings{})
+	old := c.leader()
+	oldID := old.View().Leader
+	c.hub.Cut(oldID, true)
+	res := produceAsync(old, batch(-1, -1, -1, 1), -1)
+	lead := c.leader(oldID)
+	if r := produce(lead, batch(-1, -1, -1, 1), -1); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	c.hub.Cut(oldID, false)
+	r := <-res
+	if !errors.Is(r.Err, kerr.NotLeaderForPartition) {
+		t.Fatalf("the cut-off leader answered %+v, want NOT_LEADER_OR_FOLLOWER", r)
+	}
+	waitUntil(t, "the old leader to hold the new leader's log", func() bool {
+		return old.Log().HighWatermark() == lead.Log().HighWatermark() && old.Log().LastIndex() == lead.Log().LastIndex()
+	})
+	for id, p := range c.parts {
+		res, err := c.nodes[id].mgr.Get(clusterTP).Log().Read(0, 1<<20, p.Log().HighWatermark(), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Count != 1 {
+			t.Fatalf("node %d holds %d committed batches, want only the new leader's", id, res.Count)
+		}
+	}
+}
+
+// TestMinInsyncCappedAtReplicas: a topic whose min.insync.replicas is
+// larger than its replication factor is not a trap: acks=all works.
+func TestMinInsyncCappedAtReplicas(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	defer n.stop()
+	cfg := testConfig()
+	cfg.MinInsyncReplicas = 2
+	p, err := n.mgr.Open(TopicPartition{"rf1", 0}, Identity{TopicID: [16]byte{9}, Group: 9}, []uint64{1}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "leader", func() bool { return p.CheckLeader() == nil })
+	if r := produce(p, batch(-1, -1, -1, 1), -1); r.Err != nil {
+		t.Fatalf("acks=all on a 1-replica topic with min.insync.replicas 2: %v", r.Err)
+	}
+}
+
+// TestIdleProducersExpire: kafka.producer_id_expiration_ms drops the
+// state of a producer idle that long; its next batch is judged as from a
+// producer never seen (sequence 0 only).
+func TestIdleProducersExpire(t *testing.T) {
+	st, err := storage.Open(t.TempDir(), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := raftnode.NewHost(raftnode.Config{NodeID: 1, TickInterval: 10 * time.Millisecond}, nil)
+	mgr := NewManager(Settings{NodeID: 1, ProducerIDExpiration: 300 * time.Millisecond}, st, host, slog.New(slog.DiscardHandler), nil)
+	n := &node{st, host, mgr}
+	defer n.stop()
+	p := openReady(t, n)
+	if r := produce(p, batch(7, 0, 0, 2), -1); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if r := produce(p, batch(7, 0, 2, 1), -1); r.Err != nil {
+		t.Fatalf("the producer's next batch: %v", r.Err)
+	}
+	waitUntil(t, "the idle producer to expire", func() bool { return p.View().Producers == 0 })
+	if r := produce(p, batch(7, 0, 3, 1), -1); !errors.Is(r.Err, kerr.OutOfOrderSequenceNumber) {
+		t.Fatalf("a batch continuing an expired producer's sequence: %v, want OUT_OF_ORDER_SEQUENCE_NUMBER", r.Err)
+	}
+	if r := produce(p, batch(7, 0, 0, 1), -1); r.Err != nil {
+		t.Fatalf("the expired producer starting afresh: %v", r.Err)
+	}
+}
