@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -48,6 +49,14 @@ type Catalog struct {
 	term     uint64
 	proposed map[*byte]func(Result)
 	pending  []pendingCall // proposals by index, until applied
+	// policy says when to snapshot; snapIndex is the last snapshot's
+	// index, bytesSinceSnap what was applied since.
+	policy         SnapshotPolicy
+	snapIndex      uint64
+	bytesSinceSnap int64
+
+	snapCount atomic.Uint64
+	snapBytes atomic.Uint64
 }
 
 type pendingCall struct {
@@ -56,16 +65,33 @@ type pendingCall struct {
 }
 
 // Open starts the catalog on host using log, as a group whose initial
-// members are voters and learners. The log is replayed from its start.
-// Changes made on a node that does not lead the group go to the leader
-// through forward (nil on a single node).
-func Open(host *raftnode.Host, log *storage.Log, voters, learners []uint64, forward Forwarder, logger *slog.Logger) (*Catalog, error) {
+// members are voters and learners. The state is the log's latest snapshot
+// (if any) and the entries after it. Changes made on a node that does not
+// lead the group go to the leader through forward (nil on a single node).
+func Open(host *raftnode.Host, log *storage.Log, voters, learners []uint64, forward Forwarder, policy SnapshotPolicy, logger *slog.Logger) (*Catalog, error) {
 	c := &Catalog{
 		logger: logger, state: newState(), changed: make(chan struct{}), forward: forward, self: host.NodeID(),
-		proposed: map[*byte]func(Result){},
+		proposed: map[*byte]func(Result){}, policy: policy,
+	}
+	applied := log.FirstIndex() - 1
+	snap, ok, err := log.LatestSnapshot()
+	if err != nil {
+		return nil, fmt.Errorf("open the catalog: %w", err)
+	}
+	if ok {
+		if c.state, err = decodeState(snap.Data); err != nil {
+			return nil, fmt.Errorf("open the catalog: snapshot at %d: %w", snap.Index, err)
+		}
+		applied, c.applied, c.snapIndex = snap.Index, snap.Index, snap.Index
+		c.snapBytes.Store(uint64(len(snap.Data)))
+		// What a snapshot holds was committed: raft's commit index must not
+		// be below it (the hard state is checkpointed lazily).
+		if err := log.Commit(snap.Index); err != nil {
+			return nil, fmt.Errorf("open the catalog: %w", err)
+		}
 	}
 	if _, err := host.AddGroup(raftnode.GroupConfig{
-		ID: MetadataGroupID, Log: log, SM: c, Peers: voters, Learners: learners, Applied: log.FirstIndex() - 1,
+		ID: MetadataGroupID, Log: log, SM: c, Peers: voters, Learners: learners, Applied: applied,
 	}); err != nil {
 		return nil, err
 	}
@@ -74,6 +100,10 @@ func Open(host *raftnode.Host, log *storage.Log, voters, learners []uint64, forw
 
 // BindGroup implements raftnode.GroupBinder.
 func (c *Catalog) BindGroup(g *raftnode.Group) { c.group = g }
+
+// entryOverhead approximates what an entry costs in the log beyond its
+// data (frame header and index entry).
+const entryOverhead = 48
 
 // syncAttempt bounds one ReadIndex round trip of Sync; a request raft
 // dropped (no leader yet) is asked again after it.
@@ -379,6 +409,7 @@ func (c *Catalog) Apply(entries []raftpb.Entry) {
 	c.mu.Lock()
 	for _, e := range entries {
 		c.applied = e.Index
+		c.bytesSinceSnap += int64(len(e.Data)) + entryOverhead
 		if e.Type != raftpb.EntryNormal || len(e.Data) == 0 {
 			continue
 		}
@@ -401,6 +432,12 @@ func (c *Catalog) Apply(entries []raftpb.Entry) {
 	close(c.changed)
 	c.changed = make(chan struct{})
 	c.mu.Unlock()
+	last := entries[len(entries)-1]
+	// The log's commit index lets compaction drop what a snapshot holds.
+	if err := c.group.Log().Commit(last.Index); err != nil {
+		c.logger.Error("catalog commit", "index", last.Index, "err", err)
+	}
+	c.maybeSnapshot(last.Term)
 }
 
 // RoleChanged implements raftnode.StateMachine.

@@ -44,6 +44,14 @@ type StateMachine interface {
 	Stopped()
 }
 
+// SnapshotRestorer is implemented by a state machine whose group can
+// install snapshots: a follower too far behind the leader's log start gets
+// the leader's snapshot, and Restore replaces the state machine's state
+// with it (the log is reset to start after it).
+type SnapshotRestorer interface {
+	Restore(snap raftpb.Snapshot) error
+}
+
 // ProgressObserver is implemented by a state machine that wants to hear,
 // on a leader, when followers' progress may have moved (after raft
 // stepped their append or heartbeat responses and handled the Ready
@@ -534,8 +542,10 @@ const stallRetry = time.Second
 // stops the group.
 func (g *Group) tryAppend(m raftpb.Message) bool {
 	if m.Snapshot != nil && !raft.IsEmptySnap(*m.Snapshot) {
-		g.fail(fmt.Errorf("snapshot installation is not supported yet (index %d)", m.Snapshot.Metadata.Index))
-		return true
+		if err := g.installSnapshot(*m.Snapshot); err != nil {
+			g.fail(err)
+			return true
+		}
 	}
 	hs := raftpb.HardState{Term: m.Term, Vote: m.Vote, Commit: m.Commit}
 	if !raft.IsEmptyHardState(hs) {
@@ -617,6 +627,29 @@ func (g *Group) tryAppend(m raftpb.Message) bool {
 		g.sm.Appended(m.Entries)
 	}
 	return true
+}
+
+// installSnapshot replaces the log and the state machine with a snapshot
+// from the leader, durably, before raft hears it was applied.
+func (g *Group) installSnapshot(snap raftpb.Snapshot) error {
+	r, ok := g.sm.(SnapshotRestorer)
+	if !ok {
+		return fmt.Errorf("snapshot installation is not supported for this group (index %d)", snap.Metadata.Index)
+	}
+	conf, err := snap.Metadata.ConfState.Marshal()
+	if err != nil {
+		return err
+	}
+	s := storage.Snapshot{Index: snap.Metadata.Index, Term: snap.Metadata.Term, Conf: conf, Data: snap.Data}
+	if err := g.log.InstallSnapshot(s, 0); err != nil {
+		return fmt.Errorf("install snapshot: %w", err)
+	}
+	g.storage.forget()
+	if err := r.Restore(snap); err != nil {
+		return fmt.Errorf("restore snapshot at %d: %w", snap.Metadata.Index, err)
+	}
+	g.logger.Info("installed a snapshot from the leader", "index", snap.Metadata.Index, "term", snap.Metadata.Term, "bytes", len(snap.Data))
+	return nil
 }
 
 // handleApply feeds committed entries to the state machine, applies

@@ -159,12 +159,23 @@ func (s *logStorage) LastIndex() (uint64, error) { return s.log.LastIndex(), nil
 
 func (s *logStorage) FirstIndex() (uint64, error) { return s.log.FirstIndex(), nil }
 
-// Snapshot describes the log's start: everything before FirstIndex is gone
-// (retention, DeleteRecords), so a follower that needs it must restart its
-// log there. The state a snapshot has to carry beyond that (producer state)
-// comes with snapshot support for followers.
+// Snapshot returns the log's latest snapshot, which a follower behind the
+// log's start installs. A group without one (partition logs: their start
+// moves by retention, and their snapshots are not built yet) answers that
+// none is available, and raft keeps probing.
 func (s *logStorage) Snapshot() (raftpb.Snapshot, error) {
-	return raftpb.Snapshot{}, raft.ErrSnapshotTemporarilyUnavailable
+	snap, ok, err := s.log.LatestSnapshot()
+	if err != nil {
+		return raftpb.Snapshot{}, &storageError{err}
+	}
+	if !ok {
+		return raftpb.Snapshot{}, raft.ErrSnapshotTemporarilyUnavailable
+	}
+	var cs raftpb.ConfState
+	if err := cs.Unmarshal(snap.Conf); err != nil {
+		return raftpb.Snapshot{}, &storageError{fmt.Errorf("decode the configuration of snapshot %d: %w", snap.Index, err)}
+	}
+	return raftpb.Snapshot{Data: snap.Data, Metadata: raftpb.SnapshotMetadata{Index: snap.Index, Term: snap.Term, ConfState: cs}}, nil
 }
 
 // storageError marks an error of the log that raft cannot handle (it

@@ -309,6 +309,6 @@ func (s stateSource) ClusterStats() metrics.ClusterStat {
 	return cs
 }
 
-// SnapshotStats is zero: raft snapshots are not implemented yet (the log
-// is never compacted below what followers need).
-func (s stateSource) SnapshotStats() (uint64, uint64) { return 0, 0 }
+// SnapshotStats counts the catalog's snapshots (partition logs are not
+// snapshotted: the log is their state).
+func (s stateSource) SnapshotStats() (uint64, uint64) { return s.n.catalog.SnapshotStats() }

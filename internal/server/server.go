@@ -161,14 +161,21 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 	if _, err := n.store.AdoptLegacyLog(format1MetadataLog, metadataLog); err != nil {
 		return nil, err
 	}
+	snaps := meta.SnapshotPolicy{
+		MaxLogBytes: int64(cfg.Raft.Snapshots.MaxLogSizeMB) << 20,
+		MinEntries:  uint64(cfg.Raft.Snapshots.MinIntervalEntries),
+		Compression: cfg.Raft.Snapshots.Compression,
+	}
 	metaLog, err := n.store.OpenLog(metadataLog, storage.LogConfig{
-		SegmentBytes: 64 << 20, SegmentMs: storage.DefaultSegmentMs, RetentionMs: -1, RetentionBytes: -1,
+		// Segments a quarter of the snapshot trigger, so that compaction
+		// after a snapshot drops most of the log.
+		SegmentBytes: min(max(snaps.MaxLogBytes/4, 1<<20), 64<<20), SegmentMs: storage.DefaultSegmentMs, RetentionMs: -1, RetentionBytes: -1,
 	})
 	if err != nil {
 		return nil, err
 	}
 	voters, learners := metadataMembers(members)
-	n.catalog, err = meta.Open(n.host, metaLog, voters, learners, forward, logger.With("component", "catalog"))
+	n.catalog, err = meta.Open(n.host, metaLog, voters, learners, forward, snaps, logger.With("component", "catalog"))
 	if err != nil {
 		return nil, err
 	}

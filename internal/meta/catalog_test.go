@@ -1,0 +1,169 @@
+package meta
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/chronik-stream/chronik/internal/raftnode"
+	"github.com/chronik-stream/chronik/internal/raftnode/memnet"
+	"github.com/chronik-stream/chronik/internal/storage"
+)
+
+type catalogNode struct {
+	id      uint64
+	dir     string
+	store   *storage.Store
+	host    *raftnode.Host
+	catalog *Catalog
+}
+
+var testPolicy = SnapshotPolicy{MaxLogBytes: 2 << 10, MinEntries: 20, Compression: "zstd"}
+
+func startCatalog(t *testing.T, hub *memnet.Hub, dir string, id uint64, voters []uint64) *catalogNode {
+	t.Helper()
+	st, err := storage.Open(dir, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tr raftnode.Transport
+	if hub != nil {
+		tr = hub.Transport(id)
+	}
+	host := raftnode.NewHost(raftnode.Config{NodeID: id, TickInterval: 10 * time.Millisecond, ElectionTicks: 10}, tr)
+	if hub != nil {
+		hub.Attach(id, host)
+	}
+	cfg := storage.DefaultLogConfig()
+	cfg.SegmentBytes = 4 << 10
+	l, err := st.OpenLog(storage.InternalLog("catalog"), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(host, l, voters, nil, nil, testPolicy, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &catalogNode{id: id, dir: dir, store: st, host: host, catalog: c}
+}
+
+func (n *catalogNode) stop(hub *memnet.Hub) {
+	if hub != nil {
+		hub.Detach(n.id)
+	}
+	n.host.Stop()
+	n.store.Close()
+}
+
+func createTopics(t *testing.T, c *Catalog, from, to int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := from; i < to; i++ {
+		if _, err := c.CreateTopic(ctx, fmt.Sprintf("topic-%03d", i), [][]int32{{1}}, map[string]string{"retention.ms": "1000"}, false); err != nil {
+			t.Fatalf("create topic %d: %v", i, err)
+		}
+	}
+}
+
+func waitCatalog(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestCatalogSnapshotsAndCompacts: the catalog snapshots its state when
+// [raft.snapshots] says so and drops the log entries the snapshot holds;
+// a restart starts from the snapshot and replays only the tail.
+func TestCatalogSnapshotsAndCompacts(t *testing.T) {
+	dir := t.TempDir()
+	n := startCatalog(t, nil, dir, 1, []uint64{1})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.catalog.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	createTopics(t, n.catalog, 0, 200)
+	count, size := n.catalog.SnapshotStats()
+	if count == 0 || size == 0 {
+		t.Fatalf("no snapshot after 200 changes: count %d, size %d", count, size)
+	}
+	log := n.catalog.Group().Log()
+	if log.FirstIndex() <= 1 {
+		t.Fatalf("the log still starts at index %d: nothing was compacted", log.FirstIndex())
+	}
+	first := log.FirstIndex()
+	n.stop(nil)
+
+	n = startCatalog(t, nil, dir, 1, nil)
+	defer n.stop(nil)
+	if err := n.catalog.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(n.catalog.Topics()); got != 200 {
+		t.Fatalf("after a restart from the snapshot (log from index %d) the catalog has %d topics, want 200", first, got)
+	}
+	if tp := n.catalog.Topic("topic-123"); tp == nil || tp.Configs["retention.ms"] != "1000" {
+		t.Fatalf("topic-123 after restart: %+v", tp)
+	}
+	createTopics(t, n.catalog, 200, 210)
+	if got := len(n.catalog.Topics()); got != 210 {
+		t.Fatalf("%d topics, want 210", got)
+	}
+}
+
+// TestCatalogFollowerInstallsSnapshot: a follower away while the leader
+// compacted its log catches up by installing the leader's snapshot.
+func TestCatalogFollowerInstallsSnapshot(t *testing.T) {
+	hub := memnet.New()
+	voters := []uint64{1, 2, 3}
+	nodes := make([]*catalogNode, 3)
+	for i := range nodes {
+		nodes[i] = startCatalog(t, hub, t.TempDir(), uint64(i+1), voters)
+	}
+	defer func() {
+		for _, n := range nodes {
+			n.stop(hub)
+		}
+	}()
+	var lead *catalogNode
+	waitCatalog(t, "a leader", func() bool {
+		for _, n := range nodes {
+			if n.catalog.IsLeader() {
+				lead = n
+				return true
+			}
+		}
+		return false
+	})
+	away := nodes[int(lead.id)%3]
+	var snapSent atomic.Bool
+	hub.Drop(func(e raftnode.Envelope) bool {
+		if e.Msg.Type == raftpb.MsgSnap && e.Msg.To == away.id {
+			snapSent.Store(true)
+		}
+		return false
+	})
+	hub.Cut(away.id, true)
+	createTopics(t, lead.catalog, 0, 150)
+	if lead.catalog.Group().Log().FirstIndex() <= 1 {
+		t.Fatal("the leader did not compact its log")
+	}
+	hub.Cut(away.id, false)
+	waitCatalog(t, "the follower to hold all 150 topics", func() bool { return len(away.catalog.Topics()) == 150 })
+	if !snapSent.Load() {
+		t.Fatal("the follower caught up without being sent a snapshot")
+	}
+	createTopics(t, lead.catalog, 150, 155)
+	waitCatalog(t, "the follower to follow on after the snapshot", func() bool { return len(away.catalog.Topics()) == 155 })
+}
