@@ -32,13 +32,13 @@ func segmentFiles(t *testing.T, n *harness.Node, topic string) []string {
 //  1. Garbage appended to its active segment: on restart the torn tail is
 //     truncated (the log says so), raft refills the follower from the
 //     leader, and every replica ends byte-identical.
-//  2. A flipped byte inside a sealed segment: the node detects it on
-//     start (rebuilding the idempotent producer state reads the log and
-//     checks every CRC), discards the damaged entry and everything after
-//     it, and refetches them from the leader, withholding its vote until
-//     it holds them again. It never serves the damaged data (it is a
-//     follower, and the damage is gone before it could lead); every
-//     replica ends identical and the repaired log scrubs clean.
+//  2. A flipped byte inside a sealed segment: the node finds it after it
+//     starts (the background scrub reads every log and checks every CRC;
+//     opening reads only what follows the saved producer state), reopens
+//     the replica, discards the damaged entry and everything after it, and
+//     refetches them from the leader, withholding its vote until it holds
+//     them again. It never serves the damaged data (reads check every
+//     CRC); every replica ends identical and the repaired log scrubs clean.
 func TestChaosDiskFaults(t *testing.T) {
 	const topic = "chaos-disk"
 	c := newChaos(t, "", topic, 1, map[string]*string{"segment.bytes": kmsg.StringPtr("16384")})
@@ -87,14 +87,16 @@ func TestChaosDiskFaults(t *testing.T) {
 	if err := os.WriteFile(sealed, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// The node finds the damage when it rebuilds the partition's producer
-	// state from the log (every CRC is checked), drops the damaged entry
-	// and all after it, and refetches them from the leader.
+	// The scrub finds the damage, the replica is reopened, drops the
+	// damaged entry and all after it, and refetches them from the leader.
 	restarted = time.Now()
 	c.Node(fol).Start()
-	if !c.Node(fol).LogContains("damaged log: repairing it from the other replicas") || !c.Node(fol).LogContains(filepath.Base(sealed)) {
-		t.Fatalf("node %d did not report the damage in %s:\n%s", fol, sealed, c.Node(fol).Log())
-	}
+	harness.WaitFor(t, fmt.Sprintf("node %d to report the damage in %s", fol, sealed), 60*time.Second, func() error {
+		if !c.Node(fol).LogContains("damaged log: repairing it from the other replicas") || !c.Node(fol).LogContains(filepath.Base(sealed)) {
+			return errNotYet
+		}
+		return nil
+	})
 	rejoin = waitRejoined(t, c.Cluster, topic, fol)
 	harness.WaitFor(t, fmt.Sprintf("node %d to finish its repair", fol), 60*time.Second, func() error {
 		if !c.Node(fol).LogContains("log repaired from the other replicas") {

@@ -23,6 +23,8 @@ type PartitionStat struct {
 	// Failed is set while a storage error keeps the replica's raft group
 	// stopped (it is reopened at growing intervals).
 	Failed bool
+	// Damaged counts the damaged frames the last scrub of the log found.
+	Damaged int64
 }
 
 // FollowerStat is a leader's view of one follower.
@@ -86,6 +88,7 @@ var (
 	descLogStart    = prometheus.NewDesc("chronik_log_start_offset", "First offset readable.", []string{"topic", "partition"}, nil)
 	descHighWater   = prometheus.NewDesc("chronik_log_high_watermark", "Offset after the last committed record.", []string{"topic", "partition"}, nil)
 	descLogEnd      = prometheus.NewDesc("chronik_log_end_offset", "Offset the next record gets.", []string{"topic", "partition"}, nil)
+	descDamaged     = prometheus.NewDesc("chronik_log_damaged_frames", "Damaged frames the background scrub last found in a partition's log here (CRC mismatch); a replica with others fetches them again, one without cannot.", []string{"topic", "partition"}, nil)
 	descFailed      = prometheus.NewDesc("chronik_partition_storage_failed", "1 while a storage error keeps a partition's replica here stopped (it answers KAFKA_STORAGE_ERROR and is reopened at growing intervals), else 0.", []string{"topic", "partition"}, nil)
 	descGroups      = prometheus.NewDesc("chronik_consumer_groups", "Consumer groups coordinated here, by state.", []string{"state"}, nil)
 	descGroupMember = prometheus.NewDesc("chronik_consumer_group_members", "Members of a consumer group coordinated here.", []string{"group"}, nil)
@@ -94,7 +97,7 @@ var (
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLeaders, descFollowers, descISR, descReplicas, descTerm, descLagEntries, descLagMs,
-		descSnapCount, descSnapBytes, descLogBytes, descSegments, descLogStart, descHighWater, descLogEnd, descFailed,
+		descSnapCount, descSnapBytes, descLogBytes, descSegments, descLogStart, descHighWater, descLogEnd, descFailed, descDamaged,
 		descGroups, descGroupMember, descGroupLag, descMetaLeader, descPeers, descUnreachable} {
 		ch <- d
 	}
@@ -130,6 +133,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			failed = 1
 		}
 		gauge(descFailed, failed, p.Topic, part)
+		gauge(descDamaged, float64(p.Damaged), p.Topic, part)
 	}
 	gauge(descLeaders, float64(leaders))
 	gauge(descFollowers, float64(followers))

@@ -766,5 +766,9 @@ func (g *Group) forgetLeader(dead uint64) {
 	}
 }
 
+// Fail fails the group with err (a storage error its owner found, such as
+// damage a scrub read), as if the group had met it.
+func (g *Group) Fail(err error) { g.Do(func(l Loop) { l.g.fail(err) }) }
+
 // Failed returns the error that stopped the group, if any.
 func (g *Group) Failed() error { return g.Status().Failed }

@@ -98,8 +98,9 @@ func NewManager(s Settings, store *storage.Store, host *raftnode.Host, logger *s
 	}
 	m := &Manager{settings: s, store: store, host: host, logger: logger, obs: obs,
 		parts: map[TopicPartition]*Partition{}, retries: map[TopicPartition]retry{}, stop: make(chan struct{})}
-	m.wg.Add(1)
+	m.wg.Add(2)
 	go m.maintain()
+	go m.scrubLoop()
 	return m
 }
 
@@ -404,6 +405,75 @@ func followerInSync(pr tracker.Progress, last uint64, caughtUp, now time.Time, s
 		now.Sub(caughtUp) <= s.LagMax && pr.State != tracker.StateSnapshot
 }
 
+// The scrubber reads every log in the background and checks its CRCs: a
+// replica no longer reads its whole log when it opens (the producer table
+// is saved), so damage to data at rest would otherwise go unseen until a
+// consumer or a follower asked for it. It starts scrubStart after the
+// manager, reads at most scrubRate bytes a second, and runs again every
+// scrubInterval.
+const (
+	scrubStart    = 2 * time.Second
+	scrubRate     = 64 << 20
+	scrubInterval = 24 * time.Hour
+)
+
+func (m *Manager) scrubLoop() {
+	defer m.wg.Done()
+	wait := time.NewTimer(scrubStart)
+	defer wait.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-wait.C:
+		}
+		for _, p := range m.Partitions() {
+			if !m.scrub(p) {
+				return
+			}
+		}
+		wait.Reset(scrubInterval)
+	}
+}
+
+// scrub checks one replica's log. Damage on a replica that has others
+// fails it: it is reopened, and the damaged entries are dropped and
+// fetched again from the other replicas. A replica that has no other copy
+// keeps serving what is sound (reads never return damaged data) and
+// reports the damage. It returns false when the manager stops.
+func (m *Manager) scrub(p *Partition) bool {
+	start := time.Now()
+	read := 0
+	stopped := false
+	damage := p.log.ScrubWith(func(n int) bool {
+		read += n
+		// Stay under scrubRate: sleep until the bytes read so far are due.
+		if due := time.Duration(float64(read) / scrubRate * float64(time.Second)); due > time.Since(start) {
+			select {
+			case <-m.stop:
+				stopped = true
+				return false
+			case <-time.After(due - time.Since(start)):
+			}
+		}
+		return true
+	})
+	if stopped {
+		return false
+	}
+	if len(damage) == 0 {
+		return true
+	}
+	p.damaged.Store(int64(len(damage)))
+	if len(p.peers) > 1 {
+		m.logger.Error("scrub found damaged entries: reopening the replica to fetch them again from the others", "partition", p.tp, "damaged_frames", len(damage), "first", damage[0])
+		p.group.Fail(damage[0])
+	} else {
+		m.logger.Error("scrub found damaged entries in a partition with no other replica: they cannot be repaired; reads of them fail", "partition", p.tp, "damaged_frames", len(damage), "first", damage[0])
+	}
+	return true
+}
+
 // producerExpiryCheck is how often expired producers are looked for: a
 // tenth of the expiration, between a second and Kafka's ten minutes.
 func producerExpiryCheck(ttl time.Duration) time.Duration {
@@ -449,12 +519,30 @@ func (p *Partition) maybeMoveToPreferred(l raftnode.Loop, progress map[uint64]tr
 	l.TransferLeader(p.preferred)
 }
 
-// rebuildProducers replays the log's idempotent batches into the producer
-// table before the group starts.
+// rebuildProducers rebuilds the producer table before the group starts:
+// the last saved table at or below the commit index, then the entries
+// after it. Without a saved table it reads the whole log.
 func (p *Partition) rebuildProducers() error {
 	committed := p.log.Committed()
+	from := p.log.FirstIndex()
+	idx, data, ok, err := p.log.LatestState(producerStateKind, committed)
+	var damage *storage.CorruptionError
+	switch {
+	case errors.As(err, &damage):
+		p.logger.Warn("saved producer state is damaged; rebuilding it from the log", "err", err)
+	case err != nil:
+		return err
+	case ok:
+		if err := p.producers.load(data); err != nil {
+			p.logger.Warn("saved producer state is unreadable; rebuilding it from the log", "err", err)
+			p.producers = newProducerState()
+		} else {
+			from = max(from, idx+1)
+			p.producersSaved = idx
+		}
+	}
 	const chunk = 16 << 20
-	for lo := p.log.FirstIndex(); lo <= p.log.LastIndex(); {
+	for lo := from; lo <= p.log.LastIndex(); {
 		ents, err := p.log.Entries(lo, p.log.LastIndex()+1, chunk)
 		if err != nil {
 			return err
@@ -475,4 +563,28 @@ func (p *Partition) rebuildProducers() error {
 		lo = ents[len(ents)-1].Index + 1
 	}
 	return nil
+}
+
+// producerSaveEvery is how many committed entries go between two saves of
+// the producer table: a restart reads at most about this many.
+const producerSaveEvery = 20000
+
+// maybeSaveProducers saves the committed producer table once enough
+// entries were committed since the last save (or always, with force);
+// on the worker.
+func (p *Partition) maybeSaveProducers(force bool) {
+	committed := p.log.Committed()
+	if committed <= p.producersSaved || !force && committed-p.producersSaved < producerSaveEvery {
+		return
+	}
+	data, err := p.producers.encodeCommitted()
+	if err == nil {
+		err = p.log.SaveState(producerStateKind, committed, data)
+	}
+	if err != nil {
+		// Not saving costs a longer replay at the next open, nothing else.
+		p.logger.Warn("saving the producer state failed", "err", err)
+		return
+	}
+	p.producersSaved = committed
 }

@@ -125,15 +125,17 @@ type Partition struct {
 	metrics  Observer
 
 	// Worker-owned state.
-	failed      error
-	leader      bool
-	leaderID    uint64
-	term        uint64
-	ready       bool
-	producers   *producerState
-	proposed    map[*byte]*produceOp
-	waitPersist []*produceOp // acks=1, in index order
-	waitCommit  []*produceOp // acks=all, in index order
+	failed    error
+	leader    bool
+	leaderID  uint64
+	term      uint64
+	ready     bool
+	producers *producerState
+	// producersSaved is the index the saved producer table is as of.
+	producersSaved uint64
+	proposed       map[*byte]*produceOp
+	waitPersist    []*produceOp // acks=1, in index order
+	waitCommit     []*produceOp // acks=all, in index order
 	// waitReplicas holds acks=all batches committed on a raft quorum that
 	// min.insync.replicas asks more replicas of (3 of 3, say): they are
 	// answered once that many have them durably. In index order.
@@ -153,6 +155,8 @@ type Partition struct {
 	startCalls   []startCall // DeleteRecords waiting for their command to apply, by index
 
 	view atomic.Pointer[View]
+	// damaged counts the damaged frames the last scrub found.
+	damaged atomic.Int64
 
 	hwMu sync.Mutex
 	hwCh chan struct{} // closed and replaced when the high watermark moves
@@ -193,6 +197,10 @@ func newPartition(tp TopicPartition, l *storage.Log, s Settings, cfg Config, rep
 
 // TopicPartition returns the partition's name.
 func (p *Partition) TopicPartition() TopicPartition { return p.tp }
+
+// Damaged returns the number of damaged frames the last scrub found in
+// the replica's log.
+func (p *Partition) Damaged() int64 { return p.damaged.Load() }
 
 // Identity returns the topic id and raft group the replica belongs to.
 func (p *Partition) Identity() Identity { return p.id }
@@ -473,6 +481,7 @@ func (p *Partition) Apply(entries []raftpb.Entry) {
 		return
 	}
 	p.producers.commit(last)
+	p.maybeSaveProducers(false)
 	for i := range entries {
 		e := &entries[i]
 		if p.leader && e.Term == p.term && !p.ready {
@@ -647,8 +656,12 @@ func (p *Partition) Failed(err error) {
 	p.notifyHW() // wake long-polling fetches: they answer the error now
 }
 
-// Stopped implements raftnode.StateMachine.
+// Stopped implements raftnode.StateMachine. A replica stopped cleanly
+// saves its producer table, so the next open reads nothing of its log.
 func (p *Partition) Stopped() {
+	if p.failed == nil {
+		p.maybeSaveProducers(true)
+	}
 	err := errNotLeader
 	if p.failed != nil {
 		err = kerr.KafkaStorageError

@@ -256,7 +256,7 @@ func (s stateSource) PartitionStats() []metrics.PartitionStat {
 			Topic: tp.Topic, Partition: tp.Partition, IsLeader: v.IsLeader, Term: v.Term,
 			ISR: len(v.ISR), Replicas: len(v.Replicas), LogBytes: l.Size(), Segments: l.SegmentCount(),
 			LogStart: l.LogStartOffset(), HighWater: l.HighWatermark(), LogEnd: l.NextOffset(),
-			Failed: v.Failed != nil,
+			Failed: v.Failed != nil, Damaged: r.Damaged(),
 		}
 		for _, f := range v.Followers {
 			lag := 0.0

@@ -714,6 +714,7 @@ func (l *Log) truncateAfterLocked(index uint64) error {
 	}
 	l.truncations++
 	l.durableIndex = min(l.durableIndex, index)
+	l.removeStateAfter(index)
 	l.waiters = slices.DeleteFunc(l.waiters, func(w waiter) bool {
 		if w.last > index {
 			l.truncated = append(l.truncated, w)
@@ -852,6 +853,7 @@ func (l *Log) resetLocked(index, term uint64, nextOffset int64) error {
 		return ErrClosed
 	}
 	l.truncations++
+	l.removeStateAfter(0)
 	l.waiters = slices.DeleteFunc(l.waiters, func(w waiter) bool {
 		if w.last > 0 {
 			l.truncated = append(l.truncated, w)

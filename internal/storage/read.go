@@ -323,7 +323,12 @@ func (l *Log) EndOffsetForEpoch(epoch uint64) (term int64, endOffset int64) {
 // Scrub reads every frame of every segment and checks its CRCs. It returns
 // the damage found, one error per damaged frame; reads never serve those
 // frames.
-func (l *Log) Scrub() []error {
+func (l *Log) Scrub() []error { return l.ScrubWith(nil) }
+
+// ScrubWith is Scrub, calling pace (if set) with the bytes of each chunk
+// it read, so a background scrub can bound its I/O; it stops early when
+// pace returns false.
+func (l *Log) ScrubWith(pace func(bytes int) bool) []error {
 	type segRef struct {
 		seg *segment
 		n   int
@@ -337,7 +342,7 @@ func (l *Log) Scrub() []error {
 	l.mu.RUnlock()
 	var errs []error
 	const chunk = 256
-	for _, ref := range segs {
+	for k, ref := range segs {
 		for from := 0; from < ref.n; from += chunk {
 			to := min(from+chunk, ref.n)
 			l.mu.RLock()
@@ -355,6 +360,12 @@ func (l *Log) Scrub() []error {
 			if err != nil {
 				errs = append(errs, err)
 				break
+			}
+			if pace != nil && !pace(len(buf)) {
+				for _, r := range segs[k:] {
+					r.seg.release() // this segment and those not reached
+				}
+				return errs
 			}
 			for i, ie := range ies {
 				e, err := decodeFrame(buf[int64(ie.pos)-base : ie.end()-base])
