@@ -24,6 +24,9 @@ import (
 // min.insync.replicas. Other acks values get INVALID_REQUIRED_ACKS.
 // * A partition not answered within the request timeout gets
 // REQUEST_TIMED_OUT (the batch may still be committed later, as in Kafka).
+// So does one that waited that long for room in the node's budget of
+// uncommitted bytes (raft.advanced.max_uncommitted_bytes): back-pressure
+// on producers faster than replication.
 // * Idempotent producers: a retried batch gets its original offset, a
 // sequence gap OUT_OF_ORDER_SEQUENCE_NUMBER, an old epoch
 // INVALID_PRODUCER_EPOCH.
@@ -48,6 +51,10 @@ func (b *Broker) handleProduce(r *wire.Request, respond func(kmsg.Response)) {
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	acks := req.Acks
 	validAcks := acks == 0 || acks == 1 || acks == -1
+	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
 
 	var mu sync.Mutex
 	pending := 0
@@ -104,7 +111,7 @@ func (b *Broker) handleProduce(r *wire.Request, respond func(kmsg.Response)) {
 			pending++
 			records := rp.Records
 			calls = append(calls, func() {
-				p.Produce(records, acks, func(res replica.ProduceResult) {
+				p.Produce(records, acks, timeout, func(res replica.ProduceResult) {
 					mu.Lock()
 					defer mu.Unlock()
 					if finished {
@@ -137,10 +144,6 @@ func (b *Broker) handleProduce(r *wire.Request, respond func(kmsg.Response)) {
 	if acks == 0 {
 		respond(nil)
 		return
-	}
-	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
-	if timeout <= 0 {
-		timeout = 30 * time.Second
 	}
 	mu.Lock()
 	defer mu.Unlock()

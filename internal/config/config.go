@@ -117,10 +117,12 @@ type RaftSnapshotsConfig struct {
 
 // RaftAdvancedConfig holds settings that rarely need changing.
 type RaftAdvancedConfig struct {
-	ReplicaLagMaxEntries     int  `toml:"replica_lag_max_entries" desc:"a follower further behind than this many entries leaves the in-sync set"`
-	ReplicaLagMaxMs          int  `toml:"replica_lag_max_ms" desc:"a follower that has not caught up for this long leaves the in-sync set"`
-	EnableLeadershipTransfer bool `toml:"enable_leadership_transfer" desc:"hand leadership to another member before shutting down"`
-	BatchAppendEntries       bool `toml:"batch_append_entries" desc:"send several entries per append message"`
+	ReplicaLagMaxEntries     int   `toml:"replica_lag_max_entries" desc:"a follower further behind than this many entries leaves the in-sync set"`
+	ReplicaLagMaxMs          int   `toml:"replica_lag_max_ms" desc:"a follower that has not caught up for this long leaves the in-sync set"`
+	EnableLeadershipTransfer bool  `toml:"enable_leadership_transfer" desc:"hand leadership to another member before shutting down"`
+	BatchAppendEntries       bool  `toml:"batch_append_entries" desc:"send several entries per append message"`
+	MaxUncommittedBytes      int64 `toml:"max_uncommitted_bytes" desc:"bytes of produced batches this node's partition leaders may hold accepted but not yet committed; produces wait for room"`
+	EntryCacheBytes          int64 `toml:"entry_cache_bytes" desc:"bytes of recent raft entries all partitions of a node keep in memory to replicate them without reading the disk"`
 }
 
 // ObjectStoreConfig is where tiered data and snapshots are kept.
@@ -205,6 +207,8 @@ func Default() Config {
 				ReplicaLagMaxMs:          10000,
 				EnableLeadershipTransfer: true,
 				BatchAppendEntries:       true,
+				MaxUncommittedBytes:      256 << 20,
+				EntryCacheBytes:          64 << 20,
 			},
 		},
 		ObjectStore: ObjectStoreConfig{

@@ -294,6 +294,8 @@ func (c *Config) validateRaft(v *checker) {
 	a := r.Advanced
 	atLeast(v, "raft.advanced.replica_lag_max_entries", a.ReplicaLagMaxEntries, 1)
 	atLeast(v, "raft.advanced.replica_lag_max_ms", a.ReplicaLagMaxMs, 1)
+	atLeast(v, "raft.advanced.max_uncommitted_bytes", a.MaxUncommittedBytes, 1<<20)
+	atLeast(v, "raft.advanced.entry_cache_bytes", a.EntryCacheBytes, 1<<20)
 }
 
 // validateListeners checks that this node's listeners do not share a port.

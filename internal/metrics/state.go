@@ -52,6 +52,13 @@ type ClusterStat struct {
 	// Peers counts the other members; Unreachable those this node has no
 	// working raft stream to.
 	Peers, Unreachable int
+	// UncommittedBytes is what the node's leaders hold of produced batches
+	// not yet committed, of at most UncommittedLimit; UncommittedWaits
+	// counts produces that waited for room.
+	UncommittedBytes, UncommittedLimit int64
+	UncommittedWaits                   uint64
+	// EntryCacheBytes is the raft entry data the groups keep in memory.
+	EntryCacheBytes int64
 }
 
 // StateSource gives the node's state to the collector.
@@ -81,6 +88,10 @@ var (
 	descMetaLeader  = prometheus.NewDesc("chronik_raft_metadata_leader", "Node id of the cluster metadata (catalog) leader as this node knows it; 0 while there is none.", nil, nil)
 	descPeers       = prometheus.NewDesc("chronik_cluster_peers", "Other members of the cluster.", nil, nil)
 	descUnreachable = prometheus.NewDesc("chronik_cluster_peers_unreachable", "Members this node has no working raft connection to.", nil, nil)
+	descUncommitted = prometheus.NewDesc("chronik_raft_uncommitted_bytes", "Bytes of produced batches this node's partition leaders hold accepted but not yet committed.", nil, nil)
+	descUncommLimit = prometheus.NewDesc("chronik_raft_uncommitted_bytes_limit", "The bound on chronik_raft_uncommitted_bytes (raft.advanced.max_uncommitted_bytes).", nil, nil)
+	descUncommWaits = prometheus.NewDesc("chronik_raft_uncommitted_waits_total", "Produces that waited for room under the node's bound on uncommitted bytes.", nil, nil)
+	descEntryCache  = prometheus.NewDesc("chronik_raft_entry_cache_bytes", "Bytes of raft entries the node's groups keep in memory (bounded by raft.advanced.entry_cache_bytes).", nil, nil)
 	descSnapCount   = prometheus.NewDesc("chronik_raft_snapshot_count", "Raft snapshots taken or installed.", nil, nil)
 	descSnapBytes   = prometheus.NewDesc("chronik_raft_snapshot_size_bytes", "Total size of raft snapshots taken or installed.", nil, nil)
 	descLogBytes    = prometheus.NewDesc("chronik_log_size_bytes", "Bytes in a partition's segment files.", []string{"topic", "partition"}, nil)
@@ -98,7 +109,8 @@ var (
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLeaders, descFollowers, descISR, descReplicas, descTerm, descLagEntries, descLagMs,
 		descSnapCount, descSnapBytes, descLogBytes, descSegments, descLogStart, descHighWater, descLogEnd, descFailed, descDamaged,
-		descGroups, descGroupMember, descGroupLag, descMetaLeader, descPeers, descUnreachable} {
+		descGroups, descGroupMember, descGroupLag, descMetaLeader, descPeers, descUnreachable,
+		descUncommitted, descUncommLimit, descUncommWaits, descEntryCache} {
 		ch <- d
 	}
 }
@@ -141,6 +153,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descMetaLeader, float64(cs.MetadataLeader))
 	gauge(descPeers, float64(cs.Peers))
 	gauge(descUnreachable, float64(cs.Unreachable))
+	gauge(descUncommitted, float64(cs.UncommittedBytes))
+	gauge(descUncommLimit, float64(cs.UncommittedLimit))
+	ch <- prometheus.MustNewConstMetric(descUncommWaits, prometheus.CounterValue, float64(cs.UncommittedWaits))
+	gauge(descEntryCache, float64(cs.EntryCacheBytes))
 	n, b := c.src.SnapshotStats()
 	ch <- prometheus.MustNewConstMetric(descSnapCount, prometheus.CounterValue, float64(n))
 	gauge(descSnapBytes, float64(b))

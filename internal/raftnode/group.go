@@ -126,7 +126,7 @@ func newGroup(h *Host, gc GroupConfig) (*Group, error) {
 		done:   make(chan struct{}),
 		reads:  map[string]chan<- uint64{},
 	}
-	st := &logStorage{log: gc.Log, logger: g.logger}
+	st := &logStorage{log: gc.Log, logger: g.logger, shared: &h.cache}
 	g.storage = st
 	if len(gc.Log.ConfState()) == 0 {
 		if len(gc.Peers) == 0 {
@@ -358,6 +358,7 @@ func (g *Group) finish() {
 	default:
 	}
 	g.sm.Stopped()
+	g.storage.forget() // its cached entries no longer count against the node's bound
 	close(g.done)
 }
 

@@ -46,6 +46,10 @@ type Config struct {
 	// MaxUncommittedEntriesSize makes proposals fail fast once a leader
 	// holds this many uncommitted bytes (0: no limit).
 	MaxUncommittedEntriesSize uint64
+	// EntryCacheBytes bounds the entries all groups keep in memory
+	// together to serve raft's reads (0: 64 MiB); each group also keeps at
+	// most 4 MiB.
+	EntryCacheBytes int64
 	// Workers is the number of goroutines driving groups (0: GOMAXPROCS).
 	Workers int
 	Logger  *slog.Logger
@@ -71,6 +75,7 @@ type Host struct {
 	groups map[GroupID]*Group
 
 	queue scheduler
+	cache cacheBound
 	stop  chan struct{}
 	wg    sync.WaitGroup
 }
@@ -99,11 +104,15 @@ func NewHost(cfg Config, transport Transport) *Host {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.EntryCacheBytes <= 0 {
+		cfg.EntryCacheBytes = 64 << 20
+	}
 	h := &Host{
 		cfg: cfg, transport: transport, logger: cfg.Logger,
 		groups: map[GroupID]*Group{}, stop: make(chan struct{}),
 	}
 	h.queue.init()
+	h.cache.limit = cfg.EntryCacheBytes
 	for range cfg.Workers {
 		h.wg.Add(1)
 		go h.work()
@@ -112,6 +121,9 @@ func NewHost(cfg Config, transport Transport) *Host {
 	go h.tick()
 	return h
 }
+
+// CachedBytes returns the bytes of entry data the groups keep in memory.
+func (h *Host) CachedBytes() int64 { return h.cache.used.Load() }
 
 // NodeID returns this node's id.
 func (h *Host) NodeID() uint64 { return h.cfg.NodeID }

@@ -435,3 +435,64 @@ func TestDamageReadByRaftFailsTheGroup(t *testing.T) {
 		return errors.As(err, &ce)
 	})
 }
+
+// TestEntryCacheIsBoundedNodeWide: the groups of a node together keep no
+// more entries in memory than the node's bound, however many there are.
+// Here four leaders each hold 2 MiB that their learners (on nodes that do
+// not exist) have not taken, against a bound of 3 MiB.
+func TestEntryCacheIsBoundedNodeWide(t *testing.T) {
+	const bound = 3 << 20
+	st, err := storage.Open(t.TempDir(), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	host := raftnode.NewHost(raftnode.Config{NodeID: 1, TickInterval: 10 * time.Millisecond, EntryCacheBytes: bound}, nil)
+	defer host.Stop()
+	var groups []*raftnode.Group
+	for i := range 4 {
+		l, err := st.OpenLog(storage.InternalLog(fmt.Sprintf("g-%d", i)), storage.DefaultLogConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := host.AddGroup(raftnode.GroupConfig{ID: raftnode.GroupID(i + 1), Log: l, SM: &recorder{}, Peers: []uint64{1}, Learners: []uint64{2, 3}, CampaignNow: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		groups = append(groups, g)
+	}
+	for _, g := range groups {
+		waitFor(t, "leader", 5*time.Second, func() bool { return g.Status().Role == raft.StateLeader })
+	}
+	big := bytes.Repeat([]byte("b"), 256<<10)
+	peak := int64(0)
+	for range 8 {
+		for _, g := range groups {
+			if err := propose(t, g, big); err != nil {
+				t.Fatal(err)
+			}
+			peak = max(peak, host.CachedBytes())
+		}
+	}
+	waitFor(t, "every entry applied", 5*time.Second, func() bool {
+		for _, g := range groups {
+			if g.Status().Applied < 9 {
+				return false
+			}
+		}
+		return true
+	})
+	peak = max(peak, host.CachedBytes())
+	if peak > bound+int64(len(big)) {
+		t.Fatalf("the groups kept %d bytes of entries, the node's bound is %d", peak, bound)
+	}
+	if peak < bound/2 {
+		t.Fatalf("the groups kept only %d bytes: the learners' entries were not held at all, so the bound was not exercised", peak)
+	}
+	for _, g := range groups {
+		host.RemoveGroup(g.ID())
+	}
+	if n := host.CachedBytes(); n != 0 {
+		t.Fatalf("%d bytes still counted after every group was removed", n)
+	}
+}

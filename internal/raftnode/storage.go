@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -21,9 +22,18 @@ type logStorage struct {
 	logger *slog.Logger
 	// recent holds the entries appended and still needed (not yet applied
 	// here or not yet on every follower), contiguous, at most recentBudget
-	// bytes of them.
+	// bytes of them, and less while the node's groups together hold more
+	// than the node's cache bound (shared).
 	recent      []raftpb.Entry
 	recentBytes int
+	shared      *cacheBound
+}
+
+// cacheBound is the bound on the entries all groups of a node keep in
+// memory together (raft.advanced.entry_cache_bytes).
+type cacheBound struct {
+	limit int64
+	used  atomic.Int64
 }
 
 // recentBudget bounds the entries a group keeps in memory. An entry's data
@@ -33,7 +43,7 @@ type logStorage struct {
 const recentBudget = 4 << 20
 
 // remember keeps appended entries (dropping any it held from their first
-// index on: raft replaced them) and trims to the budget.
+// index on: raft replaced them) and trims to the budgets.
 func (s *logStorage) remember(ents []raftpb.Entry) {
 	if len(ents) == 0 {
 		return
@@ -44,28 +54,42 @@ func (s *logStorage) remember(ents []raftpb.Entry) {
 		for keep < n && s.recent[keep].Index < first {
 			keep++
 		}
-		for _, e := range s.recent[keep:] {
-			s.recentBytes -= len(e.Data)
-		}
-		clear(s.recent[keep:])
+		s.drop(keep, n)
 		s.recent = s.recent[:keep]
 	}
 	if n := len(s.recent); n > 0 && s.recent[n-1].Index+1 != first {
 		s.forget()
 	}
+	added := 0
 	for _, e := range ents {
 		s.recent = append(s.recent, e)
-		s.recentBytes += len(e.Data)
+		added += len(e.Data)
 	}
-	drop := 0
-	for s.recentBytes > recentBudget && drop < len(s.recent)-1 {
-		s.recentBytes -= len(s.recent[drop].Data)
-		drop++
+	s.recentBytes += added
+	s.shared.used.Add(int64(added))
+	// Trim the oldest, keeping the newest entry (raft reads it at once to
+	// apply or send it).
+	n := 0
+	for n < len(s.recent)-1 && (s.recentBytes > recentBudget || s.shared.used.Load() > s.shared.limit) {
+		s.recentBytes -= len(s.recent[n].Data)
+		s.shared.used.Add(-int64(len(s.recent[n].Data)))
+		n++
 	}
-	if drop > 0 {
-		clear(s.recent[:drop])
-		s.recent = append(s.recent[:0], s.recent[drop:]...)
+	if n > 0 {
+		clear(s.recent[:n])
+		s.recent = append(s.recent[:0], s.recent[n:]...)
 	}
+}
+
+// drop uncounts the entries recent[from:to] and clears them.
+func (s *logStorage) drop(from, to int) {
+	n := 0
+	for _, e := range s.recent[from:to] {
+		n += len(e.Data)
+	}
+	s.recentBytes -= n
+	s.shared.used.Add(-int64(n))
+	clear(s.recent[from:to])
 }
 
 // release drops the entries up to index upTo: applied here and held by
@@ -75,18 +99,17 @@ func (s *logStorage) release(upTo uint64) {
 	if len(s.recent) == 0 || s.recent[0].Index > upTo {
 		return
 	}
-	drop := 0
-	for drop < len(s.recent) && s.recent[drop].Index <= upTo {
-		s.recentBytes -= len(s.recent[drop].Data)
-		drop++
+	n := 0
+	for n < len(s.recent) && s.recent[n].Index <= upTo {
+		n++
 	}
-	clear(s.recent[:drop])
-	s.recent = append(s.recent[:0], s.recent[drop:]...)
+	s.drop(0, n)
+	s.recent = append(s.recent[:0], s.recent[n:]...)
 }
 
 func (s *logStorage) forget() {
-	clear(s.recent)
-	s.recent, s.recentBytes = s.recent[:0], 0
+	s.drop(0, len(s.recent))
+	s.recent = s.recent[:0]
 }
 
 // fromMemory returns entries [lo, hi) from memory if it holds them all.

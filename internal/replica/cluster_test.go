@@ -14,6 +14,7 @@ import (
 
 	"github.com/chronik-stream/chronik/internal/raftnode"
 	"github.com/chronik-stream/chronik/internal/raftnode/memnet"
+	"github.com/chronik-stream/chronik/internal/recordbatch"
 	"github.com/chronik-stream/chronik/internal/storage"
 )
 
@@ -90,7 +91,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 
 func produceAsync(p *Partition, b []byte, acks int16) chan ProduceResult {
 	ch := make(chan ProduceResult, 1)
-	p.Produce(b, acks, func(r ProduceResult) { ch <- r })
+	p.Produce(b, acks, 10*time.Second, func(r ProduceResult) { ch <- r })
 	return ch
 }
 
@@ -302,4 +303,47 @@ func TestProducerStateSavedAcrossRestarts(t *testing.T) {
 		t.Fatalf("the producer's next batch after the restart: %v", r.Err)
 	}
 	waitUntil(t, "the scrub to find the damage", func() bool { return p.Damaged() > 0 })
+}
+
+// TestUncommittedBudgetPushesBack: a leader whose batches do not commit
+// (its followers get no appends) takes at most the node's budget of
+// uncommitted bytes; a produce beyond it waits and times out instead of
+// growing the node's memory, and commits give the budget back.
+func TestUncommittedBudgetPushesBack(t *testing.T) {
+	const limit = 64 << 10
+	c := newCluster(t, testConfig(), Settings{MaxUncommittedBytes: limit})
+	lead := c.leader()
+	mgr := c.nodes[lead.View().Leader].mgr
+	c.hub.Drop(func(e raftnode.Envelope) bool { return e.Msg.Type == raftpb.MsgApp })
+	value := make([]byte, 8<<10)
+	big := func() []byte {
+		return recordbatchOf(value)
+	}
+	n := 0
+	for mgr.BudgetStats().Used+int64(len(big())) <= limit {
+		ch := make(chan ProduceResult, 1)
+		lead.Produce(big(), 1, time.Second, func(r ProduceResult) { ch <- r })
+		if r := <-ch; r.Err != nil {
+			t.Fatalf("produce %d within the budget: %v", n, r.Err)
+		}
+		n++
+	}
+	ch := make(chan ProduceResult, 1)
+	lead.Produce(big(), 1, 200*time.Millisecond, func(r ProduceResult) { ch <- r })
+	if r := <-ch; !errors.Is(r.Err, kerr.RequestTimedOut) {
+		t.Fatalf("a produce beyond the budget (%d bytes used of %d): %v, want REQUEST_TIMED_OUT", mgr.BudgetStats().Used, limit, r.Err)
+	}
+	if st := mgr.BudgetStats(); st.Used > limit || st.Waits == 0 {
+		t.Fatalf("budget %+v", st)
+	}
+	c.hub.Drop(nil)
+	waitUntil(t, "the budget back once the batches commit", func() bool { return mgr.BudgetStats().Used == 0 })
+	if r := produce(lead, big(), -1); r.Err != nil {
+		t.Fatalf("produce after the commits: %v", r.Err)
+	}
+}
+
+func recordbatchOf(value []byte) []byte {
+	return recordbatch.Build(recordbatch.Batch{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1,
+		Records: []recordbatch.Record{{Timestamp: time.Now().UnixMilli(), Value: value}}})
 }

@@ -38,6 +38,10 @@ type Settings struct {
 	// of a partition (true) or stops leading it (false). It runs on the
 	// partition's raft worker, in order, and must not block.
 	OnLeadership func(tp TopicPartition, leading bool)
+	// MaxUncommittedBytes bounds the bytes of produced batches this node's
+	// leaders hold accepted but not committed (0: 256 MiB); produces wait
+	// for room.
+	MaxUncommittedBytes int64
 	// ProducerIDExpiration drops the state of an idempotent producer whose
 	// last batch is this old (kafka.producer_id_expiration_ms); 0 keeps it.
 	ProducerIDExpiration time.Duration
@@ -64,6 +68,7 @@ type Manager struct {
 	// attempts failed; guarded by life.
 	retries map[TopicPartition]retry
 
+	budget *byteBudget
 	// reopening is set while a pass of reopenFailed runs.
 	reopening atomic.Bool
 
@@ -96,7 +101,10 @@ func NewManager(s Settings, store *storage.Store, host *raftnode.Host, logger *s
 	if s.LagMaxEntries == 0 {
 		s.LagMaxEntries = 1000
 	}
-	m := &Manager{settings: s, store: store, host: host, logger: logger, obs: obs,
+	if s.MaxUncommittedBytes <= 0 {
+		s.MaxUncommittedBytes = 256 << 20
+	}
+	m := &Manager{settings: s, store: store, host: host, logger: logger, obs: obs, budget: newByteBudget(s.MaxUncommittedBytes),
 		parts: map[TopicPartition]*Partition{}, retries: map[TopicPartition]retry{}, stop: make(chan struct{})}
 	m.wg.Add(2)
 	go m.maintain()
@@ -180,6 +188,7 @@ func (m *Manager) start(tp TopicPartition, id Identity, name storage.LogName, re
 		}
 	}
 	p := newPartition(tp, l, m.settings, cfg, slices.Clone(replicas), m.logger, m.obs)
+	p.budget = m.budget
 	err = p.rebuildProducers()
 	if errors.As(err, &damage) && len(replicas) > 1 {
 		// Rebuilding reads and checks every entry. A damaged one and all
@@ -188,6 +197,7 @@ func (m *Manager) start(tp TopicPartition, id Identity, name storage.LogName, re
 		m.logger.Error("damaged log: repairing it from the other replicas", "partition", tp, "err", err)
 		if err = l.DiscardFrom(damage.Index); err == nil {
 			p = newPartition(tp, l, m.settings, cfg, slices.Clone(replicas), m.logger, m.obs)
+			p.budget = m.budget
 			err = p.rebuildProducers()
 		}
 	}
@@ -248,6 +258,11 @@ func (m *Manager) reopen(p *Partition, cause error) (*Partition, error) {
 	m.host.RemoveGroup(p.id.Group)
 	p.log.Close()
 	return m.start(p.tp, p.id, p.logName, p.peers, p.Config(), &reopening{cause: cause, durable: durable})
+}
+
+// BudgetStats returns the state of the node's uncommitted produce budget.
+func (m *Manager) BudgetStats() BudgetStats {
+	return BudgetStats{Limit: m.budget.limit, Used: m.budget.used.Load(), Waits: m.budget.waits.Load()}
 }
 
 // Get returns the local replica of tp, or nil.

@@ -106,6 +106,9 @@ type produceOp struct {
 	dups []*produceOp
 	// proposed is when the batch was proposed, for commit latency.
 	proposed time.Time
+	// reserved is what the batch holds of the node's uncommitted budget
+	// until it is appended (the reservation then moves to the index).
+	reserved int64
 }
 
 // Command entries: KindCommand, a command byte, then its payload.
@@ -140,6 +143,10 @@ type Partition struct {
 	// min.insync.replicas asks more replicas of (3 of 3, say): they are
 	// answered once that many have them durably. In index order.
 	waitReplicas []*produceOp
+	// uncommitted holds, by index, the budget the appended batches this
+	// leader proposed hold until they commit.
+	uncommitted []reservation
+	budget      *byteBudget
 	lastProduce  time.Time // when a batch was last proposed
 	persisted    uint64
 	lastAppended uint64
@@ -265,7 +272,13 @@ func (p *Partition) BindGroup(g *raftnode.Group) { p.group = g }
 // not use it afterwards. cb is called once with the outcome (for acks=0
 // too, though nobody waits for it then). It may run on the raft worker and
 // must not block.
-func (p *Partition) Produce(batch []byte, acks int16, cb func(ProduceResult)) {
+//
+// The batch's bytes are reserved from the node's budget of uncommitted
+// produce bytes until it commits (or is dropped): while the budget is
+// spent, Produce waits, up to timeout (then REQUEST_TIMED_OUT), so a
+// producer faster than replication is slowed down instead of growing the
+// node's memory.
+func (p *Partition) Produce(batch []byte, acks int16, timeout time.Duration, cb func(ProduceResult)) {
 	fail := func(err error) { cb(ProduceResult{Err: err, BaseOffset: -1, LogStartOffset: -1}) }
 	h, err := recordbatch.ValidateProduced(batch)
 	if err != nil {
@@ -296,12 +309,23 @@ func (p *Partition) Produce(batch []byte, acks int16, cb func(ProduceResult)) {
 	// (storage.IsBatchData).
 	recordbatch.SetBaseOffset(batch, 0)
 	op := &produceOp{data: batch, hdr: h, acks: acks, cb: cb}
+	if op.reserved, err = p.budget.acquire(len(batch), timeout); err != nil {
+		fail(kerr.RequestTimedOut)
+		return
+	}
 	if !p.group.Do(func(l raftnode.Loop) { p.propose(l, op) }) {
+		p.budget.release(op.reserved)
 		fail(errNotLeader)
 	}
 }
 
 func (p *Partition) respond(op *produceOp, err error) {
+	if op.reserved > 0 {
+		// Not proposed, or dropped before it was appended: its bytes are
+		// no longer in the node's memory on its account.
+		p.budget.release(op.reserved)
+		op.reserved = 0
+	}
 	res := ProduceResult{Err: err, BaseOffset: op.baseOffset, LogStartOffset: p.log.LogStartOffset()}
 	if err != nil {
 		res.BaseOffset, res.LogStartOffset = -1, -1
@@ -357,6 +381,8 @@ func (p *Partition) propose(l raftnode.Loop, op *produceOp) {
 // the original is as durable as this request asks.
 func (p *Partition) answerDuplicate(op *produceOp, orig *batchMeta) {
 	op.data = nil
+	p.budget.release(op.reserved) // a duplicate is never appended
+	op.reserved = 0
 	if orig.op != nil { // not appended yet
 		orig.op.dups = append(orig.op.dups, op)
 		return
@@ -415,6 +441,10 @@ func (p *Partition) Appended(entries []raftpb.Entry) {
 		if op, ok := p.proposed[unsafe.SliceData(e.Data)]; ok {
 			delete(p.proposed, unsafe.SliceData(e.Data))
 			appended(op, e.Index, base)
+			if op.reserved > 0 {
+				p.uncommitted = append(p.uncommitted, reservation{index: e.Index, bytes: op.reserved})
+				op.reserved = 0
+			}
 			op.data = nil
 			dups := op.dups
 			op.dups = nil
@@ -436,6 +466,7 @@ func (p *Partition) Appended(entries []raftpb.Entry) {
 // truncatedFrom handles raft replacing the log from index on.
 func (p *Partition) truncatedFrom(index uint64) {
 	p.producers.truncateFrom(index)
+	p.releaseUncommitted(func(r reservation) bool { return r.index >= index })
 	keep := func(q []*produceOp) []*produceOp {
 		return slices.DeleteFunc(q, func(op *produceOp) bool {
 			if op.index >= index {
@@ -481,6 +512,7 @@ func (p *Partition) Apply(entries []raftpb.Entry) {
 		return
 	}
 	p.producers.commit(last)
+	p.releaseUncommitted(func(r reservation) bool { return r.index <= last })
 	p.maybeSaveProducers(false)
 	for i := range entries {
 		e := &entries[i]
@@ -510,6 +542,24 @@ func (p *Partition) Apply(entries []raftpb.Entry) {
 	p.waitCommit = slices.Delete(p.waitCommit, 0, n)
 	p.publish()
 	p.notifyHW()
+}
+
+// reservation is the uncommitted budget an appended batch holds.
+type reservation struct {
+	index uint64
+	bytes int64
+}
+
+// releaseUncommitted returns to the budget the reservations done says are
+// over, keeping the others in order.
+func (p *Partition) releaseUncommitted(done func(reservation) bool) {
+	p.uncommitted = slices.DeleteFunc(p.uncommitted, func(r reservation) bool {
+		if done(r) {
+			p.budget.release(r.bytes)
+			return true
+		}
+		return false
+	})
 }
 
 // minInsync is the topic's min.insync.replicas, capped at the number of
@@ -624,6 +674,9 @@ func (p *Partition) RoleChanged(ss raft.SoftState, term uint64) {
 // lost or the group stops; the clients retry against the new leader
 // (idempotent producers are deduped).
 func (p *Partition) abandonRequests(err error) {
+	// Entries this node proposed may still commit under another leader;
+	// they no longer count as this leader's.
+	p.releaseUncommitted(func(reservation) bool { return true })
 	for k, op := range p.proposed {
 		p.respond(op, err)
 		delete(p.proposed, k)

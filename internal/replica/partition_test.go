@@ -61,7 +61,7 @@ func openReady(t *testing.T, n *node) *Partition {
 
 func produce(p *Partition, b []byte, acks int16) ProduceResult {
 	ch := make(chan ProduceResult, 1)
-	p.Produce(b, acks, func(r ProduceResult) { ch <- r })
+	p.Produce(b, acks, 10*time.Second, func(r ProduceResult) { ch <- r })
 	return <-ch
 }
 

@@ -181,13 +181,17 @@ func (o offsetsPartitions) leader(p int32) (*replica.Partition, error) {
 	return r, nil
 }
 
+// offsetsAppendTimeout bounds the wait of a group coordinator's write for
+// room in the node's uncommitted budget.
+const offsetsAppendTimeout = 30 * time.Second
+
 func (o offsetsPartitions) Append(p int32, batch []byte, cb func(error)) {
 	r, err := o.leader(p)
 	if err != nil {
 		cb(err)
 		return
 	}
-	r.Produce(batch, -1, func(res replica.ProduceResult) { cb(res.Err) })
+	r.Produce(batch, -1, offsetsAppendTimeout, func(res replica.ProduceResult) { cb(res.Err) })
 }
 
 func (o offsetsPartitions) Read(p int32, offset int64, maxBytes int) ([]byte, int64, int64, error) {
@@ -292,7 +296,10 @@ func (s stateSource) GroupStats() []metrics.GroupStat {
 }
 
 func (s stateSource) ClusterStats() metrics.ClusterStat {
-	cs := metrics.ClusterStat{MetadataLeader: s.n.catalog.Group().Status().Lead}
+	b := s.n.replicas.BudgetStats()
+	cs := metrics.ClusterStat{MetadataLeader: s.n.catalog.Group().Status().Lead,
+		UncommittedBytes: b.Used, UncommittedLimit: b.Limit, UncommittedWaits: b.Waits,
+		EntryCacheBytes: s.n.host.CachedBytes()}
 	if s.n.transport == nil {
 		return cs
 	}

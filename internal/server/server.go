@@ -150,9 +150,11 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 		HeartbeatTicks:  1,
 		MaxInflightMsgs: cfg.Raft.MaxInflightMessages,
 		OneEntryPerMsg:  !cfg.Raft.Advanced.BatchAppendEntries,
-		// Bounds the memory a leader holds for entries not yet committed,
-		// e.g. while its disk is full.
-		MaxUncommittedEntriesSize: 256 << 20,
+		// Bounds the memory one leader holds for entries not yet
+		// committed (raft's own bound; the node-wide one is the replica
+		// manager's), e.g. while its disk is full.
+		MaxUncommittedEntriesSize: uint64(cfg.Raft.Advanced.MaxUncommittedBytes),
+		EntryCacheBytes:           cfg.Raft.Advanced.EntryCacheBytes,
 		Logger:                    logger,
 		Observer:                  electionObserver{n.metrics},
 	}, rt)
@@ -221,6 +223,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 		OnLeaderState:        n.publisher.leaderState,
 		PreferredLeaders:     cfg.Raft.Advanced.EnableLeadershipTransfer,
 		ProducerIDExpiration: time.Duration(cfg.Kafka.ProducerIDExpirationMs) * time.Millisecond,
+		MaxUncommittedBytes:  cfg.Raft.Advanced.MaxUncommittedBytes,
 	}, n.store, n.host, logger, commitObserver{n.metrics})
 	n.metrics.SetGroupResolver(n.resolveGroup)
 	n.metrics.RegisterState(stateSource{n})
