@@ -145,8 +145,8 @@ type Partition struct {
 	waitReplicas []*produceOp
 	// uncommitted holds, by index, the budget the appended batches this
 	// leader proposed hold until they commit.
-	uncommitted []reservation
-	budget      *byteBudget
+	uncommitted  []reservation
+	budget       *byteBudget
 	lastProduce  time.Time // when a batch was last proposed
 	persisted    uint64
 	lastAppended uint64
