@@ -1,0 +1,38 @@
+package config
+
+import "github.com/chronik-stream/chronik/internal/membudget"
+
+// BaseMemoryBytes is the part of a node's memory bound that does not grow
+// with what clients send: the Go runtime, the binary, the catalog,
+// consumer groups and the indexes of active segments of a few hundred
+// partitions. A fresh node uses about 17 MiB.
+const BaseMemoryBytes = 64 << 20
+
+// MemoryLimit is the memory, in bytes, the budgets let a node hold live
+// for its Kafka clients, beside its connections:
+//
+//	kafka.queued_max_request_bytes + kafka.queued_max_fetch_bytes
+//	+ 32 MiB of response buffers kept for reuse + 64 MiB base
+//
+// chronik-server gives it to the Go runtime as its soft memory limit
+// (unless GOMEMLIMIT is set), so that garbage does not double the heap.
+//
+// Raft's uncommitted entries and entry caches, which keep produced batches
+// after their response until they are applied, are bounded by keys of
+// their own and are not in this sum yet.
+func (c *Config) MemoryLimit() int64 {
+	return c.Kafka.QueuedMaxRequestBytes + c.Kafka.QueuedMaxFetchBytes +
+		membudget.ResponseBufferBytes + BaseMemoryBytes
+}
+
+// MemoryBound is the resident memory, in bytes, a node with this
+// configuration and that many client connections stays under
+// (docs/configuration.md, "Resource bounds"):
+//
+//	MemoryLimit() + 136 KiB per connection + kafka.socket_request_max_bytes
+//
+// The last term is the collector's overshoot: a large request buffer is
+// allocated before the collection it sets off frees the ones before it.
+func (c *Config) MemoryBound(connections int) int64 {
+	return c.MemoryLimit() + int64(connections)*membudget.ConnectionBytes + int64(c.Kafka.SocketRequestMaxBytes)
+}
