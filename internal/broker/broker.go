@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/chronik-stream/chronik/internal/group"
+	"github.com/chronik-stream/chronik/internal/membudget"
 	"github.com/chronik-stream/chronik/internal/meta"
 	"github.com/chronik-stream/chronik/internal/replica"
 	"github.com/chronik-stream/chronik/internal/topicconfig"
@@ -46,7 +47,13 @@ type Config struct {
 	TopicDefaults            topicconfig.Defaults
 	// CatalogTimeout bounds how long a catalog change may take.
 	CatalogTimeout time.Duration
-	Logger         *slog.Logger
+	// FetchMaxBytes caps the record bytes of one Fetch response, whatever
+	// the client asks (fetch.max.bytes); 0 means Kafka's default, 55 MiB.
+	FetchMaxBytes int32
+	// QueuedMaxFetchBytes is the node-wide budget of Fetch response bytes
+	// read from the log and not yet written; 0 means 256 MiB.
+	QueuedMaxFetchBytes int64
+	Logger              *slog.Logger
 }
 
 // Broker answers Kafka requests on one node.
@@ -56,6 +63,8 @@ type Broker struct {
 	replicas *replica.Manager
 	groups   GroupCoordinator
 	logger   *slog.Logger
+	// fetchBudget bounds the memory of Fetch responses node-wide.
+	fetchBudget *membudget.Pool
 }
 
 // New returns a broker.
@@ -66,8 +75,18 @@ func New(cfg Config, catalog *meta.Catalog, replicas *replica.Manager, groups Gr
 	if cfg.CatalogTimeout <= 0 {
 		cfg.CatalogTimeout = 10 * time.Second
 	}
-	return &Broker{cfg: cfg, catalog: catalog, replicas: replicas, groups: groups, logger: cfg.Logger}
+	if cfg.FetchMaxBytes <= 0 {
+		cfg.FetchMaxBytes = 57671680
+	}
+	if cfg.QueuedMaxFetchBytes <= 0 {
+		cfg.QueuedMaxFetchBytes = 256 << 20
+	}
+	return &Broker{cfg: cfg, catalog: catalog, replicas: replicas, groups: groups, logger: cfg.Logger,
+		fetchBudget: membudget.NewPool(cfg.QueuedMaxFetchBytes, heldCopies*int64(cfg.FetchMaxBytes))}
 }
+
+// FetchBudget returns the budget of Fetch response bytes, for metrics.
+func (b *Broker) FetchBudget() *membudget.Pool { return b.fetchBudget }
 
 type handlerFunc func(b *Broker, r *wire.Request, respond func(kmsg.Response))
 

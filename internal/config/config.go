@@ -52,6 +52,10 @@ type KafkaConfig struct {
 	DefaultReplicationFactor     int16 `toml:"default_replication_factor" desc:"replication factor of auto-created topics; 0 means min(cluster.replication_factor, number of nodes)"`
 	SocketRequestMaxBytes        int32 `toml:"socket_request_max_bytes" desc:"largest request the server accepts, in bytes"`
 	MessageMaxBytes              int32 `toml:"message_max_bytes" desc:"largest record batch the server accepts, in bytes"`
+	QueuedMaxRequestBytes        int64 `toml:"queued_max_request_bytes" desc:"node-wide bytes of requests read but not yet answered; a connection's reader waits while they are spent"`
+	RequestReadTimeoutMs         int   `toml:"request_read_timeout_ms" desc:"a request's body must arrive within this time once its size is read, or the connection is closed"`
+	FetchMaxBytes                int32 `toml:"fetch_max_bytes" desc:"largest Fetch response, in record bytes, whatever the client asks (the first batch may exceed it, KIP-74)"`
+	QueuedMaxFetchBytes          int64 `toml:"queued_max_fetch_bytes" desc:"node-wide bytes of Fetch responses read from the log but not yet written (each byte counts twice); fetches read less or wait while they are spent"`
 	OffsetsTopicNumPartitions    int32 `toml:"offsets_topic_num_partitions" desc:"partitions of the consumer offsets topic"`
 	OffsetsRetentionMinutes      int   `toml:"offsets_retention_minutes" desc:"how long committed offsets of an empty group are kept"`
 	GroupMinSessionTimeoutMs     int   `toml:"group_min_session_timeout_ms" desc:"smallest session timeout a consumer may ask for"`
@@ -172,6 +176,10 @@ func Default() Config {
 			DefaultReplicationFactor:     0,
 			SocketRequestMaxBytes:        104857600,
 			MessageMaxBytes:              1048588,
+			QueuedMaxRequestBytes:        268435456,
+			RequestReadTimeoutMs:         30000,
+			FetchMaxBytes:                57671680,
+			QueuedMaxFetchBytes:          268435456,
 			OffsetsTopicNumPartitions:    50,
 			OffsetsRetentionMinutes:      10080,
 			GroupMinSessionTimeoutMs:     6000,

@@ -254,6 +254,13 @@ func TestValidationRules(t *testing.T) {
 		{"default rf negative", func(c *Config) { c.Kafka.DefaultReplicationFactor = -1 }, []string{"kafka.default_replication_factor"}},
 		{"socket max", func(c *Config) { c.Kafka.SocketRequestMaxBytes = 0 }, []string{"kafka.socket_request_max_bytes"}},
 		{"message max", func(c *Config) { c.Kafka.MessageMaxBytes = -5 }, []string{"kafka.message_max_bytes"}},
+		{"queued requests below a request", func(c *Config) { c.Kafka.QueuedMaxRequestBytes = 50 << 20 }, []string{
+			"kafka.queued_max_request_bytes (CHRONIK_KAFKA_QUEUED_MAX_REQUEST_BYTES) = 52428800 must be at least kafka.socket_request_max_bytes = 104857600"}},
+		{"request raised past the queue", func(c *Config) { c.Kafka.SocketRequestMaxBytes = 300 << 20 }, []string{"kafka.queued_max_request_bytes", "a request of that size could never be read"}},
+		{"request read timeout", func(c *Config) { c.Kafka.RequestReadTimeoutMs = 0 }, []string{"kafka.request_read_timeout_ms (CHRONIK_KAFKA_REQUEST_READ_TIMEOUT_MS) = 0 must be at least 1"}},
+		{"fetch max", func(c *Config) { c.Kafka.FetchMaxBytes = 100 }, []string{"kafka.fetch_max_bytes (CHRONIK_KAFKA_FETCH_MAX_BYTES) = 100 must be at least 1024"}},
+		{"fetch budget below two responses", func(c *Config) { c.Kafka.QueuedMaxFetchBytes = 100 << 20 }, []string{
+			"kafka.queued_max_fetch_bytes (CHRONIK_KAFKA_QUEUED_MAX_FETCH_BYTES) = 104857600 must be at least twice kafka.fetch_max_bytes = 57671680"}},
 		{"offsets partitions", func(c *Config) { c.Kafka.OffsetsTopicNumPartitions = 0 }, []string{"kafka.offsets_topic_num_partitions"}},
 		{"offsets retention", func(c *Config) { c.Kafka.OffsetsRetentionMinutes = 0 }, []string{"kafka.offsets_retention_minutes"}},
 		{"group min", func(c *Config) { c.Kafka.GroupMinSessionTimeoutMs = 0 }, []string{"kafka.group_min_session_timeout_ms"}},
@@ -385,6 +392,10 @@ func TestValidCases(t *testing.T) {
 		}},
 		{"metrics disabled", func(c *Config) { c.MetricsAddr = "" }},
 		{"segment bounds", func(c *Config) { c.Kafka.LogSegmentBytes = 1024 }},
+		{"small memory", func(c *Config) {
+			c.Kafka.SocketRequestMaxBytes, c.Kafka.QueuedMaxRequestBytes = 4<<20, 16<<20
+			c.Kafka.FetchMaxBytes, c.Kafka.QueuedMaxFetchBytes = 4<<20, 8<<20
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -627,6 +638,7 @@ func TestWarnings(t *testing.T) {
 		{"default rf below isr", func(c *Config) { threeNodes(c); c.Kafka.DefaultReplicationFactor = 1 }, "auto-created topics will fail"},
 		{"default rf single node", func(c *Config) { c.Kafka.DefaultReplicationFactor = 3 }, "is ignored because cluster.enabled is false"},
 		{"message larger than request", func(c *Config) { c.Kafka.MessageMaxBytes = 200 << 20 }, "kafka.message_max_bytes"},
+		{"no room beside a largest request", func(c *Config) { c.Kafka.QueuedMaxRequestBytes = 100 << 20 }, "small requests (Metadata, Fetch, ordinary produces) wait"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -646,6 +658,24 @@ func TestWarnings(t *testing.T) {
 				t.Fatalf("warnings %q, want one containing %q", w, tc.want)
 			}
 		})
+	}
+}
+
+// TestMemoryBound checks the formula docs/configuration.md gives.
+func TestMemoryBound(t *testing.T) {
+	c := Default()
+	// requests, fetches, response buffers, base, uncommitted, entry cache
+	if got, want := c.MemoryLimit(), int64(256+256+32+64+256+64)<<20; got != want {
+		t.Errorf("MemoryLimit() = %d, want %d", got, want)
+	}
+	if got, want := c.MemoryBound(100), int64(256+256+32+64+256+64+100)<<20+100*136<<10; got != want {
+		t.Errorf("MemoryBound(100) = %d, want %d", got, want)
+	}
+	// In a cluster, each peer adds its raft message queues both ways.
+	c.Cluster.Enabled = true
+	c.Cluster.Peers.Nodes = []Peer{{ID: 1}, {ID: 2}, {ID: 3}}
+	if got, want := c.MemoryLimit(), int64(256+256+32+64+256+64+2*2*64)<<20; got != want {
+		t.Errorf("MemoryLimit() of a node of three = %d, want %d", got, want)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/chronik-stream/chronik/internal/membudget"
 )
 
 // FieldError is one broken rule. Its text is
@@ -74,6 +76,10 @@ func (c *Config) Warnings() []string {
 		}
 	} else if c.Kafka.DefaultReplicationFactor > 1 {
 		w = append(w, fmt.Sprintf("kafka.default_replication_factor = %d is ignored because cluster.enabled is false (a single node keeps 1 replica)", c.Kafka.DefaultReplicationFactor))
+	}
+	if k := c.Kafka; k.QueuedMaxRequestBytes >= int64(k.SocketRequestMaxBytes) && k.QueuedMaxRequestBytes-int64(k.SocketRequestMaxBytes) < membudget.SmallMax {
+		w = append(w, fmt.Sprintf("kafka.queued_max_request_bytes = %d leaves less than %d bytes beside a request of kafka.socket_request_max_bytes = %d: small requests (Metadata, Fetch, ordinary produces) wait while one that large is read",
+			k.QueuedMaxRequestBytes, membudget.SmallMax, k.SocketRequestMaxBytes))
 	}
 	if c.Kafka.MessageMaxBytes > c.Kafka.SocketRequestMaxBytes {
 		w = append(w, fmt.Sprintf("kafka.message_max_bytes = %d is more than kafka.socket_request_max_bytes = %d; batches that large cannot be sent", c.Kafka.MessageMaxBytes, c.Kafka.SocketRequestMaxBytes))
@@ -163,6 +169,16 @@ func (c *Config) validateKafka(v *checker) {
 	}
 	atLeast(v, "kafka.socket_request_max_bytes", k.SocketRequestMaxBytes, 1)
 	atLeast(v, "kafka.message_max_bytes", k.MessageMaxBytes, 1)
+	if k.QueuedMaxRequestBytes < int64(k.SocketRequestMaxBytes) {
+		v.fail("kafka.queued_max_request_bytes", k.QueuedMaxRequestBytes,
+			"must be at least kafka.socket_request_max_bytes = %d (a request of that size could never be read)", k.SocketRequestMaxBytes)
+	}
+	atLeast(v, "kafka.request_read_timeout_ms", k.RequestReadTimeoutMs, 1)
+	atLeast(v, "kafka.fetch_max_bytes", k.FetchMaxBytes, 1024)
+	if k.QueuedMaxFetchBytes < 2*int64(k.FetchMaxBytes) {
+		v.fail("kafka.queued_max_fetch_bytes", k.QueuedMaxFetchBytes,
+			"must be at least twice kafka.fetch_max_bytes = %d (a response's bytes count twice while it is written)", k.FetchMaxBytes)
+	}
 	atLeast(v, "kafka.offsets_topic_num_partitions", k.OffsetsTopicNumPartitions, 1)
 	atLeast(v, "kafka.offsets_retention_minutes", k.OffsetsRetentionMinutes, 1)
 	atLeast(v, "kafka.group_min_session_timeout_ms", k.GroupMinSessionTimeoutMs, 1)

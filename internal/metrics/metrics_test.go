@@ -26,12 +26,23 @@ func (everything) GroupStats() []GroupStat {
 func (everything) ClusterStats() ClusterStat       { return ClusterStat{MetadataLeader: 1, Peers: 2} }
 func (everything) SnapshotStats() (uint64, uint64) { return 0, 0 }
 
+// fixedBudget is a budget source with fixed figures.
+type fixedBudget struct {
+	reserved, limit int64
+	waits           uint64
+}
+
+func (b fixedBudget) Reserved() int64 { return b.reserved }
+func (b fixedBudget) Limit() int64    { return b.limit }
+func (b fixedBudget) Waits() uint64   { return b.waits }
+
 // exported returns the chronik_* metric families the registry exposes
 // once every event has happened once.
 func exported(t *testing.T) []string {
 	t.Helper()
 	m := New()
 	m.RegisterState(everything{})
+	m.RegisterBudgets(fixedBudget{1, 2, 3}, fixedBudget{4, 5, 6})
 	m.RequestDone(0, 9, 100, 50, time.Millisecond)
 	m.ConnectionOpened()
 	m.Fsync(time.Millisecond)
@@ -118,5 +129,34 @@ func TestDocsNameEveryMetric(t *testing.T) {
 	}
 	if exprs < 20 {
 		t.Errorf("dashboard has only %d queries", exprs)
+	}
+}
+
+// TestBudgetMetrics: each budget's figures under its label.
+func TestBudgetMetrics(t *testing.T) {
+	m := New()
+	m.RegisterBudgets(fixedBudget{10, 100, 3}, fixedBudget{20, 200, 4})
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if !strings.HasPrefix(mf.GetName(), "chronik_kafka_memory_") {
+			continue
+		}
+		for _, mt := range mf.GetMetric() {
+			v := mt.GetGauge().GetValue() + mt.GetCounter().GetValue()
+			got[mf.GetName()+"/"+mt.GetLabel()[0].GetValue()] = v
+		}
+	}
+	want := map[string]float64{
+		"chronik_kafka_memory_reserved_bytes/requests": 10, "chronik_kafka_memory_limit_bytes/requests": 100, "chronik_kafka_memory_waits_total/requests": 3,
+		"chronik_kafka_memory_reserved_bytes/fetch": 20, "chronik_kafka_memory_limit_bytes/fetch": 200, "chronik_kafka_memory_waits_total/fetch": 4,
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
 	}
 }

@@ -246,17 +246,22 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 		OffsetsTopicPartitions:   cfg.Kafka.OffsetsTopicNumPartitions,
 		OffsetsReplicationFactor: cfg.DefaultReplicationFactor(len(members)),
 		TopicDefaults:            n.defaults,
+		FetchMaxBytes:            cfg.Kafka.FetchMaxBytes,
+		QueuedMaxFetchBytes:      cfg.Kafka.QueuedMaxFetchBytes,
 		Logger:                   logger,
 	}, n.catalog, n.replicas, n.groups)
 	n.kafka, err = wire.Listen(cfg.KafkaListenAddr(), n.broker, wire.Options{
-		MaxRequestSize: cfg.Kafka.SocketRequestMaxBytes,
-		Logger:         logger,
-		Observer:       n.metrics,
-		APIVersions:    broker.APIVersions,
+		MaxRequestSize:        cfg.Kafka.SocketRequestMaxBytes,
+		QueuedMaxRequestBytes: cfg.Kafka.QueuedMaxRequestBytes,
+		RequestReadTimeout:    time.Duration(cfg.Kafka.RequestReadTimeoutMs) * time.Millisecond,
+		Logger:                logger,
+		Observer:              n.metrics,
+		APIVersions:           broker.APIVersions,
 	})
 	if err != nil {
 		return nil, err
 	}
+	n.metrics.RegisterBudgets(n.kafka.RequestBudget(), n.broker.FetchBudget())
 	n.setPhase("")
 	n.started.Store(true)
 	n.ready.Store(true)

@@ -42,6 +42,7 @@ import (
 
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/chronik-stream/chronik/internal/membudget"
 	"github.com/chronik-stream/chronik/internal/raftnode"
 )
 
@@ -63,7 +64,7 @@ const (
 
 	maxFrame = 256 << 20
 	// queueLimit bounds the bytes queued for one peer.
-	queueLimit = 64 << 20
+	queueLimit = membudget.PeerQueueBytes
 )
 
 // Handler answers an RPC from a peer.

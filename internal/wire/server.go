@@ -6,6 +6,16 @@
 // handler may answer later (a produce waiting for replication, a fetch
 // waiting for data) without holding up the requests behind it; the
 // responses still go out in request order, as Kafka requires.
+//
+// Memory: a frame's size is reserved from the node-wide request budget
+// (kafka.queued_max_request_bytes, a [membudget.Requests]) before its body
+// is allocated, and returned once its response is written or no response
+// is owed. While the budget is spent the connection's reader waits, so the
+// client meets TCP back-pressure instead of the node growing. Small frames
+// have their own class in the budget and never queue behind large ones; a
+// reserved body must arrive within RequestReadTimeout; and one connection
+// holds at most maxConnQueuedBytes of unanswered requests (beyond a single
+// request), so a client that does not read its responses holds little.
 package wire
 
 import (
@@ -17,6 +27,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +35,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/chronik-stream/chronik/internal/membudget"
 )
 
 // Request is one decoded request.
@@ -39,6 +52,20 @@ type Request struct {
 	Remote net.Addr
 	// Received is when the frame was read.
 	Received time.Time
+
+	// reserved is the frame's share of the request budget, returned once
+	// the response is written.
+	reserved int64
+	// afterResponse runs once the response is written or dropped.
+	afterResponse []func()
+}
+
+// AfterResponse registers fn to run once the response to r has been
+// written to the connection, or dropped (no response owed, connection
+// gone). The handler must call it before it responds. A Fetch uses it to
+// return its response bytes to their budget.
+func (r *Request) AfterResponse(fn func()) {
+	r.afterResponse = append(r.afterResponse, fn)
 }
 
 // Handler answers requests. Handle must call respond exactly once, now or
@@ -63,6 +90,14 @@ type Observer interface {
 type Options struct {
 	// MaxRequestSize bounds a frame (socket.request.max.bytes).
 	MaxRequestSize int32
+	// QueuedMaxRequestBytes bounds the bytes of all frames read and not
+	// yet answered, node-wide (queued.max.request.bytes). It must be at
+	// least MaxRequestSize; 0 means the default, 256 MiB.
+	QueuedMaxRequestBytes int64
+	// RequestReadTimeout bounds how long a frame's body may take to
+	// arrive once its size has been read and reserved; the connection is
+	// then closed. 0 means the default, 30 s.
+	RequestReadTimeout time.Duration
 	// MaxInflight bounds the requests of one connection awaiting their
 	// response; the reader waits beyond it.
 	MaxInflight int
@@ -71,6 +106,10 @@ type Options struct {
 	// APIVersions builds the ApiVersions response for an unsupported
 	// ApiVersions version (answered at v0 with UNSUPPORTED_VERSION).
 	APIVersions func() []kmsg.ApiVersionsResponseApiKey
+
+	// allocBody allocates a frame's body; tests wrap it to check that the
+	// bytes were reserved first.
+	allocBody func(n int) []byte
 }
 
 // Server serves the Kafka protocol on a listener.
@@ -85,15 +124,25 @@ type Server struct {
 	closed bool
 	wg     sync.WaitGroup
 
+	budget *membudget.Requests
 	// encodeBufs holds response encode buffers, shared by the connections:
 	// Fetch responses are often megabytes, and growing a fresh buffer for
-	// each cost a sixth of the fetch path's CPU. The pool lets the garbage
-	// collector take them back when the load stops.
-	encodeBufs sync.Pool
+	// each cost a sixth of the fetch path's CPU.
+	encodeBufs bufPool
 }
 
-// maxPooledResponse is the largest encode buffer kept for reuse.
-const maxPooledResponse = 64 << 20
+// Defaults of the Options.
+const (
+	defaultQueuedMaxRequestBytes = 256 << 20
+	defaultRequestReadTimeout    = 30 * time.Second
+)
+
+// maxConnQueuedBytes bounds the unanswered request bytes of one
+// connection; a connection holding nothing may still read one frame of
+// any allowed size. It keeps one client that pipelines large requests, or
+// stops reading its responses, from taking the whole budget alone, while
+// a producer with several 1 MiB requests in flight never meets it.
+const maxConnQueuedBytes = 16 << 20
 
 // Listen binds addr and starts serving.
 func Listen(addr string, h Handler, opts Options) (*Server, error) {
@@ -103,14 +152,30 @@ func Listen(addr string, h Handler, opts Options) (*Server, error) {
 	if opts.MaxInflight <= 0 {
 		opts.MaxInflight = 64
 	}
+	if opts.QueuedMaxRequestBytes <= 0 {
+		opts.QueuedMaxRequestBytes = max(defaultQueuedMaxRequestBytes, int64(opts.MaxRequestSize))
+	}
+	if opts.QueuedMaxRequestBytes < int64(opts.MaxRequestSize) {
+		return nil, fmt.Errorf("queued request bytes %d are less than the largest request, %d: a request of that size could never be read",
+			opts.QueuedMaxRequestBytes, opts.MaxRequestSize)
+	}
+	if opts.RequestReadTimeout <= 0 {
+		opts.RequestReadTimeout = defaultRequestReadTimeout
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.allocBody == nil {
+		opts.allocBody = func(n int) []byte { return make([]byte, n) }
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	s := &Server{ln: ln, handler: h, opts: opts, logger: opts.Logger, conns: map[*conn]struct{}{}}
+	s := &Server{ln: ln, handler: h, opts: opts, logger: opts.Logger, conns: map[*conn]struct{}{},
+		budget:     membudget.NewRequests(opts.QueuedMaxRequestBytes, int64(opts.MaxRequestSize)),
+		encodeBufs: bufPool{max: membudget.ResponseBufferBytes},
+	}
 	s.wg.Add(1)
 	go s.accept()
 	return s, nil
@@ -118,6 +183,9 @@ func Listen(addr string, h Handler, opts Options) (*Server, error) {
 
 // Addr returns the listening address.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// RequestBudget returns the budget of queued request bytes, for metrics.
+func (s *Server) RequestBudget() *membudget.Requests { return s.budget }
 
 func (s *Server) accept() {
 	defer s.wg.Done()
@@ -131,7 +199,8 @@ func (s *Server) accept() {
 			time.Sleep(10 * time.Millisecond) // e.g. out of file descriptors: do not spin
 			continue
 		}
-		c := &conn{s: s, nc: nc, slots: make(chan *slot, s.opts.MaxInflight), logger: s.logger.With("remote", nc.RemoteAddr().String())}
+		c := &conn{s: s, nc: nc, slots: make(chan *slot, s.opts.MaxInflight), logger: s.logger.With("remote", nc.RemoteAddr().String()),
+			quit: make(chan struct{}), released: make(chan struct{}, 1)}
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
@@ -191,11 +260,63 @@ type conn struct {
 	slots   chan *slot
 	logger  *slog.Logger
 	stopped atomic.Bool
+
+	// quit is closed when the reader must stop waiting (server closing,
+	// connection broken).
+	quit     chan struct{}
+	quitOnce sync.Once
+	// queued is the request bytes this connection holds in the budget.
+	// Invariant: 0 <= queued.
+	queued atomic.Int64
+	// released is signalled (without blocking) when queued shrinks.
+	released chan struct{}
 }
 
 func (c *conn) stopReading() {
 	c.stopped.Store(true)
 	c.nc.SetReadDeadline(time.Now())
+	c.cancel()
+}
+
+func (c *conn) cancel() { c.quitOnce.Do(func() { close(c.quit) }) }
+
+// reserve takes n bytes of the request budget for the next frame, first
+// waiting until this connection's own unanswered requests leave room for
+// it. It returns false if the connection is closing.
+func (c *conn) reserve(n int64) bool {
+	for {
+		q := c.queued.Load()
+		if q == 0 || q+n <= maxConnQueuedBytes {
+			break
+		}
+		select {
+		case <-c.released:
+		case <-c.quit:
+			return false
+		}
+	}
+	waited, err := c.s.budget.Acquire(n, c.quit)
+	if err != nil {
+		return false
+	}
+	if waited {
+		c.logger.Debug("request waited for the request budget (kafka.queued_max_request_bytes)", "bytes", n)
+	}
+	c.queued.Add(n)
+	return true
+}
+
+// release returns n bytes of the request budget.
+func (c *conn) release(n int64) {
+	if n == 0 {
+		return
+	}
+	c.s.budget.Release(n)
+	c.queued.Add(-n)
+	select {
+	case c.released <- struct{}{}:
+	default:
+	}
 }
 
 // read decodes frames and dispatches them; it closes c.slots when done so
@@ -217,13 +338,19 @@ func (c *conn) read() {
 			c.logger.Warn("closing connection: bad request size", "size", n, "max", c.s.opts.MaxRequestSize)
 			return
 		}
-		body := make([]byte, n)
-		if _, err := io.ReadFull(r, body); err != nil {
-			c.logger.Warn("closing connection: request frame cut short", "size", n, "err", err)
+		// The bytes are reserved before the body is allocated: while the
+		// budget is spent this waits and the client meets TCP back-pressure.
+		if !c.reserve(int64(n)) {
 			return
 		}
-		req, err := c.decode(body)
+		body, ok := c.readBody(r, int(n))
+		if !ok {
+			c.release(int64(n))
+			return
+		}
+		req, err := c.decode(body, int64(n))
 		if err != nil {
+			c.release(int64(n))
 			c.logger.Warn("closing connection: bad request", "err", err)
 			return
 		}
@@ -234,16 +361,47 @@ func (c *conn) read() {
 	}
 }
 
+// readBody reads a frame body of n bytes, already reserved, within the
+// request read timeout: a client that trickles its bytes cannot hold its
+// reservation for longer.
+func (c *conn) readBody(r *bufio.Reader, n int) ([]byte, bool) {
+	timeout := c.s.opts.RequestReadTimeout
+	c.nc.SetReadDeadline(time.Now().Add(timeout))
+	// stopReading sets a past deadline; do not let ours replace it.
+	if c.stopped.Load() {
+		return nil, false
+	}
+	body := c.s.opts.allocBody(n)
+	got, err := io.ReadFull(r, body)
+	if err != nil {
+		switch {
+		case c.stopped.Load():
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			c.logger.Warn("closing connection: request body not received within kafka.request_read_timeout_ms; its reserved bytes are returned",
+				"timeout", timeout, "size", n, "received", got)
+		default:
+			c.logger.Warn("closing connection: request frame cut short", "size", n, "received", got, "err", err)
+		}
+		return nil, false
+	}
+	c.nc.SetReadDeadline(time.Time{})
+	if c.stopped.Load() {
+		// A stop between the read and the reset above: honour it.
+		c.nc.SetReadDeadline(time.Now())
+	}
+	return body, true
+}
+
 // decode parses a frame. A nil request with a nil error means the frame
 // was answered already (unsupported ApiVersions).
-func (c *conn) decode(body []byte) (*Request, error) {
+func (c *conn) decode(body []byte, reserved int64) (*Request, error) {
 	rd := kbin.Reader{Src: body}
 	key, version, corr := rd.Int16(), rd.Int16(), rd.Int32()
 	clientID := rd.NullableString()
 	if !rd.Ok() {
 		return nil, fmt.Errorf("request header cut short")
 	}
-	req := &Request{Key: key, Version: version, CorrelationID: corr, Size: len(body) + 4, Remote: c.nc.RemoteAddr(), Received: time.Now()}
+	req := &Request{Key: key, Version: version, CorrelationID: corr, Size: len(body) + 4, Remote: c.nc.RemoteAddr(), Received: time.Now(), reserved: reserved}
 	if clientID != nil {
 		req.ClientID = *clientID
 	}
@@ -303,7 +461,8 @@ func (c *conn) dispatch(req *Request) {
 	})
 }
 
-// write sends responses in request order.
+// write sends responses in request order. Each request's reservation is
+// returned once its response is written, or dropped.
 func (c *conn) write() {
 	defer c.s.wg.Done()
 	defer func() {
@@ -317,6 +476,11 @@ func (c *conn) write() {
 	}()
 	w := bufio.NewWriterSize(c.nc, 64<<10)
 	broken := false
+	fail := func() {
+		broken = true
+		c.nc.Close() // wakes the reader
+		c.cancel()   // and stops it waiting for budget
+	}
 	// Responses are buffered while the next ones are ready, and flushed
 	// before waiting: a response must never sit in the buffer while a
 	// later request is still being served (a pipelining client would see
@@ -324,8 +488,7 @@ func (c *conn) write() {
 	flush := func() {
 		if !broken && w.Buffered() > 0 {
 			if err := w.Flush(); err != nil {
-				broken = true
-				c.nc.Close() // wakes the reader
+				fail()
 			}
 		}
 	}
@@ -347,28 +510,34 @@ func (c *conn) write() {
 			flush()
 			<-sl.done
 		}
-		if broken || sl.resp == nil {
-			c.observe(sl, 0)
-			continue
+		respBytes := 0
+		if !broken && sl.resp != nil {
+			buf := c.s.encodeBufs.get()
+			out := encodeResponse(buf, sl.req, sl.resp)
+			sl.resp = nil // the encoded copy is all that is needed now
+			_, err := w.Write(out)
+			c.s.encodeBufs.put(out) // out is free again once Write returns
+			if err != nil {
+				fail()
+			} else {
+				respBytes = len(out)
+			}
 		}
-		pooled, _ := c.s.encodeBufs.Get().(*[]byte)
-		if pooled == nil {
-			pooled = new([]byte)
-		}
-		out := encodeResponse((*pooled)[:0], sl.req, sl.resp)
-		_, err := w.Write(out) // out is free again once Write returns
-		if cap(out) <= maxPooledResponse {
-			*pooled = out
-			c.s.encodeBufs.Put(pooled)
-		}
-		if err != nil {
-			broken = true
-			c.nc.Close() // wakes the reader
-			continue
-		}
-		c.observe(sl, len(out))
+		c.done(sl.req)
+		c.observe(sl, respBytes)
 	}
 	flush()
+}
+
+// done returns what a request held once its response is written or
+// dropped.
+func (c *conn) done(req *Request) {
+	c.release(req.reserved)
+	req.reserved = 0
+	for _, fn := range req.afterResponse {
+		fn()
+	}
+	req.afterResponse = nil
 }
 
 func (c *conn) observe(sl *slot, respBytes int) {
@@ -390,4 +559,42 @@ func encodeResponse(buf []byte, req *Request, resp kmsg.Response) []byte {
 	buf = resp.AppendTo(buf)
 	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
 	return buf
+}
+
+// bufPool keeps response encode buffers for reuse, at most max bytes of
+// capacity in all: they are memory outside the budgets, so their total
+// must be small and fixed (a sync.Pool would keep one for each connection
+// that wrote a large response, until the next garbage collections).
+type bufPool struct {
+	max int
+
+	mu    sync.Mutex
+	free  [][]byte
+	bytes int // Invariant: bytes = sum of cap(free[i]) <= max
+}
+
+func (p *bufPool) get() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free) == 0 {
+		return nil
+	}
+	b := p.free[len(p.free)-1]
+	p.free[len(p.free)-1] = nil
+	p.free = p.free[:len(p.free)-1]
+	p.bytes -= cap(b)
+	return b[:0]
+}
+
+func (p *bufPool) put(b []byte) {
+	if cap(b) > membudget.MaxPooledResponse {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.bytes+cap(b) > p.max {
+		return
+	}
+	p.free = append(p.free, b[:0])
+	p.bytes += cap(b)
 }

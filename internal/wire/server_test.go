@@ -18,7 +18,8 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // fakeHandler serves ApiVersions v0-3 and Metadata v0-12; Metadata answers
 // after a delay taken from the request's topic count, to reorder completion,
-// or, for a topic named "hold", once hold is closed.
+// or, for a topic named "hold", once hold is closed. A Produce with
+// acks=-1 is also answered once hold is closed (at once without hold).
 type fakeHandler struct{ hold chan struct{} }
 
 func (fakeHandler) Supported(key, version int16) bool {
@@ -47,6 +48,10 @@ func (h fakeHandler) Handle(r *Request, respond func(kmsg.Response)) {
 	case *kmsg.ProduceRequest:
 		if req.Acks == 0 {
 			respond(nil)
+			return
+		}
+		if req.Acks == -1 && h.hold != nil {
+			go func() { <-h.hold; respond(req.ResponseKind()) }()
 			return
 		}
 		respond(req.ResponseKind())
@@ -248,7 +253,7 @@ func FuzzDecodeRequest(f *testing.F) {
 	s := &Server{handler: fakeHandler{}, opts: Options{MaxRequestSize: 1 << 20}}
 	c := &conn{s: s, nc: &net.TCPConn{}, slots: make(chan *slot, 1)}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		req, err := c.decode(body)
+		req, err := c.decode(body, 0)
 		if err == nil && req != nil && req.Msg == nil {
 			t.Fatal("decoded a request without a message")
 		}

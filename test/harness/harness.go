@@ -279,6 +279,16 @@ func (n *Node) WaitExit(d time.Duration) (exit error, ok bool) {
 	}
 }
 
+// PID returns the process id, 0 if the node was never started.
+func (n *Node) PID() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil || n.cmd.Process == nil {
+		return 0
+	}
+	return n.cmd.Process.Pid
+}
+
 // Pause stops the process with SIGSTOP; Resume continues it.
 func (n *Node) Pause()  { n.signal(syscall.SIGSTOP) }
 func (n *Node) Resume() { n.signal(syscall.SIGCONT) }
