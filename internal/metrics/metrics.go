@@ -35,6 +35,8 @@ type Metrics struct {
 	fsyncLatency    prometheus.Histogram
 	electionCount   *prometheus.CounterVec
 	electionLatency prometheus.Histogram
+	workerWait      prometheus.Histogram
+	roundTime       prometheus.Histogram
 	commitLatency   prometheus.Histogram
 
 	// resolve names a raft group for labels; set by the node.
@@ -81,9 +83,15 @@ func New() *Metrics {
 		commitLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "chronik_raft_commit_latency_ms", Help: "Time from proposing a produced batch to its commit on a quorum.", Buckets: msBuckets,
 		}),
+		workerWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "chronik_raft_worker_wait_ms", Help: "Time a raft group with a pending tick waited for a worker.", Buckets: msBuckets,
+		}),
+		roundTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "chronik_raft_round_ms", Help: "Duration of one round of a raft group on a worker (stepping messages, ticks, writing its log, sending).", Buckets: msBuckets,
+		}),
 	}
 	r.MustRegister(m.requests, m.requestBytes, m.responseBytes, m.requestLatency, m.connections, m.connectionsOpen,
-		m.fsyncLatency, m.electionCount, m.electionLatency, m.commitLatency)
+		m.fsyncLatency, m.electionCount, m.electionLatency, m.commitLatency, m.workerWait, m.roundTime)
 	return m
 }
 
@@ -109,6 +117,17 @@ func (m *Metrics) ConnectionClosed() { m.connections.Dec() }
 
 // Fsync observes one fdatasync (storage.Options.OnSync).
 func (m *Metrics) Fsync(d time.Duration) { m.fsyncLatency.Observe(ms(d)) }
+
+// RaftRound records a raft group's wait for a worker or its round
+// (raftnode.Observer); a zero duration is not one.
+func (m *Metrics) RaftRound(waited, took time.Duration) {
+	if waited > 0 {
+		m.workerWait.Observe(ms(waited))
+	}
+	if took > 0 {
+		m.roundTime.Observe(ms(took))
+	}
+}
 
 // Elected records an election (raftnode.Observer).
 func (m *Metrics) Elected(group uint64, without time.Duration) {

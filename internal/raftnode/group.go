@@ -93,6 +93,7 @@ type Group struct {
 	msgs      []raftpb.Message
 	fns       []func(Loop)
 	ticks     int
+	tickedAt  time.Time // when the oldest pending tick arrived
 	scheduled bool
 	stopped   bool
 	done      chan struct{} // closed when a stopped group is drained
@@ -312,6 +313,9 @@ func (g *Group) enqueueMsg(m raftpb.Message) {
 func (g *Group) enqueueTick() {
 	g.mu.Lock()
 	if !g.stopped {
+		if g.ticks == 0 {
+			g.tickedAt = time.Now()
+		}
 		g.ticks++
 		g.scheduleLocked()
 		return
@@ -385,7 +389,7 @@ func (g *Group) process() {
 			g.finish()
 			return
 		}
-		msgs, fns, ticks := g.msgs, g.fns, g.ticks
+		msgs, fns, ticks, tickedAt := g.msgs, g.fns, g.ticks, g.tickedAt
 		g.msgs, g.fns, g.ticks = nil, nil, 0
 		if len(msgs) == 0 && len(fns) == 0 && ticks == 0 && !g.rn.HasReady() {
 			g.scheduled = false
@@ -393,6 +397,10 @@ func (g *Group) process() {
 			return
 		}
 		g.mu.Unlock()
+		start := time.Now()
+		if ticks > 0 {
+			g.host.observeWait(g, start.Sub(tickedAt), ticks)
+		}
 		if g.failed != nil {
 			// Raft input is dropped; closures still run, so nobody waits
 			// for the group in vain (they see it failed). The owner
@@ -402,13 +410,12 @@ func (g *Group) process() {
 			}
 			continue
 		}
-		// A repairing replica does not tick, so it never times out into an
-		// election, and ignores leadership transfers to it.
-		if g.repairUntil.Load() == 0 {
-			for range ticks {
-				g.rn.Tick()
-			}
-		}
+		// Messages are stepped before ticks: a leader that was kept from
+		// running must see the responses that arrived meanwhile before
+		// its check-quorum tick counts its followers as silent (it would
+		// step down from a healthy quorum). Ticks that piled up while the
+		// group waited for a worker count as one: time this node could not
+		// act in is not time its peers were silent.
 		progressed := false
 		for i := range msgs {
 			if msgs[i].Type == raftpb.MsgTimeoutNow && g.repairUntil.Load() > 0 {
@@ -421,6 +428,11 @@ func (g *Group) process() {
 				g.logger.Debug("step", "type", msgs[i].Type, "from", msgs[i].From, "err", err)
 			}
 		}
+		// A repairing replica does not tick, so it never times out into an
+		// election, and ignores leadership transfers to it.
+		if ticks > 0 && g.repairUntil.Load() == 0 {
+			g.rn.Tick()
+		}
 		for _, fn := range fns {
 			fn(Loop{g})
 		}
@@ -428,6 +440,7 @@ func (g *Group) process() {
 		if po, ok := g.sm.(ProgressObserver); ok && progressed && g.failed == nil && g.soft.RaftState == raft.StateLeader {
 			po.Progressed(Loop{g})
 		}
+		g.host.observeRound(g, time.Since(start), len(msgs))
 	}
 }
 
@@ -490,7 +503,7 @@ func (g *Group) releaseEntries(bs raft.BasicStatus) {
 			}
 		})
 	}
-	g.storage.release(upTo)
+	g.storage.release(upTo, bs.Applied)
 }
 
 func (g *Group) roleChanged(ss raft.SoftState) {

@@ -48,7 +48,7 @@ type Config struct {
 	MaxUncommittedEntriesSize uint64
 	// EntryCacheBytes bounds the entries all groups keep in memory
 	// together to serve raft's reads (0: 64 MiB); each group also keeps at
-	// most 4 MiB.
+	// most 32 MiB, of which 4 MiB already applied.
 	EntryCacheBytes int64
 	// Workers is the number of goroutines driving groups (0: GOMAXPROCS).
 	Workers int
@@ -63,6 +63,10 @@ type Observer interface {
 	// LeaderElected is called when a group gets a leader after having none,
 	// with the time it was without one.
 	LeaderElected(g GroupID, lead uint64, term uint64, without time.Duration)
+	// Round is called after each round of a group: how long it waited for
+	// a worker since its oldest pending tick (0 if it had none), and how
+	// long the round took.
+	Round(g GroupID, waited, took time.Duration)
 }
 
 // Host drives the raft groups of one node.
@@ -230,6 +234,35 @@ func (h *Host) PeerDown(peer uint64) {
 	}
 }
 
+// slowRound is how long a round of a group (or its wait for a worker) may
+// take before it is logged: a quarter of the election timeout, since a
+// leader kept from sending heartbeats for the whole timeout loses its
+// leadership.
+func (h *Host) slowRound() time.Duration {
+	return h.cfg.TickInterval * time.Duration(h.cfg.ElectionTicks) / 4
+}
+
+// observeWait records how long a group with pending ticks waited for a
+// worker, and logs a wait long enough to threaten its leadership.
+func (h *Host) observeWait(g *Group, waited time.Duration, ticks int) {
+	if waited >= h.slowRound() {
+		g.logger.Warn("raft group waited long for a worker: its heartbeats and elections were held up", "waited", waited, "ticks", ticks, "role", g.soft.RaftState.String())
+	}
+	if h.cfg.Observer != nil {
+		h.cfg.Observer.Round(g.id, waited, 0)
+	}
+}
+
+// observeRound records a round's duration, and logs a long one.
+func (h *Host) observeRound(g *Group, took time.Duration, msgs int) {
+	if took >= h.slowRound() {
+		g.logger.Warn("raft group round was slow: the groups behind it on its worker waited", "took", took, "messages", msgs, "role", g.soft.RaftState.String(), "last_index", g.log.LastIndex())
+	}
+	if h.cfg.Observer != nil {
+		h.cfg.Observer.Round(g.id, 0, took)
+	}
+}
+
 // campaignDelay lets the other followers forget a dead leader before the
 // successor asks for their votes.
 const campaignDelay = 50 * time.Millisecond
@@ -303,14 +336,17 @@ func (h *Host) send(envs []Envelope) {
 // raftConfig builds the etcd raft configuration of a group.
 func (h *Host) raftConfig(st raft.Storage, applied uint64, logger *slog.Logger) *raft.Config {
 	return &raft.Config{
-		ID:                        h.cfg.NodeID,
-		ElectionTick:              h.cfg.ElectionTicks,
-		HeartbeatTick:             h.cfg.HeartbeatTicks,
-		Storage:                   st,
-		Applied:                   applied,
-		AsyncStorageWrites:        true,
-		MaxSizePerMsg:             h.maxSizePerMsg(),
-		MaxCommittedSizePerReady:  64 << 20,
+		ID:                 h.cfg.NodeID,
+		ElectionTick:       h.cfg.ElectionTicks,
+		HeartbeatTick:      h.cfg.HeartbeatTicks,
+		Storage:            st,
+		Applied:            applied,
+		AsyncStorageWrites: true,
+		MaxSizePerMsg:      h.maxSizePerMsg(),
+		// A round applies at most this much, so that one busy group
+		// does not keep the others on its worker (and their heartbeats)
+		// waiting.
+		MaxCommittedSizePerReady:  8 << 20,
 		MaxUncommittedEntriesSize: h.cfg.MaxUncommittedEntriesSize,
 		MaxInflightMsgs:           h.cfg.MaxInflightMsgs,
 		CheckQuorum:               true,

@@ -21,12 +21,19 @@ type logStorage struct {
 	log    *storage.Log
 	logger *slog.Logger
 	// recent holds the entries appended and still needed (not yet applied
-	// here or not yet on every follower), contiguous, at most recentBudget
-	// bytes of them, and less while the node's groups together hold more
-	// than the node's cache bound (shared).
+	// here or not yet on every follower), contiguous, within the bounds
+	// below, and less while the node's groups together hold more than the
+	// node's cache bound (shared).
 	recent      []raftpb.Entry
 	recentBytes int
 	shared      *cacheBound
+	// applied is the group's applied index as of its last round: entries
+	// above it are read again soon (to apply them), so they are kept
+	// longer than those kept only for followers. The first appliedCount
+	// entries of recent are applied, appliedBytes of data.
+	applied      uint64
+	appliedCount int
+	appliedBytes int
 }
 
 // cacheBound is the bound on the entries all groups of a node keep in
@@ -36,11 +43,18 @@ type cacheBound struct {
 	used  atomic.Int64
 }
 
-// recentBudget bounds the entries a group keeps in memory. An entry's data
-// shares the buffer of the request that carried it (a produce request
-// holds batches of several partitions), so entries are also released as
-// soon as nothing needs them: an idle partition keeps none.
-const recentBudget = 4 << 20
+// A group keeps at most groupCacheMax bytes of entries in memory, of which
+// at most appliedCacheMax already applied (kept only for followers that
+// lag). Entries not applied yet are kept first: raft reads each of them
+// back to apply it, and reading them from the log instead made rounds
+// slow under load. An entry's data shares the buffer of the request that
+// carried it (a produce request holds batches of several partitions), so
+// entries are also released as soon as nothing needs them: an idle
+// partition keeps none.
+const (
+	groupCacheMax   = 32 << 20
+	appliedCacheMax = 4 << 20
+)
 
 // remember keeps appended entries (dropping any it held from their first
 // index on: raft replaced them) and trims to the budgets.
@@ -56,6 +70,7 @@ func (s *logStorage) remember(ents []raftpb.Entry) {
 		}
 		s.drop(keep, n)
 		s.recent = s.recent[:keep]
+		s.appliedCount = min(s.appliedCount, keep)
 	}
 	if n := len(s.recent); n > 0 && s.recent[n-1].Index+1 != first {
 		s.forget()
@@ -67,27 +82,48 @@ func (s *logStorage) remember(ents []raftpb.Entry) {
 	}
 	s.recentBytes += added
 	s.shared.used.Add(int64(added))
-	// Trim the oldest, keeping the newest entry (raft reads it at once to
-	// apply or send it).
+	s.trim()
+}
+
+// trim drops the oldest entries while the group or the node holds more
+// than its bound, or the group holds more than appliedCacheMax of entries
+// already applied; it keeps the newest entry (raft reads it at once to
+// apply or send it).
+func (s *logStorage) trim() {
 	n := 0
-	for n < len(s.recent)-1 && (s.recentBytes > recentBudget || s.shared.used.Load() > s.shared.limit) {
-		s.recentBytes -= len(s.recent[n].Data)
-		s.shared.used.Add(-int64(len(s.recent[n].Data)))
+	total, applied, shared := s.recentBytes, s.appliedBytes, s.shared.used.Load()
+	for n < len(s.recent)-1 && (total > groupCacheMax || shared > s.shared.limit || n < s.appliedCount && applied > appliedCacheMax) {
+		size := len(s.recent[n].Data)
+		if n < s.appliedCount {
+			applied -= size
+		}
+		total -= size
+		shared -= int64(size)
 		n++
 	}
 	if n > 0 {
-		clear(s.recent[:n])
-		s.recent = append(s.recent[:0], s.recent[n:]...)
+		s.dropFront(n)
 	}
+}
+
+// dropFront drops the first n entries.
+func (s *logStorage) dropFront(n int) {
+	s.drop(0, n)
+	s.recent = append(s.recent[:0], s.recent[n:]...)
+	s.appliedCount = max(s.appliedCount-n, 0)
 }
 
 // drop uncounts the entries recent[from:to] and clears them.
 func (s *logStorage) drop(from, to int) {
-	n := 0
-	for _, e := range s.recent[from:to] {
+	n, applied := 0, 0
+	for i, e := range s.recent[from:to] {
 		n += len(e.Data)
+		if from+i < s.appliedCount {
+			applied += len(e.Data)
+		}
 	}
 	s.recentBytes -= n
+	s.appliedBytes -= applied
 	s.shared.used.Add(-int64(n))
 	clear(s.recent[from:to])
 }
@@ -95,21 +131,32 @@ func (s *logStorage) drop(from, to int) {
 // release drops the entries up to index upTo: applied here and held by
 // every follower, raft asks for them only in a rare catch-up, which reads
 // the log.
-func (s *logStorage) release(upTo uint64) {
-	if len(s.recent) == 0 || s.recent[0].Index > upTo {
+func (s *logStorage) release(upTo, applied uint64) {
+	moved := applied != s.applied
+	s.applied = applied
+	for s.appliedCount < len(s.recent) && s.recent[s.appliedCount].Index <= applied {
+		s.appliedBytes += len(s.recent[s.appliedCount].Data)
+		s.appliedCount++
+	}
+	if len(s.recent) == 0 {
 		return
 	}
-	n := 0
-	for n < len(s.recent) && s.recent[n].Index <= upTo {
-		n++
+	if s.recent[0].Index <= upTo {
+		n := 0
+		for n < len(s.recent) && s.recent[n].Index <= upTo {
+			n++
+		}
+		s.dropFront(n)
 	}
-	s.drop(0, n)
-	s.recent = append(s.recent[:0], s.recent[n:]...)
+	if moved {
+		s.trim() // entries now applied may be over their bound
+	}
 }
 
 func (s *logStorage) forget() {
 	s.drop(0, len(s.recent))
 	s.recent = s.recent[:0]
+	s.appliedCount, s.appliedBytes = 0, 0
 }
 
 // fromMemory returns entries [lo, hi) from memory if it holds them all.

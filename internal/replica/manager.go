@@ -2,6 +2,7 @@ package replica
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -391,8 +392,15 @@ func (p *Partition) refreshISR(l raftnode.Loop) {
 	p.obsIndex, p.obsTime = last, now
 	p.followers = followers
 	if !slices.Equal(isr, p.isr) {
-		p.logger.Info("ISR changed", "isr", isr, "was", p.isr, "term", p.term)
+		// A new leader's followers joining its ISR is routine; a change
+		// after the ISR was first full is news.
+		level := slog.LevelDebug
+		if p.isrWasFull {
+			level = slog.LevelInfo
+		}
+		p.logger.Log(context.Background(), level, "ISR changed", "isr", isr, "was", p.isr, "term", p.term)
 		p.isr = isr
+		p.isrWasFull = p.isrWasFull || len(isr) == len(p.replicas)
 	}
 	voters := slices.Sorted(maps.Keys(st.Config.Voters.IDs()))
 	if !slices.Equal(voters, p.replicas) {

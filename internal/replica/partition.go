@@ -143,6 +143,8 @@ type Partition struct {
 	// min.insync.replicas asks more replicas of (3 of 3, say): they are
 	// answered once that many have them durably. In index order.
 	waitReplicas []*produceOp
+	// isrWasFull is set once this leader's ISR held every replica.
+	isrWasFull bool
 	// uncommitted holds, by index, the budget the appended batches this
 	// leader proposed hold until they commit.
 	uncommitted  []reservation
@@ -660,7 +662,7 @@ func (p *Partition) RoleChanged(ss raft.SoftState, term uint64) {
 		// the ISR once it has the leader's entries (at the latest when the
 		// leader's first entry commits, which a quorum must have).
 		p.leaderSince = time.Now()
-		p.isr = []uint64{p.settings.NodeID}
+		p.isr, p.isrWasFull = []uint64{p.settings.NodeID}, len(p.replicas) == 1
 		clear(p.caughtUp)
 		p.obsIndex, p.obsTime = 0, time.Time{}
 	}

@@ -257,9 +257,13 @@ func (p *publisher) publish(tp replica.TopicPartition, st leaderState) bool {
 }
 
 // livenessLoop runs on every node and acts on the metadata leader: it
-// records which brokers the leader hears from (raft's recent activity of
-// the metadata group, where every node is a member), so Metadata lists
-// only live brokers and no leader on a dead one.
+// records which brokers the leader hears from, so Metadata lists only live
+// brokers and no leader on a dead one. A broker is live while the leader
+// heard from it (any raft traffic: every member answers the catalog's
+// heartbeats) within livenessTimeout. Raft's own "recently active" flags
+// are not used: check-quorum clears them every election timeout, and one
+// sampled just after that looks dead, which under load made brokers flap
+// in and out of Metadata and stalled clients for seconds.
 func (n *Node) livenessLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(500 * time.Millisecond)
@@ -280,22 +284,17 @@ func (n *Node) livenessLoop() {
 		if !n.catalog.IsLeader() {
 			continue
 		}
-		qctx, qcancel := context.WithTimeout(context.Background(), groupQueryTimeout)
-		live, err := raftnode.Query(qctx, n.catalog.Group(), func(l raftnode.Loop) []int32 {
-			st := l.RaftStatus()
-			live := []int32{int32(n.cfg.NodeID)}
-			for id, pr := range st.Progress {
-				if id != n.cfg.NodeID && pr.RecentActive {
+		live := []int32{int32(n.cfg.NodeID)}
+		if n.transport != nil {
+			timeout, connected := n.livenessTimeout(), n.transport.Connected()
+			for id, at := range n.transport.LastHeard() {
+				// A peer whose listener refuses connections is gone at once.
+				if connected[id] && time.Since(at) < timeout {
 					live = append(live, int32(id))
 				}
 			}
-			slices.Sort(live)
-			return live
-		})
-		qcancel()
-		if err != nil {
-			continue
 		}
+		slices.Sort(live)
 		if slices.Equal(live, n.catalog.LiveBrokers()) {
 			continue
 		}
@@ -383,6 +382,15 @@ func (n *Node) transferTarget(g *raftnode.Group) uint64 {
 		return 0
 	}
 	return best
+}
+
+// livenessTimeout is how long the metadata leader may hear nothing from a
+// broker before it counts it dead: three election timeouts, so that a
+// busy node is not taken for a dead one (raft elects a new leader for its
+// partitions on its own; this only hides a dead leader from Metadata
+// until its successor publishes itself).
+func (n *Node) livenessTimeout() time.Duration {
+	return 3 * time.Duration(n.cfg.Raft.ElectionTimeoutMs) * time.Millisecond
 }
 
 // groupQueryTimeout bounds a wait on a raft group's loop for a status: a

@@ -239,6 +239,10 @@ func (o electionObserver) LeaderElected(g raftnode.GroupID, _ uint64, _ uint64, 
 	o.m.Elected(uint64(g), without)
 }
 
+func (o electionObserver) Round(_ raftnode.GroupID, waited, took time.Duration) {
+	o.m.RaftRound(waited, took)
+}
+
 type commitObserver struct{ m *metrics.Metrics }
 
 func (o commitObserver) Committed(_ replica.TopicPartition, d time.Duration) { o.m.Committed(d) }

@@ -36,6 +36,8 @@ type peer struct {
 	lastUnreachable atomic.Int64
 	// lastRefusal is the reason the peer last refused our stream.
 	lastRefusal atomic.Pointer[string]
+	// lastHeard is when the peer last sent us a frame (unix nanos).
+	lastHeard atomic.Int64
 }
 
 func newPeer(t *Transport, id uint64, addr string) *peer {

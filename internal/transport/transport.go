@@ -205,6 +205,22 @@ func (t *Transport) Connected() map[uint64]bool {
 	return out
 }
 
+// LastHeard returns when each peer last sent this node anything (zero if
+// never).
+func (t *Transport) LastHeard() map[uint64]time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := map[uint64]time.Time{}
+	for id, p := range t.peers {
+		if ns := p.lastHeard.Load(); ns != 0 {
+			out[id] = time.Unix(0, ns)
+		} else {
+			out[id] = time.Time{}
+		}
+	}
+	return out
+}
+
 // Send queues raft messages for their peers; it implements
 // raftnode.Transport.
 func (t *Transport) Send(envs []raftnode.Envelope) {
@@ -341,6 +357,9 @@ func (t *Transport) serve(c net.Conn) {
 		}
 		return
 	}
+	t.mu.Lock()
+	heardFrom := t.peers[from]
+	t.mu.Unlock()
 	for {
 		kind, body, err := readFrame(r)
 		if err != nil {
@@ -351,6 +370,9 @@ func (t *Transport) serve(c net.Conn) {
 				t.peerStreamEnded(from)
 			}
 			return
+		}
+		if heardFrom != nil {
+			heardFrom.lastHeard.Store(time.Now().UnixNano())
 		}
 		switch kind {
 		case kindRaft:
