@@ -496,3 +496,35 @@ func TestEntryCacheIsBoundedNodeWide(t *testing.T) {
 		t.Fatalf("%d bytes still counted after every group was removed", n)
 	}
 }
+
+// TestStallDoesNotCostTheLeader: every node's group is held up (as by a
+// stopped process or an overloaded machine) for ten election timeouts,
+// then runs again. The time it could not act is not time its peers were
+// silent: the ticks that piled up count as one, and the leader keeps its
+// leadership and term. Processing every piled-up tick at once made the
+// leader's check-quorum find no follower active, and it stepped down.
+func TestStallDoesNotCostTheLeader(t *testing.T) {
+	h := memnet.New()
+	nodes, _, lead := startThree(t, h)
+	term := lead.group.Status().Term
+	release := make(chan struct{})
+	for _, n := range nodes {
+		n.group.Do(func(raftnode.Loop) { <-release })
+	}
+	time.Sleep(time.Second) // the stall itself: ten election timeouts of 100 ms
+	close(release)
+	if err := propose(t, lead.group, []byte("after")); err != nil {
+		t.Fatalf("the leader no longer leads after the stall: %v", err)
+	}
+	waitFor(t, "every node to apply the entry proposed after the stall", 5*time.Second, func() bool {
+		for _, n := range nodes {
+			if len(n.sm.values()) != 51 {
+				return false
+			}
+		}
+		return true
+	})
+	if st := lead.group.Status(); st.Role != raft.StateLeader || st.Term != term {
+		t.Fatalf("after the stall node %d is %v at term %d, was leader at term %d", lead.id, st.Role, st.Term, term)
+	}
+}
