@@ -5,10 +5,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/chronik-stream/chronik/internal/storage"
@@ -128,4 +130,128 @@ func TestChaosDiskFaults(t *testing.T) {
 	if ru := l.RepairUntil(); ru != 0 {
 		t.Fatalf("node %d still records a repair until index %d", fol, ru)
 	}
+}
+
+// fillDisk fills the file system of dir: a ballast file takes every byte,
+// and empty files every inode left, so that neither an append nor a new
+// file (a checkpoint's temporary file) fits, even when a failed write gives
+// a page back. It returns the function that frees it all.
+func fillDisk(t *testing.T, dir string) (free func()) {
+	t.Helper()
+	ballast := filepath.Join(dir, "ballast")
+	f, err := os.Create(ballast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Large writes first, then ever smaller ones, until not a byte fits.
+	for size := 64 << 10; size > 0; size /= 2 {
+		chunk := make([]byte, size)
+		for {
+			if _, err := f.Write(chunk); err != nil {
+				break // ENOSPC
+			}
+		}
+	}
+	f.Close()
+	fillers := filepath.Join(dir, "inodes")
+	if err := os.Mkdir(fillers, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		g, err := os.Create(filepath.Join(fillers, strconv.Itoa(i)))
+		if err != nil {
+			break // no inode left
+		}
+		g.Close()
+	}
+	return func() {
+		if err := os.RemoveAll(fillers); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(ballast); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestDiskFullCluster: one node's disk fills while the cluster takes writes,
+// and leadership moves meanwhile, so that node must record new raft terms
+// (its hard state, in the checkpoint) and cannot. Its logs must not fail:
+// they wait. The other two go on as a quorum; once space is freed the node
+// catches up by itself, without a restart, and nothing acknowledged is
+// lost. A failed checkpoint write used to fail every log whose term had
+// changed, for good.
+func TestDiskFullCluster(t *testing.T) {
+	const topic = "full-cluster"
+	c := harness.NewCluster(t, harness.ClusterOptions{Nodes: 3})
+	full := c.Node(3)
+	mountTmpfs(t, full.DataDir, "96m,nr_inodes=4096")
+	c.Start()
+	cl := clusterClient(t, c)
+	createTopic(t, cl, topic, 3, 3)
+	for p := range int32(3) {
+		waitAdminFullISR(t, c, topic, p)
+	}
+	w := startWorkload(t, c, topic, "f", 5*time.Millisecond, kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	w.waitAcked(200, 60*time.Second)
+
+	free := fillDisk(t, full.DataDir)
+	harness.WaitFor(t, "node 3 to find its disk full", 60*time.Second, func() error {
+		if !full.LogContains("disk full") {
+			return errNotYet
+		}
+		return nil
+	})
+	// Leadership moves to nodes 1 and 2: a new term for every partition,
+	// which node 3 must write down and cannot.
+	ctx := harness.Context(t, time.Minute)
+	for p := range int32(3) {
+		lead, err := partitionLeader(t, c, topic, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		to := uint64(1 + int(lead)%2) // 1 -> 2, 2 -> 1, 3 -> 1
+		if lead == 1 {
+			to = 2
+		}
+		if _, err := adminClient(c.Node(int(lead))).TransferLeader(ctx, topic, p, to); err != nil {
+			t.Logf("moving %s/%d from node %d to %d: %v (raft may already have moved it)", topic, p, lead, to, err)
+		}
+	}
+	w.waitAcked(w.acked()+300, 60*time.Second)
+	if !full.LogContains("checkpoint failed") {
+		t.Error("node 3 never failed to write its checkpoint: the test did not exercise a full disk during an election")
+	}
+
+	free()
+	freed := time.Now()
+	for p := range int32(3) {
+		waitAdminFullISR(t, c, topic, p)
+	}
+	harness.WaitFor(t, "node 3 to hold every partition's records", 60*time.Second, func() error {
+		for p := range int32(3) {
+			lead, err := partitionLeader(t, c, topic, p)
+			if err != nil {
+				return err
+			}
+			want := metricValue(c.Node(int(lead)), part(topic, p, "chronik_log_high_watermark"))
+			if got := metricValue(full, part(topic, p, "chronik_log_end_offset")); got < want {
+				return fmt.Errorf("partition %d: node 3 ends at %d, the leader's high watermark is %d", p, got, want)
+			}
+		}
+		return nil
+	})
+	t.Logf("FIGURE %s: node 3 caught up %v after its disk had space again", t.Name(), time.Since(freed))
+	if full.LogContains("raft group failed") {
+		t.Error("a raft group of node 3 failed over the full disk")
+	}
+	for p := range int32(3) {
+		if v := metricValue(full, part(topic, p, "chronik_partition_storage_failed")); v != 0 {
+			t.Errorf("partition %d failed on node 3", p)
+		}
+	}
+	w.waitAcked(w.acked()+200, 60*time.Second)
+	w.Stop()
+	checkExactlyOnce(t, c, topic, w)
+	identicalReplicas(t, c, topic, 3)
 }

@@ -239,19 +239,26 @@ func TestMetricsAndHealth(t *testing.T) {
 	}
 }
 
+// mountTmpfs mounts a tmpfs of size on dir for the test. It needs root,
+// which CI has: a test that cannot run fails rather than skips.
+func mountTmpfs(t *testing.T, dir, size string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("mounting a small tmpfs needs root (CI runs the tests as root)")
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("cannot mount tmpfs on %s: %v %s", dir, err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+}
+
 // TestDiskFullStandalone fills a real (tmpfs) data directory: produces fail
 // with an error instead of an acknowledgement, nothing acknowledged is
 // lost, and once space is freed the partition takes writes again without
 // a restart.
 func TestDiskFullStandalone(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a small tmpfs needs root")
-	}
 	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount tmpfs: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	mountTmpfs(t, dir, "48m")
 	ballast := filepath.Join(dir, "ballast")
 	if err := os.WriteFile(ballast, make([]byte, 8<<20), 0o644); err != nil {
 		t.Fatal(err)
