@@ -66,16 +66,7 @@ func memoryBound(connections int) int64 {
 
 func boundNode(t *testing.T) *harness.Node {
 	t.Helper()
-	n := harness.NewNode(t, harness.NodeOptions{Env: []string{
-		"CHRONIK_LOG_LEVEL=info", // 50 flooding connections at debug level log a lot
-		"CHRONIK_KAFKA_QUEUED_MAX_REQUEST_BYTES=" + strconv.Itoa(boundQueuedRequestBytes),
-		"CHRONIK_KAFKA_SOCKET_REQUEST_MAX_BYTES=" + strconv.Itoa(boundSocketMaxBytes),
-		"CHRONIK_KAFKA_FETCH_MAX_BYTES=" + strconv.Itoa(boundFetchMaxBytes),
-		"CHRONIK_KAFKA_QUEUED_MAX_FETCH_BYTES=" + strconv.Itoa(boundQueuedFetchBytes),
-		"CHRONIK_KAFKA_REQUEST_READ_TIMEOUT_MS=" + strconv.Itoa(int(boundReadTimeout/time.Millisecond)),
-		"CHRONIK_RAFT_ADVANCED_MAX_UNCOMMITTED_BYTES=" + strconv.Itoa(boundUncommittedBytes),
-		"CHRONIK_RAFT_ADVANCED_ENTRY_CACHE_BYTES=" + strconv.Itoa(boundEntryCacheBytes),
-	}})
+	n := harness.NewNode(t, harness.NodeOptions{Env: boundEnv()})
 	n.Start()
 	return n
 }
