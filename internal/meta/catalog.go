@@ -105,9 +105,13 @@ func (c *Catalog) BindGroup(g *raftnode.Group) { c.group = g }
 // data (frame header and index entry).
 const entryOverhead = 48
 
-// syncAttempt bounds one ReadIndex round trip of Sync; a request raft
-// dropped (no leader yet) is asked again after it.
-const syncAttempt = time.Second
+// A ReadIndex request raft drops (there is no leader yet) is asked again
+// after syncAttempt, which starts short, so that a node that elects itself
+// at once is synced at once, and doubles up to syncAttemptMax.
+const (
+	syncAttempt    = 20 * time.Millisecond
+	syncAttemptMax = time.Second
+)
 
 // Sync waits until this node's catalog holds every change committed
 // before the call: it asks the metadata group's leader for its commit
@@ -117,8 +121,8 @@ const syncAttempt = time.Second
 // created again, say) are still to come. Sync retries until a leader
 // answers or ctx ends.
 func (c *Catalog) Sync(ctx context.Context) error {
-	for {
-		actx, cancel := context.WithTimeout(ctx, syncAttempt)
+	for attempt := syncAttempt; ; attempt = min(2*attempt, syncAttemptMax) {
+		actx, cancel := context.WithTimeout(ctx, attempt)
 		idx, err := c.group.ReadIndex(actx)
 		cancel()
 		switch {

@@ -43,6 +43,9 @@ type Settings struct {
 	// leaders hold accepted but not committed (0: 256 MiB); produces wait
 	// for room.
 	MaxUncommittedBytes int64
+	// ScrubStart is how long after the manager starts the background scrub
+	// of every log begins (0: 10 s).
+	ScrubStart time.Duration
 	// ProducerIDExpiration drops the state of an idempotent producer whose
 	// last batch is this old (kafka.producer_id_expiration_ms); 0 keeps it.
 	ProducerIDExpiration time.Duration
@@ -104,6 +107,9 @@ func NewManager(s Settings, store *storage.Store, host *raftnode.Host, logger *s
 	}
 	if s.MaxUncommittedBytes <= 0 {
 		s.MaxUncommittedBytes = 256 << 20
+	}
+	if s.ScrubStart <= 0 {
+		s.ScrubStart = scrubStartDefault
 	}
 	m := &Manager{settings: s, store: store, host: host, logger: logger, obs: obs, budget: newByteBudget(s.MaxUncommittedBytes),
 		parts: map[TopicPartition]*Partition{}, retries: map[TopicPartition]retry{}, stop: make(chan struct{})}
@@ -431,18 +437,20 @@ func followerInSync(pr tracker.Progress, last uint64, caughtUp, now time.Time, s
 // The scrubber reads every log in the background and checks its CRCs: a
 // replica no longer reads its whole log when it opens (the producer table
 // is saved), so damage to data at rest would otherwise go unseen until a
-// consumer or a follower asked for it. It starts scrubStart after the
-// manager, reads at most scrubRate bytes a second, and runs again every
+// consumer or a follower asked for it. It starts Settings.ScrubStart
+// (scrubStartDefault) after the
+// manager (not to compete with the opening of every log after a
+// restart), reads at most scrubRate bytes a second, and runs again every
 // scrubInterval.
 const (
-	scrubStart    = 2 * time.Second
-	scrubRate     = 64 << 20
-	scrubInterval = 24 * time.Hour
+	scrubStartDefault = 10 * time.Second
+	scrubRate         = 64 << 20
+	scrubInterval     = 24 * time.Hour
 )
 
 func (m *Manager) scrubLoop() {
 	defer m.wg.Done()
-	wait := time.NewTimer(scrubStart)
+	wait := time.NewTimer(m.settings.ScrubStart)
 	defer wait.Stop()
 	for {
 		select {
@@ -546,15 +554,26 @@ func (p *Partition) maybeMoveToPreferred(l raftnode.Loop, progress map[uint64]tr
 // the last saved table at or below the commit index, then the entries
 // after it. Without a saved table it reads the whole log.
 func (p *Partition) rebuildProducers() error {
-	committed := p.log.Committed()
 	from := p.log.FirstIndex()
-	idx, data, ok, err := p.log.LatestState(producerStateKind, committed)
+	// A table is saved only as of a committed index, whose entries this
+	// log held durably (only durable entries are applied): one above the
+	// commit index the checkpoint kept (it is written lazily, and a crash
+	// can leave it behind) is still good, and that index was committed.
+	idx, data, ok, err := p.log.LatestState(producerStateKind, p.log.LastIndex())
 	var damage *storage.CorruptionError
 	switch {
 	case errors.As(err, &damage):
 		p.logger.Warn("saved producer state is damaged; rebuilding it from the log", "err", err)
 	case err != nil:
 		return err
+	case ok && idx > p.log.Committed():
+		if err := p.log.Commit(idx); err != nil {
+			return err
+		}
+	}
+	committed := p.log.Committed()
+	switch {
+	case err != nil:
 	case ok:
 		if err := p.producers.load(data); err != nil {
 			p.logger.Warn("saved producer state is unreadable; rebuilding it from the log", "err", err)
@@ -588,16 +607,19 @@ func (p *Partition) rebuildProducers() error {
 	return nil
 }
 
-// producerSaveEvery is how many committed entries go between two saves of
-// the producer table: a restart reads at most about this many.
-const producerSaveEvery = 20000
+// The producer table is saved once producerSaveEvery entries or
+// producerSaveBytes were committed since the last save: an open after a
+// crash reads at most about that much of the log.
+const (
+	producerSaveEvery = 20000
+	producerSaveBytes = 128 << 20
+)
 
-// maybeSaveProducers saves the committed producer table once enough
-// entries were committed since the last save (or always, with force);
-// on the worker.
+// maybeSaveProducers saves the committed producer table once enough was
+// committed since the last save (or always, with force); on the worker.
 func (p *Partition) maybeSaveProducers(force bool) {
 	committed := p.log.Committed()
-	if committed <= p.producersSaved || !force && committed-p.producersSaved < producerSaveEvery {
+	if committed <= p.producersSaved || !force && committed-p.producersSaved < producerSaveEvery && p.bytesSinceSave < producerSaveBytes {
 		return
 	}
 	data, err := p.producers.encodeCommitted()
@@ -609,5 +631,5 @@ func (p *Partition) maybeSaveProducers(force bool) {
 		p.logger.Warn("saving the producer state failed", "err", err)
 		return
 	}
-	p.producersSaved = committed
+	p.producersSaved, p.bytesSinceSave = committed, 0
 }

@@ -134,8 +134,10 @@ type Partition struct {
 	term      uint64
 	ready     bool
 	producers *producerState
-	// producersSaved is the index the saved producer table is as of.
+	// producersSaved is the index the saved producer table is as of, and
+	// bytesSinceSave what was applied since.
 	producersSaved uint64
+	bytesSinceSave int64
 	proposed       map[*byte]*produceOp
 	waitPersist    []*produceOp // acks=1, in index order
 	waitCommit     []*produceOp // acks=all, in index order
@@ -514,6 +516,9 @@ func (p *Partition) Apply(entries []raftpb.Entry) {
 		return
 	}
 	p.producers.commit(last)
+	for i := range entries {
+		p.bytesSinceSave += int64(len(entries[i].Data))
+	}
 	p.releaseUncommitted(func(r reservation) bool { return r.index <= last })
 	p.maybeSaveProducers(false)
 	for i := range entries {

@@ -29,7 +29,7 @@ func startNode(t *testing.T, dir string) *node {
 		t.Fatal(err)
 	}
 	host := raftnode.NewHost(raftnode.Config{NodeID: 1, TickInterval: 10 * time.Millisecond}, nil)
-	mgr := NewManager(Settings{NodeID: 1}, st, host, slog.New(slog.DiscardHandler), nil)
+	mgr := NewManager(Settings{NodeID: 1, ScrubStart: 100 * time.Millisecond}, st, host, slog.New(slog.DiscardHandler), nil)
 	return &node{st, host, mgr}
 }
 

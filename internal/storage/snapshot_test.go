@@ -2,6 +2,7 @@ package storage
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -68,5 +69,35 @@ func TestSnapshotsCompactionAndInstall(t *testing.T) {
 	}
 	if f.FirstIndex() != 101 || f.HardState().Commit < 100 {
 		t.Fatalf("after reopen: first %d, commit %d", f.FirstIndex(), f.HardState().Commit)
+	}
+}
+
+func TestStateFiles(t *testing.T) {
+	e := newEnv(t)
+	l := e.log("t-0", DefaultLogConfig())
+	for _, i := range []uint64{5, 9, 12} {
+		if err := l.SaveState("producers", i, []byte(fmt.Sprintf("as of %d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if idx, _ := stateFileIndexes(l.Dir(), "producers"); len(idx) != stateFilesKept || idx[len(idx)-1] != 12 {
+		t.Fatalf("state files kept: %v", idx)
+	}
+	if i, d, ok, err := l.LatestState("producers", 11); !ok || err != nil || i != 9 || string(d) != "as of 9" {
+		t.Fatalf("latest at or below 11: %d %q %v %v", i, d, ok, err)
+	}
+	// The newest damaged: the one before it serves.
+	path := filepath.Join(l.Dir(), stateFileName("producers", 12))
+	b, _ := os.ReadFile(path)
+	b[0] ^= 1
+	os.WriteFile(path, b, 0o644)
+	if i, _, ok, err := l.LatestState("producers", 100); !ok || err != nil || i != 9 {
+		t.Fatalf("with the newest damaged: %d %v %v", i, ok, err)
+	}
+	// A truncation below a state's index removes it.
+	appendBatches(t, l, 1, makeBatch(1, 0, "x"))
+	l.removeStateAfter(10)
+	if idx, _ := stateFileIndexes(l.Dir(), "producers"); len(idx) != 1 || idx[0] != 9 {
+		t.Fatalf("after a truncation to 10: %v", idx)
 	}
 }

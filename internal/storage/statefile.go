@@ -49,8 +49,12 @@ func validStateKind(kind string) bool {
 	return kind != "" && strings.Trim(kind, "abcdefghijklmnopqrstuvwxyz") == ""
 }
 
+// stateFilesKept is how many state files of a kind are kept: the newest
+// may be damaged, and the one before it still spares a full read.
+const stateFilesKept = 2
+
 // SaveState stores data as kind's state as of entry index, durably, and
-// removes kind's older state files.
+// removes kind's older state files but the newest stateFilesKept.
 func (l *Log) SaveState(kind string, index uint64, data []byte) error {
 	if !validStateKind(kind) {
 		return fmt.Errorf("bad state kind %q", kind)
@@ -63,22 +67,23 @@ func (l *Log) SaveState(kind string, index uint64, data []byte) error {
 	if err != nil {
 		return err
 	}
-	for _, i := range old {
-		if i < index {
+	for k, i := range old {
+		if k < len(old)-stateFilesKept {
 			os.Remove(filepath.Join(l.dir, stateFileName(kind, i)))
 		}
 	}
 	return nil
 }
 
-// LatestState returns kind's newest state at or below maxIndex; ok is
-// false when there is none. A damaged file is reported as a
-// *CorruptionError (the caller rebuilds the state from the log).
+// LatestState returns kind's newest sound state at or below maxIndex; ok
+// is false when there is none. A damaged file is skipped for the one
+// before it, and reported (as a *CorruptionError) only when none is sound.
 func (l *Log) LatestState(kind string, maxIndex uint64) (index uint64, data []byte, ok bool, err error) {
 	idx, err := stateFileIndexes(l.dir, kind)
 	if err != nil {
 		return 0, nil, false, err
 	}
+	var damage error
 	for i := len(idx) - 1; i >= 0; i-- {
 		if idx[i] > maxIndex {
 			continue
@@ -89,11 +94,12 @@ func (l *Log) LatestState(kind string, maxIndex uint64) (index uint64, data []by
 			return 0, nil, false, fmt.Errorf("read %s: %w", path, err)
 		}
 		if len(b) < 4 || binary.BigEndian.Uint32(b[len(b)-4:]) != recordbatch.Checksum(b[:len(b)-4]) {
-			return 0, nil, false, &CorruptionError{Path: path, Index: idx[i], Err: errors.New("state file CRC mismatch")}
+			damage = errors.Join(damage, &CorruptionError{Path: path, Index: idx[i], Err: errors.New("state file CRC mismatch")})
+			continue
 		}
 		return idx[i], b[:len(b)-4], true, nil
 	}
-	return 0, nil, false, nil
+	return 0, nil, false, damage
 }
 
 // removeStateAfter removes every state file of an index above index: a
