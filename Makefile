@@ -62,10 +62,12 @@ unit:
 race:
 	$(GO) test -race -count=1 $(RACE_PKGS)
 
+# FuzzHandleRequest runs a node in each fuzzing worker process: one worker.
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzValidate -fuzztime $(FUZZTIME) ./internal/recordbatch
 	$(GO) test -run '^$$' -fuzz FuzzRecoverTail -fuzztime $(FUZZTIME) ./internal/storage
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRequest -fuzztime $(FUZZTIME) ./internal/wire
+	$(GO) test -run '^$$' -fuzz FuzzHandleRequest -fuzztime $(FUZZTIME) -parallel 1 ./internal/server
 
 e2e: deps
 	$(GO) test -count=1 -timeout 25m ./test/...

@@ -80,7 +80,7 @@ func TestMemoryBoundUnderRequestFlood(t *testing.T) {
 	underFlood(t, n, seed, "request flood", func() []floodWaiter {
 		return []floodWaiter{startRequestFlood(t, n.Addr(), floodConnections, 3)}
 	})
-	if !n.LogContains("request body not received within kafka.request_read_timeout_ms") {
+	if !n.WaitLogContains("request body not received within kafka.request_read_timeout_ms", 10*time.Second) {
 		t.Error("the server did not log why it closed the trickling connections")
 	}
 	if w := metricValue(n, `chronik_kafka_memory_waits_total{budget="requests"}`); w <= 0 {

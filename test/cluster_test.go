@@ -131,10 +131,31 @@ func consumeAll(t *testing.T, c *harness.Cluster, topic string, want int) []*kgo
 	return out
 }
 
-// identicalReplicas stops every node and compares each partition's log,
-// entry by entry, across the nodes' data directories.
+// identicalReplicas waits until the running nodes agree on each
+// partition's high watermark, stops every node and compares each
+// partition's log, entry by entry, across the nodes' data directories.
 func identicalReplicas(t *testing.T, c *harness.Cluster, topic string, partitions int32) {
 	t.Helper()
+	// A follower learns that an entry is committed from the leader's next
+	// message, after the producer had its answer: compare the committed
+	// logs only once every node has learnt the same commit.
+	for p := range partitions {
+		series := part(topic, p, "chronik_log_high_watermark")
+		harness.WaitFor(t, fmt.Sprintf("every node's high watermark of %s-%d to agree", topic, p), 30*time.Second, func() error {
+			hws := map[int]int64{}
+			for _, n := range c.Running() {
+				hws[n.ID] = metricValue(n, series)
+			}
+			for _, hw := range hws {
+				for _, other := range hws {
+					if hw < 0 || hw != other {
+						return fmt.Errorf("high watermarks by node: %v", hws)
+					}
+				}
+			}
+			return nil
+		})
+	}
 	for _, n := range c.Running() {
 		if err := n.Stop(30 * time.Second); err != nil {
 			t.Fatalf("stop node %d: %v", n.ID, err)

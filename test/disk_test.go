@@ -67,7 +67,7 @@ func TestChaosDiskFaults(t *testing.T) {
 	f.Close()
 	restarted := time.Now()
 	c.Node(fol).Start()
-	if !c.Node(fol).LogContains("truncating torn or corrupt tail of the active segment") {
+	if !c.Node(fol).WaitLogContains("truncating torn or corrupt tail of the active segment", 10*time.Second) {
 		t.Fatalf("node %d did not notice the garbage tail:\n%s", fol, c.Node(fol).Log())
 	}
 	rejoin := waitRejoined(t, c.Cluster, topic, fol)

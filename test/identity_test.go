@@ -241,10 +241,18 @@ func TestTopicRecreatedBeforeReconcile(t *testing.T) {
 			t.Fatalf("generation %d reads %q at offset %d", gen, recs[0].Value, recs[0].Offset)
 		}
 	}
-	dirs, _ := filepath.Glob(filepath.Join(n.DataDir, "kafka", "again", "*"))
-	if len(dirs) != 1 {
-		t.Fatalf("data directory holds %v, want only the last generation's log", dirs)
-	}
+	// The node removes a deleted generation's log in the background, once
+	// it has seen the delete: wait for it.
+	harness.WaitFor(t, "only the last generation's log in the data directory", 30*time.Second, func() error {
+		dirs, err := filepath.Glob(filepath.Join(n.DataDir, "kafka", "again", "*"))
+		if err != nil {
+			return err
+		}
+		if len(dirs) != 1 {
+			return fmt.Errorf("data directory holds %v", dirs)
+		}
+		return nil
+	})
 }
 
 // readTopic reads want records of topic from the start and fails if more
@@ -317,7 +325,7 @@ func TestTopicRecreatedWhileReplicaDown(t *testing.T) {
 		}
 		return nil
 	})
-	if !c.Node(3).LogContains("removing the log of a partition this node does not host") {
+	if !c.Node(3).WaitLogContains("removing the log of a partition this node does not host", 10*time.Second) {
 		t.Error("node 3 did not log the removal of the stale log")
 	}
 	waitAdminFullISR(t, c, "re", 0)

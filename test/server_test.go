@@ -122,7 +122,7 @@ func TestBadInputKeepsTheServerServing(t *testing.T) {
 	if got != produced {
 		t.Fatalf("read %d records back, produced %d", got, produced)
 	}
-	if !n.LogContains("closing connection") {
+	if !n.WaitLogContains("closing connection", 10*time.Second) {
 		t.Fatal("framing errors were not logged")
 	}
 }
@@ -289,7 +289,7 @@ func TestDiskFullStandalone(t *testing.T) {
 		t.Fatal("48 MiB filled without an error")
 	}
 	t.Logf("disk full after %d acknowledged records: %v", acked, failure)
-	if !n.LogContains("disk full") {
+	if !n.WaitLogContains("disk full", 10*time.Second) {
 		t.Fatal("the server did not log the full disk")
 	}
 	os.Remove(ballast)

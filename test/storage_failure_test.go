@@ -90,7 +90,7 @@ func TestPartitionStorageFailure(t *testing.T) {
 	if out := mustCLI(t, "raft", "status", "--admin-addr", victim.HTTPAddr()); !strings.Contains(out, "Failed") || !strings.Contains(out, topic+"/0 failed:") {
 		t.Errorf("raft status does not show the failure:\n%s", out)
 	}
-	if !victim.LogContains("level=ERROR") || !victim.LogContains("raft group failed") {
+	if !victim.WaitLogContains("raft group failed", 10*time.Second) || !victim.LogContains("level=ERROR") {
 		t.Error("the failure was not logged at ERROR")
 	}
 

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -50,11 +51,16 @@ func TestFormatProgress(t *testing.T) {
 func TestProgressPlainLinesWhenNotATerminal(t *testing.T) {
 	plainLineEvery = 20 * time.Millisecond
 	defer func() { plainLineEvery = plainLineEveryDef }()
-	var out bytes.Buffer
+	var out lockedBuffer
 	var n atomic.Int64
 	n.Store(42)
 	stop := progress(&out, "produce", &n, 100, time.Now(), progressEnd{duration: time.Second})
-	time.Sleep(70 * time.Millisecond)
+	// Wait for two lines rather than sleep for them: a loaded machine may
+	// run the ticker late.
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(out.String(), "\n") < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	stop()
 	s := out.String()
 	if strings.Contains(s, "\r") {
@@ -64,4 +70,23 @@ func TestProgressPlainLinesWhenNotATerminal(t *testing.T) {
 	if len(lines) < 2 || !strings.HasPrefix(lines[0], "produce [") || !strings.Contains(lines[0], "42 msgs") {
 		t.Fatalf("want several progress lines, got %q", s)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer that the progress goroutine writes while
+// the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

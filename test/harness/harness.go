@@ -379,6 +379,21 @@ func (n *Node) saveLogIfFailed() {
 // Contains reports whether the log holds s.
 func (n *Node) LogContains(s string) bool { return strings.Contains(n.Log(), s) }
 
+// WaitLogContains polls the log until it holds s or d passes, and reports
+// whether it does. A running process's output reaches Log through a pipe,
+// a moment after the process wrote it: a line the node printed before
+// answering a request may not be in Log yet when the answer arrives.
+func (n *Node) WaitLogContains(s string, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for !n.LogContains(s) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}
+
 // Cluster is a set of nodes configured as one Raft cluster on loopback.
 type Cluster struct {
 	t     testing.TB
