@@ -123,7 +123,7 @@ func (b *Broker) metadataTopic(t *meta.Topic) kmsg.MetadataResponseTopic {
 	mt.TopicID = t.ID
 	mt.IsInternal = t.Internal
 	for _, p := range t.Partitions {
-		st := b.partitionState(t.Name, p)
+		st := b.partitionState(t, p)
 		mp := kmsg.NewMetadataResponseTopicPartition()
 		mp.Partition = p.ID
 		mp.Leader = st.leader

@@ -63,7 +63,7 @@ func (b *Broker) coordinatorFor(keyType int8, key string) (meta.Broker, error) {
 	if t == nil || int(p) >= len(t.Partitions) {
 		return meta.Broker{}, kerr.CoordinatorNotAvailable
 	}
-	st := b.partitionState(OffsetsTopic, t.Partitions[p])
+	st := b.partitionState(t, t.Partitions[p])
 	for _, br := range b.catalog.Brokers() {
 		if br.ID == st.leader {
 			return br, nil

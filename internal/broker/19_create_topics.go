@@ -53,15 +53,24 @@ func (b *Broker) createOneTopic(ctx context.Context, req *kmsg.CreateTopicsReque
 		return describe(kerr.InvalidRequest, "topic %q appears more than once in the request", rt.Topic)
 	}
 	tr := &topicRequest{name: rt.Topic, partitions: rt.NumPartitions, rf: rt.ReplicationFactor, configs: map[string]string{}}
-	for _, a := range rt.ReplicaAssignment {
-		for int(a.Partition) >= len(tr.assignment) {
-			tr.assignment = append(tr.assignment, nil)
+	// A manual assignment names partitions 0 to n-1, each once, as Kafka
+	// requires; a partition number is checked before it indexes anything.
+	if n := len(rt.ReplicaAssignment); n > 0 {
+		if n > maxPartitions {
+			return describe(kerr.InvalidPartitions, "an assignment of %d partitions is above the limit of %d", n, maxPartitions)
 		}
-		tr.assignment[a.Partition] = a.Replicas
-	}
-	for i, a := range tr.assignment {
-		if a == nil {
-			return describe(kerr.InvalidReplicaAssignment, "the assignment has no replicas for partition %d", i)
+		tr.assignment = make([][]int32, n)
+		for _, a := range rt.ReplicaAssignment {
+			if a.Partition < 0 || int(a.Partition) >= n {
+				return describe(kerr.InvalidReplicaAssignment, "the assignment of %d partitions names partition %d; partitions are numbered 0 to %d", n, a.Partition, n-1)
+			}
+			if tr.assignment[a.Partition] != nil {
+				return describe(kerr.InvalidReplicaAssignment, "the assignment names partition %d twice", a.Partition)
+			}
+			if len(a.Replicas) == 0 {
+				return describe(kerr.InvalidReplicaAssignment, "the assignment has no replicas for partition %d", a.Partition)
+			}
+			tr.assignment[a.Partition] = a.Replicas
 		}
 	}
 	for _, c := range rt.Configs {

@@ -52,6 +52,9 @@ func (b *Broker) createPartitions(ctx context.Context, validateOnly bool, rt kms
 	if rt.Count <= cur {
 		return describe(kerr.InvalidPartitions, "topic %s has %d partitions; the new count %d must be larger", t.Name, cur, rt.Count)
 	}
+	if rt.Count > maxPartitions {
+		return describe(kerr.InvalidPartitions, "partition count %d is above the limit of %d", rt.Count, maxPartitions)
+	}
 	rf := len(t.Partitions[0].Replicas)
 	brokers := b.brokerIDs()
 	add := int(rt.Count - cur)

@@ -135,16 +135,27 @@ func (b *Broker) ctx() (context.Context, context.CancelFunc) {
 
 // partition returns the local replica of topic/partition, or the error a
 // client should get: UNKNOWN_TOPIC_OR_PARTITION if the catalog has no such
-// partition, NOT_LEADER_OR_FOLLOWER if it is not hosted here.
+// partition, NOT_LEADER_OR_FOLLOWER if it is not hosted here. A local
+// replica of an earlier topic of the same name (deleted and created again,
+// not yet removed here) is not the partition's: it must never serve the
+// new topic.
 func (b *Broker) partition(topic string, part int32) (*replica.Partition, error) {
-	if p := b.replicas.Get(replica.TopicPartition{Topic: topic, Partition: part}); p != nil {
-		return p, nil
-	}
 	t := b.catalog.Topic(topic)
 	if t == nil || part < 0 || int(part) >= len(t.Partitions) {
 		return nil, kerr.UnknownTopicOrPartition
 	}
-	return nil, kerr.NotLeaderForPartition
+	p := b.replicas.Get(replica.TopicPartition{Topic: topic, Partition: part})
+	if p == nil || !sameReplica(p, t, t.Partitions[part]) {
+		return nil, kerr.NotLeaderForPartition
+	}
+	return p, nil
+}
+
+// sameReplica reports whether the local replica r is the replica of
+// partition p of topic t: same topic id, same raft group.
+func sameReplica(r *replica.Partition, t *meta.Topic, p meta.Partition) bool {
+	id := r.Identity()
+	return id.TopicID == t.ID && uint64(id.Group) == p.Group
 }
 
 // leaderPartition returns the local replica if it is a ready leader.

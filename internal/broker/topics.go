@@ -92,6 +92,10 @@ func (b *Broker) checkQuorumLive(assignment [][]int32) error {
 	return nil
 }
 
+// maxPartitions bounds the partitions of one topic, so that a request
+// cannot make the node allocate (or the catalog hold) unbounded state.
+const maxPartitions = 100000
+
 // topicRequest is a topic to create.
 type topicRequest struct {
 	name       string
@@ -149,8 +153,8 @@ func (b *Broker) validateTopic(t *topicRequest) error {
 		if t.partitions < 1 {
 			return describe(kerr.InvalidPartitions, "partition count %d must be at least 1", t.partitions)
 		}
-		if t.partitions > 100000 {
-			return describe(kerr.InvalidPartitions, "partition count %d is above the limit of 100000", t.partitions)
+		if t.partitions > maxPartitions {
+			return describe(kerr.InvalidPartitions, "partition count %d is above the limit of %d", t.partitions, maxPartitions)
 		}
 		if t.rf < 1 || int(t.rf) > len(brokers) {
 			return describe(kerr.InvalidReplicationFactor, "replication factor %d must be between 1 and the number of brokers (%d)", t.rf, len(brokers))
@@ -201,7 +205,7 @@ func (b *Broker) waitForLeaders(ctx context.Context, name string) {
 		}
 		all := true
 		for _, p := range topic.Partitions {
-			if st := b.partitionState(topic.Name, p); st.leader < 0 {
+			if st := b.partitionState(topic, p); st.leader < 0 {
 				all = false
 				break
 			}
@@ -229,12 +233,12 @@ type partitionState struct {
 // partition's leader published to the catalog, with no leader while that
 // broker is not live. A ready leader here answers from its own, fresher,
 // view.
-func (b *Broker) partitionState(topic string, p meta.Partition) partitionState {
+func (b *Broker) partitionState(t *meta.Topic, p meta.Partition) partitionState {
 	st := partitionState{leader: -1, epoch: -1, replicas: p.Replicas, isr: p.ISR}
 	if len(st.isr) == 0 {
 		st.isr = p.Replicas
 	}
-	if r := b.replicas.Get(replica.TopicPartition{Topic: topic, Partition: p.ID}); r != nil {
+	if r := b.replicas.Get(replica.TopicPartition{Topic: t.Name, Partition: p.ID}); r != nil && sameReplica(r, t, p) {
 		v := r.View()
 		if v.IsLeader && v.Ready {
 			st.leader, st.epoch, st.isr = b.cfg.NodeID, int32(v.Term), toInt32s(v.ISR)
