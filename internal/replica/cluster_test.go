@@ -365,3 +365,82 @@ func recordbatchOf(value []byte) []byte {
 	return recordbatch.Build(recordbatch.Batch{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1,
 		Records: []recordbatch.Record{{Timestamp: time.Now().UnixMilli(), Value: value}}})
 }
+
+// TestReadOfDamageMovesLeadership damages the leader's log under entries
+// a consumer then reads: the read fails with KAFKA_STORAGE_ERROR, and the
+// leader stops so that another replica leads and serves every record;
+// reopened, the damaged replica refetches what it lost. A read that only
+// failed left the partition led by the damaged replica, and consumers
+// stuck at the damage until the next restart or scrub.
+func TestReadOfDamageMovesLeadership(t *testing.T) {
+	cfg := testConfig()
+	cfg.Log.SegmentBytes = 2048
+	// The scrub would find the damage too; here only the read may.
+	c := newCluster(t, cfg, Settings{ScrubStart: time.Hour})
+	lead := c.leader()
+	const records = 30
+	for range records {
+		if r := produce(lead, batch(-1, -1, -1, 1), -1); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	damaged := lead.View().Leader
+	seg := filepath.Join(lead.Log().Dir(), fmt.Sprintf("%020d.log", 1))
+	f, err := os.OpenFile(seg, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("DAMAGE"), 1024); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	// count reads every record through read, checking each batch.
+	count := func(read func(off int64) ([]byte, int64, error)) (int, error) {
+		n := 0
+		for off := int64(0); off < records; {
+			batches, next, err := read(off)
+			if err != nil {
+				return n, err
+			}
+			for b := batches; len(b) > 0; {
+				size := recordbatch.Size(b)
+				if size < 0 || size > len(b) {
+					return n, fmt.Errorf("a batch cut short at offset %d", off)
+				}
+				h, err := recordbatch.Validate(b[:size])
+				if err != nil {
+					return n, err
+				}
+				n += int(h.LastOffsetDelta) + 1
+				b = b[size:]
+			}
+			off = next
+		}
+		return n, nil
+	}
+	fetch := func(p *Partition) func(int64) ([]byte, int64, error) {
+		return func(off int64) ([]byte, int64, error) {
+			res, err := p.Fetch(off, 1<<20, true)
+			return res.Batches, res.NextOffset, err
+		}
+	}
+	// The read stops before the damaged batch; the next one starts at it.
+	if n, err := count(fetch(lead)); !errors.Is(err, kerr.KafkaStorageError) {
+		t.Fatalf("a read through the damaged entries: %d records, then %v; want KAFKA_STORAGE_ERROR", n, err)
+	}
+	next := c.leader(damaged)
+	if n, err := count(fetch(next)); err != nil || n != records {
+		t.Fatalf("the new leader served %d records (%v), want %d", n, err, records)
+	}
+	waitUntil(t, "the damaged replica to be reopened and repaired", func() bool {
+		p := c.nodes[damaged].mgr.Get(clusterTP)
+		if p.View().Failed != nil || p.Log().HighWatermark() < records {
+			return false
+		}
+		n, err := count(func(off int64) ([]byte, int64, error) {
+			res, err := p.Log().Read(off, 1<<20, records, true)
+			return res.Batches, res.NextOffset, err
+		})
+		return err == nil && n == records
+	})
+}

@@ -168,6 +168,8 @@ type Partition struct {
 	view atomic.Pointer[View]
 	// damaged counts the damaged frames the last scrub found.
 	damaged atomic.Int64
+	// readDamaged is set once a read found damage (logged once).
+	readDamaged atomic.Bool
 
 	hwMu sync.Mutex
 	hwCh chan struct{} // closed and replaced when the high watermark moves
@@ -754,12 +756,28 @@ func (p *Partition) Fetch(offset int64, maxBytes int, minOne bool) (FetchResult,
 	case errors.As(err, &oor):
 		return out, kerr.OffsetOutOfRange
 	case errors.As(err, &ce):
+		p.readDamage(ce)
 		return out, kerr.KafkaStorageError
 	default:
 		p.logger.Error("read failed", "offset", offset, "err", err)
 		return out, kerr.KafkaStorageError
 	}
 	return out, nil
+}
+
+// readDamage handles damage a read found in the log. A replica with
+// others fails, so that its leadership moves to a replica that can serve
+// the batch, and reopening it refetches the damaged entries; until then
+// consumers would be stuck at the damage. A single replica has no other
+// copy: the read fails and the rest stays served.
+func (p *Partition) readDamage(ce *storage.CorruptionError) {
+	if len(p.peers) < 2 {
+		return
+	}
+	if p.readDamaged.CompareAndSwap(false, true) {
+		p.logger.Error("a read found damaged entries: stopping the replica to repair them from the others", "err", ce)
+	}
+	p.group.Fail(ce)
 }
 
 // CheckLeader returns nil if this replica is a ready leader,

@@ -76,14 +76,14 @@ func (l *Log) Read(offset int64, maxBytes int, limit int64, minOne bool) (ReadRe
 		}
 		// Compact the batches over the frame headers, in place.
 		w := 0
-		for r := 0; r < len(buf); {
+		for r, i := 0, uint64(0); r < len(buf); i++ {
 			n := frameLength(buf[r:])
 			if n < frameHeaderSize || r+n > len(buf) {
-				return l.corruptRead(sp, r, res, errBadLength)
+				return l.corruptRead(sp, r, sp.firstIndex+i, res, buf[:w], errBadLength)
 			}
 			e, err := decodeFrame(buf[r : r+n])
 			if err != nil {
-				return l.corruptRead(sp, r, res, err)
+				return l.corruptRead(sp, r, sp.firstIndex+i, res, buf[:w], err)
 			}
 			if e.IsBatch() {
 				res.NextOffset = batchNextOffset(e.Batch()) // before the copy may overwrite it
@@ -101,12 +101,14 @@ func (l *Log) Read(offset int64, maxBytes int, limit int64, minOne bool) (ReadRe
 	return res, nil
 }
 
-// corruptRead reports damage found at byte r of a span. Batches read before
-// it are returned; the error surfaces when a read starts at the damage.
-func (l *Log) corruptRead(sp span, r int, res ReadResult, err error) (ReadResult, error) {
-	cerr := &CorruptionError{Path: sp.seg.logPath(), Pos: sp.start + int64(r), Err: err}
+// corruptRead reports damage found at byte r of a span, in the frame of
+// raft index index. The batches read before it (good holds those of this
+// span) are returned; the error surfaces when a read starts at the damage.
+func (l *Log) corruptRead(sp span, r int, index uint64, res ReadResult, good []byte, err error) (ReadResult, error) {
+	cerr := &CorruptionError{Path: sp.seg.logPath(), Pos: sp.start + int64(r), Index: index, Err: err}
 	l.logger.Error("damaged frame found on read; not serving it", "err", cerr)
 	if res.Count > 0 {
+		res.Batches = append(res.Batches, good...)
 		return res, nil
 	}
 	return res, cerr

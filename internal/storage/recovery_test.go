@@ -178,13 +178,17 @@ func TestCorruptSealedSegment(t *testing.T) {
 	}
 	l.Commit(l.LastIndex()) // the high watermark is checkpointed lazily; raft recommits
 	var ce *CorruptionError
-	if _, err := l.Read(3, 1<<20, l.HighWatermark(), true); !errors.As(err, &ce) {
-		t.Fatalf("read of the damaged batch: %v", err)
+	if _, err := l.Read(3, 1<<20, l.HighWatermark(), true); !errors.As(err, &ce) || ce.Index != 2 {
+		t.Fatalf("read of the damaged batch: %v, want a CorruptionError at raft index 2", err)
 	}
-	// The batch before it comes back alone; the read stops at the damage.
+	// The batch before it comes back alone, bytes and all; the read stops
+	// at the damage.
 	res, err := l.Read(0, 1<<20, l.HighWatermark(), true)
 	if err != nil || res.Count != 1 || res.NextOffset != 3 {
 		t.Fatalf("read before the damage: %d batches to %d, %v", res.Count, res.NextOffset, err)
+	}
+	if h, err := recordbatch.Validate(res.Batches); err != nil || h.BaseOffset != 0 || h.NextOffset() != 3 {
+		t.Fatalf("read before the damage returned %d bytes: %+v, %v; want the batch of offsets 0-2", len(res.Batches), h, err)
 	}
 	if res, err := l.Read(6, 1<<20, l.HighWatermark(), true); err != nil || res.Count == 0 {
 		t.Fatalf("read after the damage: %v", err)
