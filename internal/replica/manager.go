@@ -198,9 +198,10 @@ func (m *Manager) start(tp TopicPartition, id Identity, name storage.LogName, re
 	p.budget = m.budget
 	err = p.rebuildProducers()
 	if errors.As(err, &damage) && len(replicas) > 1 {
-		// Rebuilding reads and checks every entry. A damaged one and all
-		// after it are dropped and fetched again from the other replicas
-		// (the raft group refuses to vote until they are back).
+		// Rebuilding reads and checks every entry after the saved producer
+		// table. A damaged one and all after it are dropped and fetched
+		// again from the other replicas (the raft group refuses to vote
+		// until they are back).
 		m.logger.Error("damaged log: repairing it from the other replicas", "partition", tp, "err", err)
 		if err = l.DiscardFrom(damage.Index); err == nil {
 			p = newPartition(tp, l, m.settings, cfg, slices.Clone(replicas), m.logger, m.obs)
@@ -438,9 +439,8 @@ func followerInSync(pr tracker.Progress, last uint64, caughtUp, now time.Time, s
 // replica no longer reads its whole log when it opens (the producer table
 // is saved), so damage to data at rest would otherwise go unseen until a
 // consumer or a follower asked for it. It starts Settings.ScrubStart
-// (scrubStartDefault) after the
-// manager (not to compete with the opening of every log after a
-// restart), reads at most scrubRate bytes a second, and runs again every
+// (scrubStartDefault) after the manager (not to compete with the opening
+// of every log after a restart), reads at most scrubRate bytes a second, and runs again every
 // scrubInterval.
 const (
 	scrubStartDefault = 10 * time.Second
