@@ -440,8 +440,8 @@ func followerInSync(pr tracker.Progress, last uint64, caughtUp, now time.Time, s
 // is saved), so damage to data at rest would otherwise go unseen until a
 // consumer or a follower asked for it. It starts Settings.ScrubStart
 // (scrubStartDefault) after the manager (not to compete with the opening
-// of every log after a restart), reads at most scrubRate bytes a second, and runs again every
-// scrubInterval.
+// of every log after a restart), reads at most scrubRate bytes a second,
+// and runs again every scrubInterval.
 const (
 	scrubStartDefault = 10 * time.Second
 	scrubRate         = 64 << 20
