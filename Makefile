@@ -25,7 +25,7 @@ PKGS      := ./...
 RACE_PKGS := ./internal/storage/... ./internal/raftnode/... ./internal/replica/... \
              ./internal/wire/... ./internal/broker/... ./internal/group/... ./internal/meta/... ./internal/server/... \
              ./internal/transport/...
-DEB_PKGS  := kcat python3-kafka python3-confluent-kafka prometheus
+DEB_PKGS  := kcat python3-kafka python3-confluent-kafka prometheus e2fsprogs
 FUZZTIME  ?= 10s
 # The handler fuzzer first replays its seeds (one request of every API
 # against a running node) before it mutates: it needs longer. Minimizing
