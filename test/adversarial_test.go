@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -149,25 +148,7 @@ func TestAdversarialClient(t *testing.T) {
 
 	// Meanwhile the topic is deleted and created again with a replica down.
 	c.Node(3).Kill()
-	adm := kadm.NewClient(clusterClient(t, c))
-	ctx := harness.Context(t, 2*time.Minute)
-	harness.WaitFor(t, "the delete of phoenix", 30*time.Second, func() error {
-		r, err := adm.DeleteTopics(ctx, "phoenix")
-		if err != nil {
-			return err
-		}
-		return r["phoenix"].Err
-	})
-	harness.WaitFor(t, "phoenix created again", 30*time.Second, func() error {
-		r, err := adm.CreateTopic(ctx, 1, 3, nil, "phoenix")
-		if err != nil {
-			return err
-		}
-		if errors.Is(r.Err, kerr.TopicAlreadyExists) {
-			return nil
-		}
-		return r.Err
-	})
+	recreateTopic(t, clusterClient(t, c), "phoenix", 1, 3)
 	produceN(t, clusterClient(t, c), "phoenix", 0, "new", 30)
 	c.Node(3).Start()
 	samplers[3] = sampleRSS(t, c.Node(3))

@@ -280,6 +280,32 @@ func readTopic(t *testing.T, addr, topic string, want int) []*kgo.Record {
 	return out
 }
 
+// recreateTopic deletes topic and creates it again with partitions and
+// replication factor rf, retrying each step (a node may just have died)
+// until the catalog has done it.
+func recreateTopic(t *testing.T, cl *kgo.Client, topic string, partitions int32, rf int16) {
+	t.Helper()
+	adm := kadm.NewClient(cl)
+	ctx := harness.Context(t, 2*time.Minute)
+	harness.WaitFor(t, "the delete of "+topic, 30*time.Second, func() error {
+		r, err := adm.DeleteTopics(ctx, topic)
+		if err != nil {
+			return err
+		}
+		return r[topic].Err
+	})
+	harness.WaitFor(t, topic+" created again", 30*time.Second, func() error {
+		r, err := adm.CreateTopic(ctx, partitions, rf, nil, topic)
+		if err != nil {
+			return err
+		}
+		if errors.Is(r.Err, kerr.TopicAlreadyExists) {
+			return nil
+		}
+		return r.Err
+	})
+}
+
 // TestTopicRecreatedWhileReplicaDown: a topic is deleted and created again
 // under the same name while one replica's node is down. That node comes
 // back holding the old topic's log; it must remove it (saying so), take
@@ -295,25 +321,7 @@ func TestTopicRecreatedWhileReplicaDown(t *testing.T) {
 	oldDir := harness.PartitionDir(t, c.Node(3).DataDir, "re", 0)
 
 	c.Node(3).Kill()
-	adm := kadm.NewClient(cl)
-	ctx := harness.Context(t, 2*time.Minute)
-	harness.WaitFor(t, "the delete of re", 30*time.Second, func() error {
-		r, err := adm.DeleteTopics(ctx, "re")
-		if err != nil {
-			return err
-		}
-		return r["re"].Err
-	})
-	harness.WaitFor(t, "re created again", 30*time.Second, func() error {
-		r, err := adm.CreateTopic(ctx, 1, 3, nil, "re")
-		if err != nil {
-			return err
-		}
-		if errors.Is(r.Err, kerr.TopicAlreadyExists) {
-			return nil
-		}
-		return r.Err
-	})
+	recreateTopic(t, cl, "re", 1, 3)
 	// A client that held the old topic's id refuses the new one (franz-go
 	// fails it with UNKNOWN_TOPIC_ID, as Kafka's clients do): a new client.
 	produceN(t, clusterClient(t, c), "re", 0, "new", 20)
