@@ -226,6 +226,7 @@ func TestClosedLogAnswers(t *testing.T) {
 	if l.LastIndex() != 2 || l.NextOffset() != 4 || l.LastTerm() != 3 || l.HighWatermark() != 4 {
 		t.Fatalf("closed log: last %d next %d term %d hw %d", l.LastIndex(), l.NextOffset(), l.LastTerm(), l.HighWatermark())
 	}
+	// The other accessors only have to answer without panicking.
 	_ = l.Size() + int64(l.SegmentCount()) + l.TermAtOffset(1)
 	l.EndOffsetForEpoch(1)
 	l.Scrub()
