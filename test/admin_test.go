@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -374,8 +375,35 @@ func TestAdminAPIAndCLI(t *testing.T) {
 		return nil
 	})
 
-	// Step-down: the node leading ops/0 hands over everything it leads.
+	// Step-down: the node leading ops/0 hands over everything it leads. It
+	// moves what it leads when asked; a group still electing its first
+	// leader (the offsets topic's partitions start with the first group
+	// above) could elect it afterwards, so wait until every group settled.
 	stepper := c.Node(int(lead))
+	harness.WaitFor(t, fmt.Sprintf("every partition on node %d to know its leader", lead), 30*time.Second, func() error {
+		md, err := kadm.NewClient(cl).Metadata(ctx, "__consumer_offsets")
+		if err != nil {
+			return err
+		}
+		want := len(md.Topics["__consumer_offsets"].Partitions)
+		st, err := adminClient(stepper).Partitions(ctx)
+		if err != nil {
+			return err
+		}
+		offsets := 0
+		for _, p := range st.Partitions {
+			if p.Leader == 0 {
+				return fmt.Errorf("%s/%d has no leader", p.Topic, p.Partition)
+			}
+			if p.Topic == "__consumer_offsets" {
+				offsets++
+			}
+		}
+		if want == 0 || offsets != want {
+			return fmt.Errorf("node %d hosts %d of %d offsets partitions", lead, offsets, want)
+		}
+		return nil
+	})
 	var sd admin.StepDownResult
 	mustJSON(t, mustCLI(t, "raft", "step-down", "--admin-addr", stepper.HTTPAddr(), "-o", "json"), &sd)
 	if sd.NodeID != lead || len(sd.Remaining) != 0 || !slices.ContainsFunc(sd.Moved, func(m admin.TransferResult) bool {

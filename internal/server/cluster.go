@@ -308,9 +308,10 @@ func (n *Node) livenessLoop() {
 
 // transferLeaderships hands every leadership this node holds to an in-sync
 // follower, so clients see a new leader at once instead of after an
-// election timeout (roadmap 4.4): before shutdown, and on an operator's
-// step-down. It waits until they moved, for at most 5 s or until ctx ends,
-// and returns the groups that moved and those this node still leads.
+// election timeout: before shutdown, and on an operator's step-down. It
+// waits until they moved and this node knows each new leader, for at most
+// 5 s or until ctx ends, and returns the groups that moved and those this
+// node still leads.
 func (n *Node) transferLeaderships(ctx context.Context, why string) (moved, remaining []*raftnode.Group) {
 	deadline := time.Now().Add(5 * time.Second)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -334,8 +335,14 @@ func (n *Node) transferLeaderships(ctx context.Context, why string) (moved, rema
 	n.logger.Info("moving leaderships "+why, "groups", len(leading))
 	split := func() (moved, remaining []*raftnode.Group, waiting int) {
 		for _, g := range leading {
-			if g.Status().Role != raft.StateLeader {
+			if st := g.Status(); st.Role != raft.StateLeader {
 				moved = append(moved, g)
+				// A node that lost its leadership to a vote learns the new
+				// leader only from its first append; until then the move
+				// is not done for whoever asked where leadership went.
+				if st.Lead == 0 || st.Lead == n.cfg.NodeID {
+					waiting++
+				}
 				continue
 			}
 			remaining = append(remaining, g)
