@@ -28,24 +28,47 @@ type LogConfig struct {
 	// RetentionBytes deletes the oldest sealed segments while the log is
 	// larger; negative means no limit.
 	RetentionBytes int64
+
+	// Compact has the cleaner keep only the latest record of every key in
+	// the sealed, committed part of the log (cleanup.policy compact).
+	Compact bool
+	// DeleteRetention is how long a tombstone (a record with a null value)
+	// stays after the cleaner first met it (delete.retention.ms).
+	DeleteRetention time.Duration
+	// MinCleanableDirtyRatio is the share of not yet cleaned bytes in the
+	// cleanable part above which the log is cleaned
+	// (min.cleanable.dirty.ratio).
+	MinCleanableDirtyRatio float64
+	// MinCompactionLag keeps a segment out of cleaning until its newest
+	// record is this old (min.compaction.lag.ms).
+	MinCompactionLag time.Duration
+	// MaxCompactionLag cleans a log whatever its dirty ratio once its
+	// oldest uncleaned record is this old (max.compaction.lag.ms).
+	MaxCompactionLag time.Duration
 }
 
 // Kafka's defaults.
 const (
-	DefaultSegmentBytes = 1 << 30
-	DefaultSegmentMs    = 7 * 24 * time.Hour
-	DefaultRetentionMs  = 7 * 24 * time.Hour
-	MaxSegmentBytes     = 1<<31 - 1
-	MinSegmentBytes     = 1 << 10
+	DefaultSegmentBytes           = 1 << 30
+	DefaultSegmentMs              = 7 * 24 * time.Hour
+	DefaultRetentionMs            = 7 * 24 * time.Hour
+	MaxSegmentBytes               = 1<<31 - 1
+	MinSegmentBytes               = 1 << 10
+	DefaultDeleteRetention        = 24 * time.Hour
+	DefaultMinCleanableDirtyRatio = 0.5
+	DefaultMaxCompactionLag       = time.Duration(1<<63 - 1)
 )
 
 // DefaultLogConfig returns Kafka's defaults.
 func DefaultLogConfig() LogConfig {
 	return LogConfig{
-		SegmentBytes:   DefaultSegmentBytes,
-		SegmentMs:      DefaultSegmentMs,
-		RetentionMs:    DefaultRetentionMs,
-		RetentionBytes: -1,
+		SegmentBytes:           DefaultSegmentBytes,
+		SegmentMs:              DefaultSegmentMs,
+		RetentionMs:            DefaultRetentionMs,
+		RetentionBytes:         -1,
+		DeleteRetention:        DefaultDeleteRetention,
+		MinCleanableDirtyRatio: DefaultMinCleanableDirtyRatio,
+		MaxCompactionLag:       DefaultMaxCompactionLag,
 	}
 }
 
@@ -56,6 +79,15 @@ func (c LogConfig) Validate() error {
 	}
 	if c.SegmentMs <= 0 {
 		return fmt.Errorf("segment.ms %v must be positive", c.SegmentMs)
+	}
+	if c.MinCleanableDirtyRatio < 0 || c.MinCleanableDirtyRatio > 1 {
+		return fmt.Errorf("min.cleanable.dirty.ratio %v must be between 0 and 1", c.MinCleanableDirtyRatio)
+	}
+	if c.DeleteRetention < 0 || c.MinCompactionLag < 0 {
+		return fmt.Errorf("delete.retention.ms %v and min.compaction.lag.ms %v must not be negative", c.DeleteRetention, c.MinCompactionLag)
+	}
+	if c.Compact && c.MaxCompactionLag <= 0 {
+		return fmt.Errorf("max.compaction.lag.ms %v must be positive", c.MaxCompactionLag)
 	}
 	return nil
 }
