@@ -35,7 +35,9 @@ func waiterResult(ch chan error) (error, bool) {
 // reported durable: their waiters get ErrTruncated. A waiter for what
 // remains, and one for a hard state, still wait for the flush.
 func TestTruncationNeverReportsRemovedEntriesDurable(t *testing.T) {
-	e := heldFlushes(t, 4)
+	// Six calls mark the log dirty (four appends, the hard state, the
+	// Sync): the flush runs at the sixth, never earlier.
+	e := heldFlushes(t, 6)
 	l := e.log("t-0", DefaultLogConfig())
 	b := makeBatch(1, 0, "x")
 	old := make(chan error, 1)
@@ -64,7 +66,7 @@ func TestTruncationNeverReportsRemovedEntriesDurable(t *testing.T) {
 	if err, ok := waiterResult(hs); ok {
 		t.Fatalf("waiter of a hard state told %v before any flush", err)
 	}
-	if err := l.Sync(); err != nil { // the fourth pending append: the flush runs
+	if err := l.Sync(); err != nil { // the sixth: the flush runs
 		t.Fatal(err)
 	}
 	for name, ch := range map[string]chan error{"kept entry": kept, "hard state": hs} {
