@@ -16,9 +16,10 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type testEnv struct {
-	t     *testing.T
-	dir   string
-	store *Store
+	t        *testing.T
+	dir      string
+	store    *Store
+	openWith Options
 }
 
 func newEnv(t *testing.T) *testEnv {
@@ -35,7 +36,7 @@ func newEnv(t *testing.T) *testEnv {
 
 func (e *testEnv) open() {
 	e.t.Helper()
-	s, err := Open(e.dir, Options{})
+	s, err := Open(e.dir, e.openWith)
 	if err != nil {
 		e.t.Fatalf("open store: %v", err)
 	}

@@ -138,6 +138,10 @@ type Log struct {
 	truncations uint64
 	failed      error
 	closed      bool
+	// tombstoneHorizon is the earliest delete horizon (Unix ms) of a
+	// tombstone the cleaner kept; zero (unknown, after open) lets the next
+	// pass find out.
+	tombstoneHorizon int64
 
 	// flushQueued is guarded by the flusher's mutex.
 	flushQueued bool
@@ -284,7 +288,7 @@ func listSegments(dir string, logger *slog.Logger) ([]uint64, error) {
 	for _, e := range ents {
 		name := e.Name()
 		switch {
-		case strings.HasSuffix(name, ".tmp"), strings.HasSuffix(name, deletedSuffix):
+		case strings.HasSuffix(name, ".tmp"), strings.HasSuffix(name, deletedSuffix), strings.HasSuffix(name, cleanedSuffix):
 			os.Remove(filepath.Join(dir, name))
 		case strings.HasSuffix(name, ".log"):
 			n, err := strconv.ParseUint(strings.TrimSuffix(name, ".log"), 10, 64)

@@ -287,7 +287,7 @@ func TestSegmentAfterAGapIsCorruption(t *testing.T) {
 	// A segment past a gap: rewrite a copy's header to claim base 900.
 	copyFile(t, last, far)
 	f, _ := os.OpenFile(far, os.O_RDWR, 0)
-	f.WriteAt(encodeSegmentHeader(900, 1000, 1), 0)
+	f.WriteAt(encodeSegmentHeader(900, 1000, 1, 0), 0)
 	f.Close()
 	_, _, err := openImage(t, dir, smallSegments(2048))
 	var ce *CorruptionError

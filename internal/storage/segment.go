@@ -26,12 +26,14 @@ import (
 //	16 uint64 base raft index (also in the file name)
 //	24 int64  base Kafka offset: the next offset when the segment starts
 //	32 uint64 term of the entry before the base index
-//	40 uint32 zero
+//	40 uint32 flags: bit 0 set once the log cleaner rewrote the segment
 //	44 uint32 CRC-32C of bytes 0..44
 const (
 	segmentHeaderSize = 48
 	segmentMagic      = "CHRONIKL"
 	segmentVersion    = 2
+
+	segmentFlagCleaned = 1
 )
 
 func segmentName(baseIndex uint64) string { return fmt.Sprintf("%020d", baseIndex) }
@@ -60,6 +62,9 @@ type segment struct {
 	// firstAppend is when the first entry was appended in this process (zero
 	// for an empty segment); segment.ms rolls are measured from it.
 	firstAppend time.Time
+	// cleaned is set on a segment the log cleaner wrote: every record in it
+	// that a later record of the same key (up to its end) replaced is gone.
+	cleaned bool
 
 	refs      atomic.Int32 // readers and syncs in flight, plus one for the log
 	closeOnce sync.Once
@@ -102,7 +107,7 @@ func (s *segment) term(i uint64) uint64 {
 	return uint64(s.idx.at(int(i - s.baseIndex)).term)
 }
 
-func encodeSegmentHeader(baseIndex uint64, baseOffset int64, prevTerm uint64) []byte {
+func encodeSegmentHeader(baseIndex uint64, baseOffset int64, prevTerm uint64, flags uint32) []byte {
 	b := make([]byte, 0, segmentHeaderSize)
 	b = append(b, segmentMagic...)
 	b = binary.BigEndian.AppendUint32(b, segmentVersion)
@@ -110,7 +115,7 @@ func encodeSegmentHeader(baseIndex uint64, baseOffset int64, prevTerm uint64) []
 	b = binary.BigEndian.AppendUint64(b, baseIndex)
 	b = binary.BigEndian.AppendUint64(b, uint64(baseOffset))
 	b = binary.BigEndian.AppendUint64(b, prevTerm)
-	b = binary.BigEndian.AppendUint32(b, 0)
+	b = binary.BigEndian.AppendUint32(b, flags)
 	return binary.BigEndian.AppendUint32(b, recordbatch.Checksum(b))
 }
 
@@ -132,6 +137,7 @@ func (s *segment) decodeHeader(b []byte) error {
 	}
 	s.baseOffset = int64(binary.BigEndian.Uint64(b[24:]))
 	s.prevTerm = binary.BigEndian.Uint64(b[32:])
+	s.cleaned = binary.BigEndian.Uint32(b[40:])&segmentFlagCleaned != 0
 	return nil
 }
 
@@ -140,7 +146,7 @@ func createSegment(dir string, baseIndex uint64, baseOffset int64, prevTerm uint
 	s := &segment{dir: dir, baseIndex: baseIndex, baseOffset: baseOffset, prevTerm: prevTerm, size: segmentHeaderSize}
 	s.refs.Store(1)
 	var err error
-	if s.f, err = createFileWith(s.logPath(), encodeSegmentHeader(baseIndex, baseOffset, prevTerm)); err != nil {
+	if s.f, err = createFileWith(s.logPath(), encodeSegmentHeader(baseIndex, baseOffset, prevTerm, 0)); err != nil {
 		return nil, err
 	}
 	if s.idxF, err = createFileWith(s.idxPath(), appendIndexHeader(nil, baseIndex)); err != nil {

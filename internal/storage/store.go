@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -37,6 +38,8 @@ type Options struct {
 	Logger *slog.Logger
 	// OnSync, if set, observes the duration of every fdatasync.
 	OnSync func(time.Duration)
+	// Cleaner configures compaction of logs whose config says Compact.
+	Cleaner CleanerOptions
 }
 
 // Defaults, chosen by measurement (docs/storage.md).
@@ -75,8 +78,12 @@ type Store struct {
 	ckMu       sync.Mutex // serializes checkpoint writes
 	stateDirty atomic.Bool
 
-	stop chan struct{}
-	wg   sync.WaitGroup
+	cleaner *cleaner
+	// ctx ends when the store closes; it interrupts a cleaning pass.
+	ctx    context.Context
+	cancel context.CancelFunc
+	stop   chan struct{}
+	wg     sync.WaitGroup
 }
 
 // logState is what the checkpoint keeps per log.
@@ -113,8 +120,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s := &Store{
 		dir: dir, opts: opts, logger: opts.Logger, lockFile: lock,
-		logs: map[string]*Log{}, stop: make(chan struct{}),
+		logs: map[string]*Log{}, stop: make(chan struct{}), cleaner: newCleaner(opts.Cleaner),
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.checkFormat(); err != nil {
 		lock.Close()
 		return nil, err
@@ -134,6 +142,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	s.wg.Add(2)
 	go s.checkpointLoop()
 	go s.retentionLoop()
+	if !opts.Cleaner.Disabled {
+		s.wg.Add(1)
+		go s.cleanerLoop()
+	}
 	return s, nil
 }
 
@@ -627,6 +639,48 @@ func (s *Store) ApplyRetention(now time.Time) {
 	}
 }
 
+func (s *Store) cleanerLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cleaner.opts.Backoff)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.Clean(time.Now())
+		}
+	}
+}
+
+// Clean runs a compaction pass now over every open log that needs one, and
+// returns what it did.
+func (s *Store) Clean(now time.Time) CleanResult {
+	var total CleanResult
+	for _, l := range s.Logs() {
+		start := time.Now()
+		res, err := s.cleaner.clean(s.ctx, l, now)
+		took := time.Since(start)
+		s.cleaner.record(res, err, took)
+		switch {
+		case err != nil && !errors.Is(err, ErrClosed) && s.ctx.Err() == nil:
+			s.logger.Error("log cleaning failed; it is retried at the next pass", "log", l.name, "err", err)
+		case res.Segments > 0:
+			s.logger.Info("log cleaned", "log", l.name, "segments", res.Segments, "records_removed", res.RecordsRemoved,
+				"bytes_before", res.BytesBefore, "bytes_after", res.BytesAfter, "took", took)
+		}
+		total.add(res)
+	}
+	return total
+}
+
+// CleanerStats returns what the cleaner did since the store opened.
+func (s *Store) CleanerStats() CleanerStats {
+	s.cleaner.statsMu.Lock()
+	defer s.cleaner.statsMu.Unlock()
+	return s.cleaner.stats
+}
+
 // Close closes every log, writes the checkpoint and releases the lock.
 func (s *Store) Close() error {
 	s.mu.Lock()
@@ -637,6 +691,7 @@ func (s *Store) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	close(s.stop)
+	s.cancel()
 	s.wg.Wait()
 	s.flusher.drain()
 	var errs []error

@@ -1,0 +1,85 @@
+package storage
+
+import (
+	"crypto/md5"
+	"encoding/binary"
+)
+
+// offsetMap maps keys to the offset of their latest record for one cleaning
+// pass, in a fixed amount of memory, as Kafka's SkimpyOffsetMap: an open
+// addressing table of (MD5 of the key, offset) slots. Two keys share a slot
+// only if their 128-bit hashes collide.
+type offsetMap struct {
+	slots []byte // capacity * offsetSlotSize
+	// used counts filled slots; the map refuses new keys past limit so that
+	// probes stay short.
+	used, limit int
+}
+
+const (
+	offsetSlotSize = md5.Size + 8
+	// offsetMapLoad is the share of slots filled before the map is full
+	// (Kafka's log.cleaner.io.buffer.load.factor).
+	offsetMapLoad = 0.9
+)
+
+// newOffsetMap makes a map of about memory bytes.
+func newOffsetMap(memory int64) *offsetMap {
+	n := max(int(memory/offsetSlotSize), 2)
+	// At least one slot stays empty, which ends every probe.
+	limit := max(min(int(float64(n)*offsetMapLoad), n-1), 1)
+	return &offsetMap{slots: make([]byte, n*offsetSlotSize), limit: limit}
+}
+
+func (m *offsetMap) capacity() int { return len(m.slots) / offsetSlotSize }
+
+// reset empties the map for the next pass.
+func (m *offsetMap) reset() {
+	if m.used > 0 {
+		clear(m.slots)
+		m.used = 0
+	}
+}
+
+// slot finds key's slot, or the empty slot where it would go.
+func (m *offsetMap) slot(hash *[md5.Size]byte) []byte {
+	n := uint64(m.capacity())
+	i := binary.BigEndian.Uint64(hash[:8]) % n
+	for {
+		s := m.slots[i*offsetSlotSize : (i+1)*offsetSlotSize]
+		// Offsets are stored plus one: a zero offset field is an empty slot.
+		if binary.BigEndian.Uint64(s[md5.Size:]) == 0 || [md5.Size]byte(s[:md5.Size]) == *hash {
+			return s
+		}
+		if i++; i == n {
+			i = 0
+		}
+	}
+}
+
+// put records offset as the latest of key. It reports false, changing
+// nothing, when key is new and the map is full.
+func (m *offsetMap) put(key []byte, offset int64) bool {
+	hash := md5.Sum(key)
+	s := m.slot(&hash)
+	if binary.BigEndian.Uint64(s[md5.Size:]) == 0 {
+		if m.used >= m.limit {
+			return false
+		}
+		m.used++
+		copy(s, hash[:])
+	}
+	binary.BigEndian.PutUint64(s[md5.Size:], uint64(offset)+1)
+	return true
+}
+
+// get returns the latest offset recorded for key.
+func (m *offsetMap) get(key []byte) (int64, bool) {
+	hash := md5.Sum(key)
+	s := m.slot(&hash)
+	v := binary.BigEndian.Uint64(s[md5.Size:])
+	if v == 0 {
+		return 0, false
+	}
+	return int64(v - 1), true
+}
