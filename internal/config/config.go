@@ -67,6 +67,10 @@ type KafkaConfig struct {
 	LogRetentionBytes            int64 `toml:"log_retention_bytes" desc:"oldest segments are deleted while a partition is larger; -1 means no limit"`
 	LogRetentionCheckIntervalMs  int64 `toml:"log_retention_check_interval_ms" desc:"how often retention runs"`
 	ProducerIDExpirationMs       int64 `toml:"producer_id_expiration_ms" desc:"idempotent producer state is dropped after this long without writes"`
+	LogCleanerEnable             bool  `toml:"log_cleaner_enable" desc:"run the log cleaner, which compacts topics whose cleanup.policy includes compact"`
+	LogCleanerDedupeBufferSize   int64 `toml:"log_cleaner_dedupe_buffer_size" desc:"memory of the cleaner's key map, in bytes (24 bytes per key, 90% filled); one pass compacts as many segments as its keys fit"`
+	LogCleanerIOMaxBytesPerSec   int64 `toml:"log_cleaner_io_max_bytes_per_second" desc:"bytes per second the cleaner reads plus writes; 0 means no bound"`
+	LogCleanerBackoffMs          int64 `toml:"log_cleaner_backoff_ms" desc:"pause between cleaner passes over the logs"`
 }
 
 // ClusterConfig says whether this node is part of a replicated cluster and
@@ -191,6 +195,9 @@ func Default() Config {
 			LogRetentionBytes:            -1,
 			LogRetentionCheckIntervalMs:  30000,
 			ProducerIDExpirationMs:       86400000,
+			LogCleanerEnable:             true,
+			LogCleanerDedupeBufferSize:   134217728,
+			LogCleanerBackoffMs:          15000,
 		},
 		Cluster: ClusterConfig{
 			ReplicationFactor: 3,

@@ -15,6 +15,9 @@ const BaseMemoryBytes = 64 << 20
 //	+ 32 MiB of response buffers kept for reuse + 64 MiB base
 //	+ raft.advanced.max_uncommitted_bytes + raft.advanced.entry_cache_bytes
 //	+ 2 x 64 MiB per peer (raft messages queued to it and read from it)
+//	+ kafka.log_cleaner_dedupe_buffer_size + 2 MiB of cleaner I/O buffers
+//	  + 3 x kafka.message_max_bytes (a batch being cleaned), if the
+//	  cleaner is enabled
 //
 // The raft terms are produced batches kept after their response until
 // they are committed and every follower has them. chronik-server gives
@@ -25,10 +28,14 @@ func (c *Config) MemoryLimit() int64 {
 	if c.Cluster.Enabled {
 		peers = max(len(c.Cluster.Peers.Nodes)-1, 0)
 	}
+	var cleaner int64
+	if c.Kafka.LogCleanerEnable {
+		cleaner = c.Kafka.LogCleanerDedupeBufferSize + 2<<20 + 3*int64(c.Kafka.MessageMaxBytes)
+	}
 	return c.Kafka.QueuedMaxRequestBytes + c.Kafka.QueuedMaxFetchBytes +
 		membudget.ResponseBufferBytes + BaseMemoryBytes +
 		c.Raft.Advanced.MaxUncommittedBytes + c.Raft.Advanced.EntryCacheBytes +
-		int64(peers)*2*membudget.PeerQueueBytes
+		int64(peers)*2*membudget.PeerQueueBytes + cleaner
 }
 
 // MemoryBound is the resident memory, in bytes, a node with this

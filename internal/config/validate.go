@@ -200,6 +200,9 @@ func (c *Config) validateKafka(v *checker) {
 	}
 	atLeast(v, "kafka.log_retention_check_interval_ms", k.LogRetentionCheckIntervalMs, 1)
 	atLeast(v, "kafka.producer_id_expiration_ms", k.ProducerIDExpirationMs, 1)
+	atLeast(v, "kafka.log_cleaner_dedupe_buffer_size", k.LogCleanerDedupeBufferSize, 1<<20)
+	atLeast(v, "kafka.log_cleaner_io_max_bytes_per_second", k.LogCleanerIOMaxBytesPerSec, 0)
+	atLeast(v, "kafka.log_cleaner_backoff_ms", k.LogCleanerBackoffMs, 1)
 }
 
 func (c *Config) validateCluster(v *checker) {

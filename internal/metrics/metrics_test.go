@@ -43,6 +43,7 @@ func exported(t *testing.T) []string {
 	m := New()
 	m.RegisterState(everything{})
 	m.RegisterBudgets(fixedBudget{1, 2, 3}, fixedBudget{4, 5, 6})
+	m.RegisterCleaner(func() CleanerStats { return CleanerStats{Passes: 1, BytesRead: 10, Seconds: 0.5} })
 	m.RequestDone(0, 9, 100, 50, time.Millisecond)
 	m.ConnectionOpened()
 	m.Fsync(time.Millisecond)

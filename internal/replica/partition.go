@@ -296,6 +296,15 @@ func (p *Partition) Produce(batch []byte, acks int16, timeout time.Duration, cb 
 		fail(kerr.MessageTooLarge)
 		return
 	}
+	if p.cfg.Load().Log.Compact {
+		// Compaction keeps the latest record per key: a record without one
+		// has no place in the log (Kafka answers INVALID_RECORD too).
+		if err := requireKeys(batch); err != nil {
+			p.logger.Debug("rejecting batch for a compacted topic", "err", err)
+			fail(kerr.InvalidRecord)
+			return
+		}
+	}
 	if h.IsTransactional() {
 		fail(kerr.TransactionalIDAuthorizationFailed)
 		return
@@ -859,4 +868,18 @@ func (p *Partition) DeleteRecords(offset int64, cb func(int64, error)) {
 	if !ok {
 		cb(-1, errNotLeader)
 	}
+}
+
+// requireKeys checks that every record of a batch has a key.
+func requireKeys(batch []byte) error {
+	o, err := recordbatch.Open(batch)
+	if err != nil {
+		return err
+	}
+	for _, r := range o.Records {
+		if r.Key == nil {
+			return fmt.Errorf("record at offset delta %d has no key; a compacted topic accepts only keyed records", r.Offset-o.Header.BaseOffset)
+		}
+	}
+	return nil
 }

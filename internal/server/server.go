@@ -100,6 +100,12 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 		RetentionCheckInterval: time.Duration(cfg.Kafka.LogRetentionCheckIntervalMs) * time.Millisecond,
 		Logger:                 logger,
 		OnSync:                 n.metrics.Fsync,
+		Cleaner: storage.CleanerOptions{
+			Disabled:            !cfg.Kafka.LogCleanerEnable,
+			DedupeBufferSize:    cfg.Kafka.LogCleanerDedupeBufferSize,
+			IOMaxBytesPerSecond: float64(cfg.Kafka.LogCleanerIOMaxBytesPerSec),
+			Backoff:             time.Duration(cfg.Kafka.LogCleanerBackoffMs) * time.Millisecond,
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -262,6 +268,13 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 		return nil, err
 	}
 	n.metrics.RegisterBudgets(n.kafka.RequestBudget(), n.broker.FetchBudget())
+	n.metrics.RegisterCleaner(func() metrics.CleanerStats {
+		s := n.store.CleanerStats()
+		return metrics.CleanerStats{
+			Passes: s.Passes, SegmentsCleaned: s.SegmentsCleaned, BytesRead: s.BytesRead, BytesWritten: s.BytesWritten,
+			BytesReclaimed: s.BytesReclaimed, RecordsRemoved: s.RecordsRemoved, Errors: s.Errors, Seconds: s.Time.Seconds(),
+		}
+	})
 	n.setPhase("")
 	n.started.Store(true)
 	n.ready.Store(true)
