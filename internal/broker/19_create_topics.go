@@ -15,7 +15,9 @@ import (
 //
 // Behavior:
 // * Validates each topic (name, partition count, replication factor no
-// larger than the number of brokers, manual assignments, supported configs)
+// larger than the number of brokers, manual assignments, configs: every
+// Kafka topic config is known, see internal/topicconfig; an unknown name
+// or invalid value gets INVALID_CONFIG with a message naming it)
 // and creates it through the catalog; the answer waits until the new
 // partitions have leaders or the request timeout passes.
 // * validate_only (v1+) checks without creating.
@@ -95,10 +97,7 @@ func (b *Broker) createOneTopic(ctx context.Context, req *kmsg.CreateTopicsReque
 		c.Name = e.Def.Name
 		v := e.Value
 		c.Value = &v
-		c.Source = int8(kmsg.ConfigSourceDefaultConfig)
-		if !e.IsDefault {
-			c.Source = int8(kmsg.ConfigSourceDynamicTopicConfig)
-		}
+		c.Source = int8(e.Source)
 		st.Configs = append(st.Configs, c)
 	}
 	return nil

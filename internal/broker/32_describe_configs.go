@@ -13,8 +13,13 @@ import (
 // DescribeConfigs: v0-4
 //
 // Behavior:
-// * Topics: every supported topic config (or the ones named), with its
-// value and whether it is set on the topic or the node-wide default.
+// * Topics: every Kafka topic config (or the ones named) with its value,
+// type and documentation (which says what Chronik does with it), and its
+// source: set on the topic (DYNAMIC_TOPIC_CONFIG), this node's
+// configuration file (STATIC_BROKER_CONFIG, for the configs it sets for
+// every topic) or Kafka's default (DEFAULT_CONFIG). Synonyms list them in
+// that order, the node's and Kafka's under the broker config's name
+// (log.retention.ms), as Kafka does.
 // * Brokers: this node's defaults under Kafka's broker config names, read
 // only. Another broker's configs are described by that broker.
 //
@@ -39,11 +44,12 @@ func (b *Broker) handleDescribeConfigs(r *wire.Request, respond func(kmsg.Respon
 				break
 			}
 			for _, e := range topicconfig.Describe(t.Configs, b.cfg.TopicDefaults) {
-				src := kmsg.ConfigSourceDynamicTopicConfig
-				if e.IsDefault {
-					src = kmsg.ConfigSourceDefaultConfig
+				ce := configEntry{name: e.Def.Name, value: e.Value, source: kmsg.ConfigSource(e.Source), typ: int8(e.Def.Type),
+					doc: e.Def.Documentation(), synonyms: []configSynonym{}}
+				for _, s := range e.Synonyms {
+					ce.synonyms = append(ce.synonyms, configSynonym{name: s.Name, value: s.Value, source: kmsg.ConfigSource(s.Source)})
 				}
-				entries = append(entries, configEntry{name: e.Def.Name, value: e.Value, source: src, typ: int8(e.Def.Type), doc: e.Def.Doc})
+				entries = append(entries, ce)
 			}
 		case kmsg.ConfigResourceTypeBroker:
 			if rr.ResourceName != "" && rr.ResourceName != strconv.Itoa(int(b.cfg.NodeID)) {
@@ -72,6 +78,14 @@ type configEntry struct {
 	readOnly    bool
 	typ         int8
 	doc         string
+	// synonyms, when not nil, are the places the value may come from;
+	// nil lists the entry itself.
+	synonyms []configSynonym
+}
+
+type configSynonym struct {
+	name, value string
+	source      kmsg.ConfigSource
 }
 
 func (e configEntry) toKmsg(req *kmsg.DescribeConfigsRequest) kmsg.DescribeConfigsResponseResourceConfig {
@@ -84,7 +98,15 @@ func (e configEntry) toKmsg(req *kmsg.DescribeConfigsRequest) kmsg.DescribeConfi
 	c.IsDefault = e.source == kmsg.ConfigSourceDefaultConfig
 	c.ConfigType = kmsg.ConfigType(e.typ)
 	if req.IncludeSynonyms {
-		c.ConfigSynonyms = []kmsg.DescribeConfigsResponseResourceConfigConfigSynonym{{Name: e.name, Value: &v, Source: e.source}}
+		synonyms := e.synonyms
+		if synonyms == nil {
+			synonyms = []configSynonym{{e.name, e.value, e.source}}
+		}
+		c.ConfigSynonyms = []kmsg.DescribeConfigsResponseResourceConfigConfigSynonym{}
+		for _, s := range synonyms {
+			sv := s.value
+			c.ConfigSynonyms = append(c.ConfigSynonyms, kmsg.DescribeConfigsResponseResourceConfigConfigSynonym{Name: s.name, Value: &sv, Source: s.source})
+		}
 	}
 	if req.IncludeDocumentation {
 		d := e.doc
@@ -101,7 +123,7 @@ func (b *Broker) brokerConfigs() []configEntry {
 		name, value string
 		typ         topicconfig.Type
 	}{
-		{"auto.create.topics.enable", strconv.FormatBool(b.cfg.AutoCreateTopics), 1},
+		{"auto.create.topics.enable", strconv.FormatBool(b.cfg.AutoCreateTopics), topicconfig.TypeBoolean},
 		{"broker.id", strconv.Itoa(int(b.cfg.NodeID)), topicconfig.TypeInt},
 		{"default.replication.factor", strconv.Itoa(int(b.cfg.DefaultReplicationFactor)), topicconfig.TypeInt},
 		{"log.retention.bytes", i64(d.RetentionBytes), topicconfig.TypeLong},

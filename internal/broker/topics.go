@@ -165,10 +165,8 @@ func (b *Broker) validateTopic(t *topicRequest) error {
 	if err := b.checkQuorumLive(t.assignment); err != nil {
 		return err
 	}
-	for k, v := range t.configs {
-		if err := topicconfig.Validate(k, v); err != nil {
-			return describe(kerr.InvalidConfig, "%v", err)
-		}
+	if err := topicconfig.ValidateAll(t.configs, b.cfg.TopicDefaults); err != nil {
+		return describe(kerr.InvalidConfig, "%v", err)
 	}
 	return nil
 }
