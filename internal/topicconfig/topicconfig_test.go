@@ -2,6 +2,8 @@ package topicconfig
 
 import (
 	"math"
+	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -329,4 +331,74 @@ func TestDescribe(t *testing.T) {
 	if d := byName[CompressionType].Def.Documentation(); !strings.Contains(d, "Chronik accepts only producer") {
 		t.Errorf("compression.type documentation %q", d)
 	}
+}
+
+// TestDocs keeps the topic config table of docs/configuration.md in step
+// with Defs: one row per config, with its type and default.
+func TestDocs(t *testing.T) {
+	data, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	start := strings.Index(text, "\n## Topic configs")
+	if start < 0 {
+		t.Fatal("docs/configuration.md has no Topic configs section")
+	}
+	section := text[start+1:]
+	if end := strings.Index(section, "\n## "); end >= 0 {
+		section = section[:end]
+	}
+	rows := map[string][]string{}
+	for _, line := range strings.Split(section, "\n") {
+		if m := regexp.MustCompile("^\\| `([a-z0-9.]+)` \\|").FindStringSubmatch(line); m != nil {
+			rows[m[1]] = strings.Split(line, "|")
+		}
+	}
+	for _, d := range Defs {
+		cells, ok := rows[d.Name]
+		if !ok {
+			t.Errorf("docs/configuration.md has no topic config row for %s", d.Name)
+			continue
+		}
+		if len(cells) < 7 {
+			t.Errorf("row of %s is short", d.Name)
+			continue
+		}
+		if typ := strings.TrimSpace(cells[2]); typ != d.Type.String() {
+			t.Errorf("%s: doc type %s, want %s", d.Name, typ, d.Type)
+		}
+		wantDef := "`" + d.Default + "`"
+		if d.Default == "" {
+			wantDef = `""`
+		}
+		if d.NodeKey != "" {
+			wantDef = "`" + d.NodeKey + "`"
+		}
+		if def := strings.TrimSpace(cells[3]); !strings.HasPrefix(def, wantDef) {
+			t.Errorf("%s: doc default %s, want it to start with %s", d.Name, def, wantDef)
+		}
+		if d.NoEffect != "" && !strings.Contains(subsection(section, "Accepted without effect"), "`"+d.Name+"`") {
+			t.Errorf("%s has no effect but is missing from the accepted-without-effect list", d.Name)
+		}
+		if v, _ := d.Supported(); v != "" && !strings.Contains(subsection(section, "Refused values"), "`"+d.Name) {
+			t.Errorf("%s refuses some values but is missing from the refused values", d.Name)
+		}
+	}
+	if len(rows) != len(Defs) {
+		t.Errorf("%d topic config rows, want %d", len(rows), len(Defs))
+	}
+}
+
+// subsection returns the ### subsection of a doc section with the title.
+func subsection(section, title string) string {
+	start := strings.Index(section, "\n### "+title+"\n")
+	if start < 0 {
+		return ""
+	}
+	sub := section[start+1:]
+	if end := strings.Index(sub[4:], "\n### "); end >= 0 {
+		sub = sub[:end+4]
+	}
+	return sub
 }
