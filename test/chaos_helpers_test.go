@@ -64,7 +64,7 @@ func metricValue(n *harness.Node, series string) int64 {
 	if err != nil {
 		return -1
 	}
-	re := regexp.MustCompile(regexp.QuoteMeta(series) + ` (\S+)`)
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)`)
 	sm := re.FindStringSubmatch(m)
 	if sm == nil {
 		return -1

@@ -1,0 +1,370 @@
+package test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/chronik-stream/chronik/test/harness"
+)
+
+// compactedRecord is one record of a compacted topic as a reader sees it.
+type compactedRecord struct {
+	Offset int64   `json:"offset"`
+	Key    string  `json:"key"`
+	Value  *string `json:"value"` // nil for a tombstone
+}
+
+func (r compactedRecord) String() string {
+	v := "<tombstone>"
+	if r.Value != nil {
+		v = *r.Value
+	}
+	return fmt.Sprintf("%d %s=%s", r.Offset, r.Key, v)
+}
+
+// compactedWrites is what a test produced to a compacted topic.
+type compactedWrites struct {
+	at     map[int64]compactedRecord // every record, by offset
+	latest map[string]int64          // key -> offset of its latest record
+}
+
+// fastCleaner makes the cleaner pass every 100 ms.
+var fastCleaner = []string{"CHRONIK_KAFKA_LOG_CLEANER_BACKOFF_MS=100"}
+
+// smallBatches keeps batches far below the segment size: a segment holds
+// whole batches, and only sealed segments are cleaned.
+var smallBatches = kgo.ProducerBatchMaxBytes(4 << 10)
+
+// compactedTopicConfigs makes a compacted topic with small segments that is
+// cleaned as soon as anything is dirty.
+func compactedTopicConfigs(segmentBytes int) map[string]*string {
+	s := func(v string) *string { return &v }
+	return map[string]*string{
+		"cleanup.policy":            s("compact"),
+		"segment.bytes":             s(fmt.Sprint(segmentBytes)),
+		"min.cleanable.dirty.ratio": s("0.01"),
+		"delete.retention.ms":       s("3600000"),
+	}
+}
+
+// produceCompacted writes rounds of one record per key, then a tombstone
+// for each of the first tombstones keys, acks=all, and returns what was
+// written at which offset.
+func produceCompacted(t *testing.T, cl *kgo.Client, topic string, keys, rounds, tombstones, valueSize int, w *compactedWrites) {
+	t.Helper()
+	if w.at == nil {
+		w.at, w.latest = map[int64]compactedRecord{}, map[string]int64{}
+	}
+	ctx := harness.Context(t, 2*time.Minute)
+	pad := strings.Repeat("x", valueSize)
+	var recs []*kgo.Record
+	for round := range rounds {
+		for k := range keys {
+			recs = append(recs, &kgo.Record{Topic: topic, Key: fmt.Appendf(nil, "key-%04d", k), Value: fmt.Appendf(nil, "r%d-%s", round, pad)})
+		}
+	}
+	for k := range tombstones {
+		recs = append(recs, &kgo.Record{Topic: topic, Key: fmt.Appendf(nil, "key-%04d", k)})
+	}
+	for _, r := range cl.ProduceSync(ctx, recs...) {
+		if r.Err != nil {
+			t.Fatalf("produce: %v", r.Err)
+		}
+		rec := compactedRecord{Offset: r.Record.Offset, Key: string(r.Record.Key)}
+		if r.Record.Value != nil {
+			v := string(r.Record.Value)
+			rec.Value = &v
+		}
+		w.at[rec.Offset] = rec
+		if prev, ok := w.latest[rec.Key]; !ok || rec.Offset > prev {
+			w.latest[rec.Key] = rec.Offset
+		}
+	}
+}
+
+// readCompacted reads partition 0 of topic from its start to its high
+// watermark with franz-go, retrying while the partition has no leader (a
+// node stopped, a leadership moved). The last record written is never
+// cleaned away (it is in the active segment), so the read ends with it.
+func readCompacted(t *testing.T, addrs []string, topic string) []compactedRecord {
+	t.Helper()
+	var out []compactedRecord
+	harness.WaitFor(t, "a read of "+topic+" from start to end", time.Minute, func() error {
+		var err error
+		out, err = tryReadCompacted(addrs, topic)
+		return err
+	})
+	return out
+}
+
+func tryReadCompacted(addrs []string, topic string) ([]compactedRecord, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		return nil, err
+	}
+	defer adm.Close()
+	ends, err := kadm.NewClient(adm).ListEndOffsets(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	end, ok := ends.Lookup(topic, 0)
+	if !ok || end.Err != nil {
+		return nil, fmt.Errorf("end offset of %s: %v", topic, end.Err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	var out []compactedRecord
+	next := int64(0)
+	for next < end.Offset {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("reading %s: at offset %d of %d: %w", topic, next, end.Offset, err)
+		}
+		for _, e := range fs.Errors() {
+			return nil, fmt.Errorf("fetch %s: %w", topic, e.Err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			rec := compactedRecord{Offset: r.Offset, Key: string(r.Key)}
+			if r.Value != nil {
+				v := string(r.Value)
+				rec.Value = &v
+			}
+			out = append(out, rec)
+			next = r.Offset + 1
+		})
+	}
+	return out, nil
+}
+
+// checkCompacted checks what a reader got against what was written: every
+// record is one that was written at that offset, offsets grow, and the
+// latest record of every key is there (tombstones too: delete.retention.ms
+// is an hour).
+func checkCompacted(t *testing.T, who string, got []compactedRecord, w *compactedWrites) {
+	t.Helper()
+	seen := map[int64]bool{}
+	last := int64(-1)
+	for _, r := range got {
+		want, ok := w.at[r.Offset]
+		if !ok || want.String() != r.String() {
+			t.Fatalf("%s read %v, but %v was written at offset %d", who, r, want, r.Offset)
+		}
+		if r.Offset <= last {
+			t.Fatalf("%s read offset %d after %d", who, r.Offset, last)
+		}
+		last = r.Offset
+		seen[r.Offset] = true
+	}
+	for key, off := range w.latest {
+		if !seen[off] {
+			t.Fatalf("%s did not read the latest record of %s (offset %d)", who, key, off)
+		}
+	}
+}
+
+// waitCompacted waits until a reader of topic gets at most limit records.
+func waitCompacted(t *testing.T, addrs []string, topic string, limit int) []compactedRecord {
+	t.Helper()
+	var got []compactedRecord
+	harness.WaitFor(t, fmt.Sprintf("%s compacted to at most %d records", topic, limit), 2*time.Minute, func() error {
+		got = readCompacted(t, addrs, topic)
+		if len(got) > limit {
+			return fmt.Errorf("%d records", len(got))
+		}
+		return nil
+	})
+	return got
+}
+
+// TestCompactedTopicReadByEveryClient compacts a topic on a standalone node
+// and reads it with franz-go, kcat and confluent-kafka: each sees the
+// latest record of every key at its original offset, tombstones included,
+// and nothing that was replaced in the cleaned part. A record without a key
+// is refused with INVALID_RECORD.
+func TestCompactedTopicReadByEveryClient(t *testing.T) {
+	needPythonModule(t, "confluent_kafka")
+	n := harness.NewNode(t, harness.NodeOptions{Env: fastCleaner})
+	n.Start()
+	cl := franzClient(t, n.Addr(), kgo.RequiredAcks(kgo.AllISRAcks()), smallBatches)
+	defer cl.Close()
+	const topic = "compacted"
+	ctx := harness.Context(t, time.Minute)
+	if res, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, compactedTopicConfigs(16<<10), topic); err != nil || res.Err != nil {
+		t.Fatalf("create: %v %v", err, res.Err)
+	}
+	var w compactedWrites
+	const keys, rounds = 100, 30
+	produceCompacted(t, cl, topic, keys, rounds, 10, 100, &w)
+
+	got := waitCompacted(t, []string{n.Addr()}, topic, keys*rounds/4)
+	checkCompacted(t, "franz-go", got, &w)
+	if v := metricValue(n, "chronik_log_cleaner_segments_cleaned_total"); v <= 0 {
+		t.Fatalf("chronik_log_cleaner_segments_cleaned_total = %d after compaction", v)
+	}
+
+	out := kcat(t, "", "-b", n.Addr(), "-C", "-t", topic, "-p", "0", "-o", "beginning", "-e", "-q", "-Z", "-f", "%o|%k|%s\n")
+	var kc []compactedRecord
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var r compactedRecord
+		f := strings.SplitN(line, "|", 3)
+		if len(f) != 3 {
+			t.Fatalf("kcat printed %q", line)
+		}
+		fmt.Sscan(f[0], &r.Offset)
+		r.Key = f[1]
+		if f[2] != "NULL" {
+			r.Value = &f[2]
+		}
+		kc = append(kc, r)
+	}
+	checkCompacted(t, "kcat", kc, &w)
+
+	py, err := pythonCmd("read_topic.py", n.Addr(), topic).Output()
+	if err != nil {
+		t.Fatalf("read_topic.py: %v", err)
+	}
+	var ck []compactedRecord
+	for _, line := range strings.Split(strings.TrimSpace(string(py)), "\n") {
+		var r compactedRecord
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("read_topic.py printed %q: %v", line, err)
+		}
+		ck = append(ck, r)
+	}
+	checkCompacted(t, "confluent-kafka", ck, &w)
+
+	// Every reader got the latest of every key; the compacted log reads the
+	// same for all of them once compaction is done.
+	if len(kc) < len(w.latest) || len(ck) < len(w.latest) {
+		t.Fatalf("kcat read %d and confluent-kafka %d records; %d keys", len(kc), len(ck), len(w.latest))
+	}
+
+	res := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("no key")})
+	if err := res.FirstErr(); !errors.Is(err, kerr.InvalidRecord) {
+		t.Fatalf("a record without a key on a compacted topic: %v, want INVALID_RECORD", err)
+	}
+}
+
+// TestFollowerCatchesUpFromCompactedLeader stops a follower, writes and
+// compacts on the leader, then restarts the follower: it catches up from
+// the compacted log (whose raft entries kept their indexes and terms),
+// and, made leader, serves the latest record of every key at the same
+// offsets as the old leader.
+func TestFollowerCatchesUpFromCompactedLeader(t *testing.T) {
+	// The leader's raft entry cache (1 MiB here) holds the newest entries
+	// as they were appended; the rest is read from its compacted segments.
+	c := harness.NewCluster(t, harness.ClusterOptions{Nodes: 3, Env: fastCleaner,
+		ExtraConfig: noPreferredLeaders + "entry_cache_bytes = 1048576\n"})
+	c.Start()
+	cl := clusterClient(t, c, kgo.RequiredAcks(kgo.AllISRAcks()), smallBatches, kgo.ProducerBatchCompression(kgo.NoCompression()))
+	const topic = "compacted-replicas"
+	ctx := harness.Context(t, 3*time.Minute)
+	if res, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 3, compactedTopicConfigs(64<<10), topic); err != nil || res.Err != nil {
+		t.Fatalf("create: %v %v", err, res.Err)
+	}
+	lead := waitAdminFullISR(t, c, topic, 0)
+	follower := c.Node(int(lead%3) + 1)
+	if err := follower.Stop(30 * time.Second); err != nil {
+		t.Fatalf("stop node %d: %v", follower.ID, err)
+	}
+	var w compactedWrites
+	const keys, rounds = 100, 30
+	produceCompacted(t, cl, topic, keys, rounds, 10, 1000, &w)
+	leader := c.Node(int(lead))
+	before := waitCompacted(t, []string{leader.Addr()}, topic, keys*rounds/4)
+	checkCompacted(t, fmt.Sprintf("node %d (leader)", lead), before, &w)
+
+	// Without a cleaner of its own, whatever the follower serves compacted
+	// came compacted from the leader.
+	follower.Env = append(follower.Env, "CHRONIK_KAFKA_LOG_CLEANER_ENABLE=false")
+	follower.Start()
+	harness.WaitFor(t, fmt.Sprintf("node %d to catch up", follower.ID), time.Minute, func() error {
+		lp, err := partitionOn(leader, topic, 0)
+		if err != nil {
+			return err
+		}
+		fp, err := partitionOn(follower, topic, 0)
+		if err != nil {
+			return err
+		}
+		if fp.LogEnd != lp.LogEnd || fp.HighWatermark != lp.HighWatermark || !slices.Contains(lp.ISR, uint64(follower.ID)) {
+			return fmt.Errorf("follower at %d/%d, leader at %d/%d, ISR %v", fp.HighWatermark, fp.LogEnd, lp.HighWatermark, lp.LogEnd, lp.ISR)
+		}
+		return nil
+	})
+	if _, err := adminClient(leader).TransferLeader(ctx, topic, 0, uint64(follower.ID)); err != nil {
+		t.Fatalf("move the leadership to node %d: %v", follower.ID, err)
+	}
+	waitLeaderIs(t, c, topic, 0, int32(follower.ID))
+	after := readCompacted(t, c.Addrs(), topic)
+	checkCompacted(t, fmt.Sprintf("node %d (caught-up follower, now leader)", follower.ID), after, &w)
+	if len(after) > len(w.at)/2 {
+		t.Fatalf("node %d serves %d of the %d records written: it did not get the compacted log", follower.ID, len(after), len(w.at))
+	}
+	t.Logf("the caught-up follower serves %d of the %d records written; the old leader served %d", len(after), len(w.at), len(before))
+}
+
+// TestKilledWhileCleaning SIGKILLs a standalone node at random points of a
+// slow (I/O-bounded) compaction, three times: every restart finds a
+// consistent log (no leftover of the interrupted rewrite, every key's
+// latest record readable), and compaction then completes.
+func TestKilledWhileCleaning(t *testing.T) {
+	n := harness.NewNode(t, harness.NodeOptions{Env: append(slices.Clone(fastCleaner),
+		"CHRONIK_KAFKA_LOG_CLEANER_IO_MAX_BYTES_PER_SECOND=2000000")})
+	n.Start()
+	const topic = "compacted-kill"
+	// Uncompressed, so that the cleaner has megabytes to work through.
+	uncompressed := kgo.ProducerBatchCompression(kgo.NoCompression())
+	cl := franzClient(t, n.Addr(), kgo.RequiredAcks(kgo.AllISRAcks()), smallBatches, uncompressed)
+	ctx := harness.Context(t, time.Minute)
+	if res, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, compactedTopicConfigs(64<<10), topic); err != nil || res.Err != nil {
+		t.Fatalf("create: %v %v", err, res.Err)
+	}
+	var w compactedWrites
+	const keys = 200
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	for round := range 3 {
+		produceCompacted(t, cl, topic, keys, 10, 5, 1000, &w)
+		cl.Close()
+		// Kill once the cleaner has read a random amount: at a random point
+		// of mapping, rewriting or swapping.
+		start := metricValue(n, "chronik_log_cleaner_read_bytes_total")
+		at := start + 1 + rng.Int64N(3_000_000)
+		harness.WaitFor(t, fmt.Sprintf("the cleaner to read %d bytes", at-start), time.Minute, func() error {
+			if v := metricValue(n, "chronik_log_cleaner_read_bytes_total"); v < at {
+				return fmt.Errorf("read %d", v)
+			}
+			return nil
+		})
+		n.Kill()
+		n.Start()
+		dir := harness.PartitionDir(t, n.DataDir, topic, 0)
+		leftovers, _ := filepath.Glob(filepath.Join(dir, "*.cleaned"))
+		if len(leftovers) > 0 {
+			t.Fatalf("round %d: leftovers of the interrupted compaction after the restart: %v", round, leftovers)
+		}
+		checkCompacted(t, fmt.Sprintf("round %d, after the kill", round), readCompacted(t, []string{n.Addr()}, topic), &w)
+		cl = franzClient(t, n.Addr(), kgo.RequiredAcks(kgo.AllISRAcks()), smallBatches, uncompressed)
+	}
+	cl.Close()
+	got := waitCompacted(t, []string{n.Addr()}, topic, keys*3)
+	checkCompacted(t, "after compaction completed", got, &w)
+}
