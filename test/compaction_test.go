@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -367,4 +368,87 @@ func TestKilledWhileCleaning(t *testing.T) {
 	cl.Close()
 	got := waitCompacted(t, []string{n.Addr()}, topic, keys*3)
 	checkCompacted(t, "after compaction completed", got, &w)
+}
+
+// TestAdminCreateTopicsWithConfigs creates topics with configs through
+// librdkafka's admin API as librdkafka's own admin test does: the configs
+// it sets are accepted and described back as topic configs, an unknown one
+// is refused with INVALID_CONFIG.
+func TestAdminCreateTopicsWithConfigs(t *testing.T) {
+	needPythonModule(t, "confluent_kafka")
+	n := harness.NewNode(t, harness.NodeOptions{})
+	n.Start()
+	raw, err := pythonCmd("admin_configs.py", n.Addr(), "rdadmin").Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			t.Fatalf("admin_configs.py: %v\n%s", err, ee.Stderr)
+		}
+		t.Fatal(err)
+	}
+	var out struct {
+		Created map[string]*string
+		Configs map[string]map[string][2]any
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("admin_configs.py printed %s: %v", raw, err)
+	}
+	for topic, want := range map[string]string{"rdadmin-configs": "", "rdadmin-compact": "", "rdadmin-invalid": "INVALID_CONFIG"} {
+		got := out.Created[topic]
+		if (want == "") != (got == nil) || (got != nil && *got != want) {
+			t.Fatalf("create %s: %v, want %q", topic, got, want)
+		}
+	}
+	const topicSource, defaultSource = 1, 5
+	for topic, want := range map[string]map[string][2]any{
+		"rdadmin-configs": {"compression.type": {"lz4", topicSource}, "delete.retention.ms": {"900", topicSource},
+			"cleanup.policy": {"delete", defaultSource}},
+		"rdadmin-compact": {"cleanup.policy": {"compact", topicSource}, "min.cleanable.dirty.ratio": {"0.1", topicSource},
+			"preallocate": {"true", topicSource}, "max.compaction.lag.ms": {"9223372036854775807", defaultSource}},
+	} {
+		for name, w := range want {
+			got, ok := out.Configs[topic][name]
+			if !ok || got[0] != w[0] || got[1] != float64(w[1].(int)) {
+				t.Errorf("%s %s described as %v, want %v", topic, name, got, w)
+			}
+		}
+	}
+}
+
+// TestTopicCompressionType: a topic whose compression.type names a codec
+// stores every batch with it, whatever the producer sent.
+func TestTopicCompressionType(t *testing.T) {
+	n := harness.NewNode(t, harness.NodeOptions{})
+	n.Start()
+	cl := franzClient(t, n.Addr(), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	defer cl.Close()
+	ctx := harness.Context(t, time.Minute)
+	zstd := "zstd"
+	const topic = "stored-zstd"
+	if res, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, map[string]*string{"compression.type": &zstd}, topic); err != nil || res.Err != nil {
+		t.Fatalf("create: %v %v", err, res.Err)
+	}
+	var recs []*kgo.Record
+	for i := range 500 {
+		recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(msgKey(i)), Value: []byte(msgValue(i))})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	kcat(t, "k:v\n", "-b", n.Addr(), "-P", "-t", topic, "-K", ":", "-z", "gzip")
+	got := readCompacted(t, []string{n.Addr()}, topic)
+	if len(got) != 501 {
+		t.Fatalf("read %d records, want 501", len(got))
+	}
+	rd := franzClient(t, n.Addr(), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}))
+	defer rd.Close()
+	seen := 0
+	for seen < 501 && ctx.Err() == nil {
+		rd.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			seen++
+			if c := r.Attrs.CompressionType(); c != 4 {
+				t.Fatalf("record %d stored with codec %d, want zstd (4)", r.Offset, c)
+			}
+		})
+	}
 }

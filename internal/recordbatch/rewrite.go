@@ -81,6 +81,24 @@ func Open(batch []byte) (*Opened, error) {
 // and empty, as Kafka's cleaner does, so that its offsets and its producer's
 // sequence stay known.
 func (o *Opened) Rebuild(keep []bool, horizon int64) ([]byte, error) {
+	return o.rebuild(keep, horizon, o.Header.Compression())
+}
+
+// Recompress re-encodes every record of a batch with codec (a topic whose
+// compression.type names one), keeping every other header field.
+func Recompress(batch []byte, codec int) ([]byte, error) {
+	o, err := Open(batch)
+	if err != nil {
+		return nil, err
+	}
+	keep := make([]bool, len(o.Records))
+	for i := range keep {
+		keep[i] = true
+	}
+	return o.rebuild(keep, -1, codec)
+}
+
+func (o *Opened) rebuild(keep []bool, horizon int64, codec int) ([]byte, error) {
 	h := o.Header
 	base := h.BaseTimestamp
 	attrs := h.Attributes
@@ -107,11 +125,10 @@ func (o *Opened) Rebuild(keep []bool, horizon int64) ([]byte, error) {
 		body = binary.AppendVarint(body, int64(len(enc)))
 		body = append(body, enc...)
 	}
-	codec := h.Compression()
 	if count == 0 {
 		codec = CompressionNone
-		attrs &^= CompressionMask
 	}
+	attrs = attrs&^CompressionMask | int16(codec)
 	payload, err := Compress(codec, body)
 	if err != nil {
 		return nil, err

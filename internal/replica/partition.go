@@ -56,7 +56,11 @@ func (tp TopicPartition) String() string { return fmt.Sprintf("%s-%d", tp.Topic,
 type Config struct {
 	MinInsyncReplicas int
 	MaxMessageBytes   int
-	Log               storage.LogConfig
+	// Compression is the topic's compression.type: the codec every batch
+	// is stored with, re-encoded by the leader when the producer used
+	// another; "producer" or "" keeps the producer's.
+	Compression string
+	Log         storage.LogConfig
 }
 
 // ProduceResult answers one produce of one batch.
@@ -295,6 +299,14 @@ func (p *Partition) Produce(batch []byte, acks int16, timeout time.Duration, cb 
 	if max := p.cfg.Load().MaxMessageBytes; max > 0 && len(batch) > max {
 		fail(kerr.MessageTooLarge)
 		return
+	}
+	if c, ok := storedCodec(p.cfg.Load().Compression); ok && h.Compression() != c {
+		if batch, err = recordbatch.Recompress(batch, c); err != nil {
+			p.logger.Warn("rejecting batch that cannot be recompressed", "err", err)
+			fail(kerr.CorruptMessage)
+			return
+		}
+		h, _ = recordbatch.ParseHeader(batch)
 	}
 	if p.cfg.Load().Log.Compact {
 		// Compaction keeps the latest record per key: a record without one
@@ -882,4 +894,22 @@ func requireKeys(batch []byte) error {
 		}
 	}
 	return nil
+}
+
+// storedCodec maps a compression.type to the batch codec it imposes; false
+// for producer (keep the producer's).
+func storedCodec(compressionType string) (int, bool) {
+	switch compressionType {
+	case "uncompressed":
+		return recordbatch.CompressionNone, true
+	case "gzip":
+		return recordbatch.CompressionGzip, true
+	case "snappy":
+		return recordbatch.CompressionSnappy, true
+	case "lz4":
+		return recordbatch.CompressionLZ4, true
+	case "zstd":
+		return recordbatch.CompressionZstd, true
+	}
+	return 0, false
 }

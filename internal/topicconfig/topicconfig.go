@@ -202,7 +202,7 @@ const maxLong = "9223372036854775807"
 // Reasons shared by several configs.
 const (
 	noTieredStorage  = "applies only to tiered storage, which Chronik does not have (remote.storage.enable=true is refused)"
-	noRecompression  = "applies only when compression.type names a codec; Chronik stores batches as the producer compressed them"
+	noRecompression  = "the leader recompresses at the codec's default level"
 	noTimestampCheck = "record timestamps are not checked against the broker's clock; every timestamp is stored as the producer set it"
 	noThrottle       = "Kafka throttles these replicas at the broker's leader/follower.replication.throttled.rate, which Chronik does not have; raft's flow control (raft.max_inflight_messages) is node-wide"
 	denseIndex       = "Chronik's index is dense, one entry per batch, and sized by the segment"
@@ -222,9 +222,8 @@ var Defs = []Def{
 		Doc:      "Compression level used when compression.type is lz4.",
 		NoEffect: noRecompression},
 	{Name: CompressionType, Type: TypeString, Default: "producer", BrokerConfig: "compression.type",
-		rule:  oneOf("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"),
-		limit: only("producer", "batches are stored as the producer compressed them (any codec); recompressing them on the broker is not implemented"),
-		Doc:   "Final compression of the topic's batches; producer keeps the codec the producer used."},
+		rule: oneOf("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"),
+		Doc:  "Final compression of the topic's batches; producer keeps the codec the producer used, any other value has the leader re-encode batches sent with another codec."},
 	{Name: "compression.zstd.level", Type: TypeInt, Default: "3", BrokerConfig: "compression.zstd.level",
 		rule:     between(-131072, 22),
 		Doc:      "Compression level used when compression.type is zstd.",
@@ -776,6 +775,7 @@ func Resolve(cfg map[string]string, nd Defaults) replica.Config {
 	return replica.Config{
 		MinInsyncReplicas: int(v.long(MinInsyncReplicas)),
 		MaxMessageBytes:   int(v.long(MaxMessageBytes)),
+		Compression:       strings.ToLower(v.get(CompressionType)),
 		Log:               lc,
 	}
 }

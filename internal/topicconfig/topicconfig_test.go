@@ -79,8 +79,7 @@ var casesByConfig = map[string][]validateCase{
 	"compression.gzip.level": {{"-1", ""}, {"1", ""}, {"9", ""}, {"0", "between 1 and 9, or -1"}, {"10", "between 1 and 9"}, {"x", "integer"}},
 	"compression.lz4.level":  {{"1", ""}, {"17", ""}, {"0", "between 1 and 17"}, {"18", "between 1 and 17"}},
 	"compression.type": {
-		{"producer", ""}, {"gzip", "not supported by Chronik, which accepts only producer: batches are stored as the producer compressed them"},
-		{"zstd", "accepts only producer"}, {"uncompressed", "accepts only producer"}, {"snappy", "accepts only producer"}, {"lz4", "accepts only producer"},
+		{"producer", ""}, {"gzip", ""}, {"zstd", ""}, {"uncompressed", ""}, {"snappy", ""}, {"lz4", ""},
 		{"brotli", "must be one of uncompressed, zstd, lz4, snappy, gzip, producer"}, {"Producer", "must be one of"},
 	},
 	"compression.zstd.level": {{"-131072", ""}, {"22", ""}, {"-131073", "between -131072 and 22"}, {"23", "between -131072 and 22"}},
@@ -328,7 +327,7 @@ func TestDescribe(t *testing.T) {
 	if d := byName["preallocate"].Def.Documentation(); !strings.Contains(d, "Chronik accepts it without effect: segments are not preallocated") {
 		t.Errorf("preallocate documentation %q", d)
 	}
-	if d := byName[CompressionType].Def.Documentation(); !strings.Contains(d, "Chronik accepts only producer") {
+	if d := byName["compression.zstd.level"].Def.Documentation(); !strings.Contains(d, "Chronik accepts it without effect: the leader recompresses at the codec's default level") {
 		t.Errorf("compression.type documentation %q", d)
 	}
 }
