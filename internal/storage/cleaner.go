@@ -227,14 +227,17 @@ func (c *cleaner) clean(ctx context.Context, l *Log, now time.Time) (CleanResult
 			dirty += s.size
 		}
 	}
-	need := now.UnixMilli() >= horizon
+	dirtyDue := false
 	if firstDirty < len(segs) {
 		ratio := float64(dirty) / float64(clean+dirty)
 		lagged := cfg.MaxCompactionLag < DefaultMaxCompactionLag && segs[firstDirty].firstTimestamp >= 0 &&
 			segs[firstDirty].firstTimestamp < now.Add(-cfg.MaxCompactionLag).UnixMilli()
-		need = need || ratio >= cfg.MinCleanableDirtyRatio || lagged
+		dirtyDue = ratio > cfg.MinCleanableDirtyRatio || lagged
 	}
-	if !need {
+	// Tombstones are stamped only in cleaned segments: a pass for them
+	// alone rewrites those, with an empty key map.
+	tombstonesDue := now.UnixMilli() >= horizon && firstDirty > 0
+	if !dirtyDue && !tombstonesDue {
 		return CleanResult{}, nil
 	}
 
@@ -247,7 +250,7 @@ func (c *cleaner) clean(ctx context.Context, l *Log, now time.Time) (CleanResult
 	keys.reset()
 	var res CleanResult
 	mapped := firstDirty
-	for mapped < len(segs) {
+	for dirtyDue && mapped < len(segs) {
 		full, n, err := c.mapSegment(ctx, segs[mapped], keys)
 		res.BytesRead += n
 		if err != nil {

@@ -329,3 +329,46 @@ func TestCleanerLeftoversAndHalfSwap(t *testing.T) {
 		t.Fatalf("after the half swap the log reads\n%v\nwant\n%v", again, after)
 	}
 }
+
+// TestCompactionLags: min.compaction.lag.ms keeps segments whose newest
+// record is younger out of cleaning; max.compaction.lag.ms cleans a log
+// whose oldest uncleaned record is older, even when its dirty ratio would
+// not (here min.cleanable.dirty.ratio=1, which alone never cleans).
+func TestCompactionLags(t *testing.T) {
+	const t0 = int64(1_700_000_000_000)
+	write := func(t *testing.T, l *Log) {
+		for i := range 60 {
+			appendBatches(t, l, 1, recordbatch.Build(recordbatch.Batch{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1,
+				Records: []recordbatch.Record{{Timestamp: t0 + int64(i), Key: []byte(fmt.Sprint(i % 2)), Value: bytes.Repeat([]byte("v"), 200)}}}))
+		}
+	}
+	t.Run("min", func(t *testing.T) {
+		e := openCleanerEnv(t, 1<<20)
+		cfg := compactConfig(2<<10, time.Hour)
+		cfg.MinCompactionLag = 10 * time.Second
+		l := e.log("min-lag", cfg)
+		write(t, l)
+		if res := e.store.Clean(time.UnixMilli(t0 + 5_000)); res.Segments != 0 {
+			t.Fatalf("segments younger than min.compaction.lag.ms were cleaned: %+v", res)
+		}
+		if res := e.store.Clean(time.UnixMilli(t0 + 20_000)); res.Segments == 0 || res.RecordsRemoved == 0 {
+			t.Fatalf("segments older than min.compaction.lag.ms were not cleaned: %+v", res)
+		}
+	})
+	t.Run("max", func(t *testing.T) {
+		e := openCleanerEnv(t, 1<<20)
+		cfg := compactConfig(2<<10, time.Hour)
+		cfg.MinCleanableDirtyRatio = 1
+		cfg.MaxCompactionLag = 10 * time.Second
+		l := e.log("max-lag", cfg)
+		write(t, l)
+		// The first pass after open looks for tombstones due; there are none.
+		e.store.Clean(time.UnixMilli(t0))
+		if res := e.store.Clean(time.UnixMilli(t0 + 5_000)); res.Segments != 0 {
+			t.Fatalf("cleaned before max.compaction.lag.ms with min.cleanable.dirty.ratio=1: %+v", res)
+		}
+		if res := e.store.Clean(time.UnixMilli(t0 + 20_000)); res.Segments == 0 || res.RecordsRemoved == 0 {
+			t.Fatalf("not cleaned after max.compaction.lag.ms: %+v", res)
+		}
+	})
+}

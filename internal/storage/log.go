@@ -611,7 +611,13 @@ func (l *Log) shouldRoll(a *segment, pending, end int64) bool {
 	if end > l.cfg.SegmentBytes {
 		return true
 	}
-	return !a.firstAppend.IsZero() && time.Since(a.firstAppend) >= l.cfg.SegmentMs
+	rollAfter := l.cfg.SegmentMs
+	if l.cfg.Compact {
+		// The active segment is never cleaned: roll it in time for its
+		// records to be compacted within max.compaction.lag.ms, as Kafka.
+		rollAfter = min(rollAfter, l.cfg.MaxCompactionLag)
+	}
+	return !a.firstAppend.IsZero() && time.Since(a.firstAppend) >= rollAfter
 }
 
 // roll seals the active segment and starts a new one after it.
