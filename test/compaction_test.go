@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/chronik-stream/chronik/internal/bench"
 	"github.com/chronik-stream/chronik/test/harness"
 )
 
@@ -450,5 +451,31 @@ func TestTopicCompressionType(t *testing.T) {
 				t.Fatalf("record %d stored with codec %d, want zstd (4)", r.Offset, c)
 			}
 		})
+	}
+}
+
+// TestBenchProducesToCompactedTopic: the load tool's --keys gives every
+// message a key, which a compacted topic requires; without it every
+// message is refused.
+func TestBenchProducesToCompactedTopic(t *testing.T) {
+	n := harness.NewNode(t, harness.NodeOptions{})
+	n.Start()
+	run := func(topic string, keys string) bench.Result {
+		ctx := harness.Context(t, time.Minute)
+		cmd := exec.CommandContext(ctx, harness.Binary(t), "bench", "produce", "--bootstrap", n.Addr(), "--topic", topic,
+			"--topic-config", "cleanup.policy=compact", "--partitions", "1", "--count", "2000", "--size", "100",
+			"--keys", keys, "--json")
+		out, err := cmd.Output()
+		var r []bench.Result
+		if jerr := json.Unmarshal(out, &r); jerr != nil || len(r) != 1 {
+			t.Fatalf("bench produce --keys %s: %v (%v)\n%s", keys, jerr, err, out)
+		}
+		return r[0]
+	}
+	if r := run("bench-keyed", "100"); r.Errors != 0 || r.Messages != 2000 {
+		t.Fatalf("with --keys 100: %d messages, %d errors (%s)", r.Messages, r.Errors, r.FirstError)
+	}
+	if r := run("bench-keyless", "0"); r.Errors == 0 || !strings.Contains(r.FirstError, "INVALID_RECORD") {
+		t.Fatalf("without keys: %d errors, first %q; want INVALID_RECORD", r.Errors, r.FirstError)
 	}
 }

@@ -37,6 +37,7 @@ time, so stalls are not hidden by coordinated omission.`,
 	pf.BoolVar(&create, "create", true, "create the topic if it does not exist")
 	pf.StringArrayVar(&topicConfigs, "topic-config", nil, "topic config key=value when the topic is created (repeatable)")
 	pf.IntVar(&o.Size, "size", 1024, "message size in bytes")
+	pf.IntVar(&o.Keys, "keys", 0, "distinct message keys, given in turn (0: no key; a compacted topic needs keys)")
 	pf.Int64Var(&o.Count, "count", 0, "messages (0: run for --duration)")
 	pf.DurationVar(&o.Duration, "duration", 30*time.Second, "run length when --count is 0")
 	pf.Float64Var(&o.Rate, "rate", 0, "messages per second over all producers (0: as fast as possible; e2e default 1000)")
@@ -56,6 +57,9 @@ time, so stalls are not hidden by coordinated omission.`,
 			o.Bootstrap = strings.Split(bootstrap, ",")
 			if o.Size < 1 {
 				return usageError{fmt.Errorf("--size must be at least 1")}
+			}
+			if o.Keys < 0 {
+				return usageError{fmt.Errorf("--keys must not be negative")}
 			}
 			var err error
 			if o.TopicConfigs, err = parseConfigs("topic-config", topicConfigs); err != nil {

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,6 +50,9 @@ type Options struct {
 	// client's, and what idempotent producers get, is 5). 0 means 5.
 	Inflight int
 	Progress io.Writer // nil: no progress lines
+	// Keys, if positive, gives messages keys key-0 .. key-<Keys-1> in turn
+	// (a compacted topic refuses messages without a key).
+	Keys int
 
 	// keyFor, if set, gives message i its key (sustained runs number
 	// their messages to verify delivery).
@@ -262,8 +266,11 @@ func Produce(ctx context.Context, o Options) (Result, error) {
 				// ctx, not runCtx: records in flight when the run time is up
 				// still count, but an interrupt abandons them.
 				rec := &kgo.Record{Value: value}
-				if o.keyFor != nil {
+				switch {
+				case o.keyFor != nil:
 					rec.Key = o.keyFor(i)
+				case o.Keys > 0:
+					rec.Key = strconv.AppendInt([]byte("key-"), i%int64(o.Keys), 10)
 				}
 				cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {
 					latency := time.Since(basis)
