@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,7 +48,7 @@ type modelRecord struct {
 }
 
 // compressBatch re-encodes an uncompressed batch with codec.
-func compressBatch(t *testing.T, b []byte, codec int) []byte {
+func compressBatch(t testing.TB, b []byte, codec int) []byte {
 	t.Helper()
 	if codec == recordbatch.CompressionNone {
 		return b
@@ -134,7 +135,11 @@ func TestCompactionProperty(t *testing.T) {
 		{"map smaller than a segment", 8 * offsetSlotSize, 40, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			for seed := range uint64(4) {
+			seeds := uint64(4)
+			if raceEnabled {
+				seeds = 1
+			}
+			for seed := range seeds {
 				t.Run(fmt.Sprint(seed), func(t *testing.T) { compactionProperty(t, seed, tc.dedupe, tc.keys, tc.complete) })
 			}
 		})
@@ -178,7 +183,11 @@ func compactionProperty(t *testing.T, seed uint64, dedupe int64, keySpace int, c
 		}
 	}
 
-	for step := range 400 {
+	steps := 400
+	if raceEnabled {
+		steps = 120
+	}
+	for step := range steps {
 		switch op := rng.IntN(20); {
 		case op < 15:
 			n := 1 + rng.IntN(4)
@@ -371,4 +380,81 @@ func TestCompactionLags(t *testing.T) {
 			t.Fatalf("not cleaned after max.compaction.lag.ms: %+v", res)
 		}
 	})
+}
+
+// TestCleanerBesideAppendsAndReads cleans a log while one goroutine appends
+// and commits and another reads it from the start: readers never see a
+// wrong record, appends never fail, and the race detector watches the
+// swap.
+func TestCleanerBesideAppendsAndReads(t *testing.T) {
+	e := openCleanerEnv(t, 1<<20)
+	l := e.log("busy", compactConfig(4<<10, time.Hour))
+	const keys, appends = 20, 400
+	written := map[int64]string{}
+	var mu sync.Mutex
+	writerDone := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		defer close(writerDone)
+		for i := range appends {
+			v := fmt.Sprintf("v%d", i)
+			b := recordbatch.Build(recordbatch.Batch{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1,
+				Records: []recordbatch.Record{{Timestamp: int64(i), Key: []byte(fmt.Sprint(i % keys)), Value: []byte(v + strings.Repeat("x", 100))}}})
+			mu.Lock()
+			written[l.NextOffset()] = v
+			mu.Unlock()
+			ent := batchEntry(l, l.LastIndex()+1, 1, l.NextOffset(), b)
+			if err := l.AppendSync([]Entry{ent}); err != nil {
+				t.Errorf("append: %v", err)
+				return
+			}
+			if err := l.Commit(ent.Index); err != nil {
+				t.Errorf("commit: %v", err)
+				return
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-writerDone:
+				return
+			default:
+			}
+			off := l.LogStartOffset()
+			for off < l.HighWatermark() {
+				res, err := l.Read(off, 64<<10, l.HighWatermark(), true)
+				if err != nil {
+					t.Errorf("read at %d: %v", off, err)
+					return
+				}
+				for _, r := range decodeAll(t, res.Batches) {
+					mu.Lock()
+					want := written[r.Offset]
+					mu.Unlock()
+					if !strings.HasPrefix(string(r.Value), want+"x") {
+						t.Errorf("offset %d reads %.10q, wrote %q", r.Offset, r.Value, want)
+						return
+					}
+				}
+				off = res.NextOffset
+			}
+		}
+	}()
+	cleaned := 0
+	for done := false; !done; {
+		select {
+		case <-writerDone:
+			done = true
+		default:
+		}
+		cleaned += e.store.Clean(time.Now()).Segments
+	}
+	wg.Wait()
+	if cleaned == 0 {
+		t.Fatal("no segment was cleaned while the log was written")
+	}
 }

@@ -26,6 +26,8 @@
 //     the nextOffset of the entry before it.
 //   - Only the last segment (the active one) is written; the others are
 //     sealed and immutable, so they can be copied or uploaded as they are.
+//     The log cleaner replaces a sealed segment of a compacted log by a
+//     copy holding the same entries (fewer records), in one rename.
 //   - logStartOffset <= highWatermark <= nextOffset.
 //
 // # Durability
