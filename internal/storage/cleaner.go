@@ -202,8 +202,8 @@ func (l *Log) cleanable(now time.Time) ([]cleanableSegment, LogConfig, int64) {
 	return out, cfg, l.tombstoneHorizon
 }
 
-// Clean runs one compaction pass over the log if it needs one: its dirty
-// ratio reached min.cleanable.dirty.ratio, its oldest dirty record passed
+// clean runs one compaction pass over the log if it needs one: its dirty
+// ratio is above min.cleanable.dirty.ratio, its oldest dirty record passed
 // max.compaction.lag.ms, or a kept tombstone's delete horizon passed.
 func (c *cleaner) clean(ctx context.Context, l *Log, now time.Time) (CleanResult, error) {
 	segs, cfg, horizon := l.cleanable(now)
@@ -263,7 +263,7 @@ func (c *cleaner) clean(ctx context.Context, l *Log, now time.Time) (CleanResult
 				// of its key), and the segment counts as cleaned so that the
 				// next pass moves on; records replaced by ones past the
 				// map's end may stay.
-				l.logger.Warn("log.cleaner.dedupe.buffer.size holds fewer keys than one segment has; some replaced records of this segment stay",
+				l.logger.Warn("the cleaner's key map (kafka.log_cleaner_dedupe_buffer_size) holds fewer keys than one segment has; some replaced records of this segment stay",
 					"segment", segs[firstDirty].seg.logPath(), "keys", keys.used)
 				mapped++
 			}
@@ -273,7 +273,7 @@ func (c *cleaner) clean(ctx context.Context, l *Log, now time.Time) (CleanResult
 	}
 	nextHorizon := int64(math.MaxInt64)
 	for i := 0; i < mapped; i++ {
-		r, h, err := c.cleanSegment(ctx, l, segs[i], keys, now, cfg, i < mapped)
+		r, h, err := c.cleanSegment(ctx, l, segs[i], keys, now, cfg)
 		res.add(r)
 		if err != nil {
 			return res, err
@@ -385,20 +385,17 @@ func openForCleaning(batch []byte) (*recordbatch.Opened, error) {
 	return recordbatch.Open(batch)
 }
 
-// cleanSegment writes the cleaned copy of s and swaps it in if it differs.
-// It returns the earliest delete horizon of a tombstone it kept.
-func (c *cleaner) cleanSegment(ctx context.Context, l *Log, cs cleanableSegment, keys *offsetMap, now time.Time, cfg LogConfig, markClean bool) (CleanResult, int64, error) {
+// cleanSegment writes the cleaned copy of s, flagged cleaned, and swaps it
+// in if it differs. It returns the earliest delete horizon of a tombstone
+// it kept.
+func (c *cleaner) cleanSegment(ctx context.Context, l *Log, cs cleanableSegment, keys *offsetMap, now time.Time, cfg LogConfig) (CleanResult, int64, error) {
 	var res CleanResult
 	horizon := int64(math.MaxInt64)
 	s, end := cs.seg, cs.size
 	logTmp, idxTmp := s.logPath()+cleanedSuffix, s.idxPath()+cleanedSuffix
 	os.Remove(logTmp)
 	os.Remove(idxTmp)
-	flags := uint32(0)
-	if markClean || cs.cleaned {
-		flags = segmentFlagCleaned
-	}
-	f, err := createFileWith(logTmp, encodeSegmentHeader(s.baseIndex, s.baseOffset, s.prevTerm, flags))
+	f, err := createFileWith(logTmp, encodeSegmentHeader(s.baseIndex, s.baseOffset, s.prevTerm, segmentFlagCleaned))
 	if err != nil {
 		return res, horizon, err
 	}
@@ -411,7 +408,7 @@ func (c *cleaner) cleanSegment(ctx context.Context, l *Log, cs cleanableSegment,
 	}()
 	defer f.Close()
 	w := bufio.NewWriterSize(f, 1<<20)
-	changed := !cs.cleaned && markClean
+	changed := !cs.cleaned
 	pos, next, term, maxTS := int64(segmentHeaderSize), s.baseOffset, s.prevTerm, int64(-1)
 	idx := appendIndexHeader(nil, s.baseIndex)
 	fr := newFrameReader(s, end)
