@@ -479,3 +479,58 @@ func TestBenchProducesToCompactedTopic(t *testing.T) {
 		t.Fatalf("without keys: %d errors, first %q; want INVALID_RECORD", r.Errors, r.FirstError)
 	}
 }
+
+// TestTopicTimestampConfigs: message.timestamp.type=LogAppendTime stamps
+// batches with the leader's clock (the produce response carries it, readers
+// see it); message.timestamp.before.max.ms and after.max.ms refuse records
+// too far from the leader's clock with INVALID_TIMESTAMP.
+func TestTopicTimestampConfigs(t *testing.T) {
+	n := harness.NewNode(t, harness.NodeOptions{})
+	n.Start()
+	cl := franzClient(t, n.Addr())
+	defer cl.Close()
+	ctx := harness.Context(t, time.Minute)
+	s := func(v string) *string { return &v }
+	adm := kadm.NewClient(cl)
+	for topic, cfg := range map[string]map[string]*string{
+		"append-time":  {"message.timestamp.type": s("LogAppendTime")},
+		"bounded-time": {"message.timestamp.before.max.ms": s("3600000"), "message.timestamp.after.max.ms": s("60000")},
+	} {
+		if res, err := adm.CreateTopic(ctx, 1, 1, cfg, topic); err != nil || res.Err != nil {
+			t.Fatalf("create %s: %v %v", topic, err, res.Err)
+		}
+	}
+	old := time.Now().Add(-48 * time.Hour)
+	before := time.Now()
+	r := &kgo.Record{Topic: "append-time", Value: []byte("v"), Timestamp: old}
+	if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if r.Timestamp.Before(before.Add(-time.Second)) {
+		t.Fatalf("produce response kept the producer's timestamp %v on a LogAppendTime topic", r.Timestamp)
+	}
+	rd := franzClient(t, n.Addr(), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"append-time": {0: kgo.NewOffset().AtStart()}}))
+	defer rd.Close()
+	var got *kgo.Record
+	for got == nil && ctx.Err() == nil {
+		rd.PollFetches(ctx).EachRecord(func(r *kgo.Record) { got = r })
+	}
+	if got == nil || got.Attrs.TimestampType() != 1 || got.Timestamp.Before(before.Add(-time.Second)) {
+		t.Fatalf("read %+v: want the leader's append time (timestamp type 1), not %v", got, old)
+	}
+
+	for _, c := range []struct {
+		ts   time.Time
+		want error
+	}{
+		{time.Now(), nil},
+		{time.Now().Add(-2 * time.Hour), kerr.InvalidTimestamp},
+		{time.Now().Add(10 * time.Minute), kerr.InvalidTimestamp},
+		{time.Now().Add(-30 * time.Minute), nil},
+	} {
+		err := cl.ProduceSync(ctx, &kgo.Record{Topic: "bounded-time", Value: []byte("v"), Timestamp: c.ts}).FirstErr()
+		if !errors.Is(err, c.want) && !(c.want == nil && err == nil) {
+			t.Fatalf("record at %v on a topic bounded 1 h before and 1 min after: %v, want %v", c.ts, err, c.want)
+		}
+	}
+}

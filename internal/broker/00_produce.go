@@ -79,6 +79,7 @@ func (b *Broker) handleProduce(r *wire.Request, respond func(kmsg.Response)) {
 		sp.ErrorCode = b.errCode(res.Err)
 		sp.BaseOffset = res.BaseOffset
 		sp.LogStartOffset = res.LogStartOffset
+		sp.LogAppendTime = res.LogAppendTime
 	}
 	var calls []func()
 	for ti, rt := range req.Topics {

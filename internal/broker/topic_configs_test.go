@@ -85,7 +85,7 @@ func TestCreateTopicsConfigs(t *testing.T) {
 		{[]string{"no.such.config", "1"}, []string{`unknown topic config "no.such.config"`}},
 		{[]string{"min.cleanable.dirty.ratio", "1.5"}, []string{"min.cleanable.dirty.ratio", "between 0 and 1"}},
 		{[]string{"cleanup.policy", "compact,archive"}, []string{"cleanup.policy", `"archive" must be one of compact, delete`}},
-		{[]string{"message.timestamp.type", "LogAppendTime"}, []string{"message.timestamp.type", "not supported by Chronik", "CreateTime"}},
+		{[]string{"segment.jitter.ms", "10"}, []string{"segment.jitter.ms", "not supported by Chronik"}},
 		{[]string{"compression.type", "brotli"}, []string{"compression.type", "must be one of"}},
 		{[]string{"unclean.leader.election.enable", "true"}, []string{"unclean.leader.election.enable", "never elected"}},
 		{[]string{"min.compaction.lag.ms", "100", "max.compaction.lag.ms", "10"}, []string{"min.compaction.lag.ms (100) must not be greater than max.compaction.lag.ms (10)"}},

@@ -237,3 +237,14 @@ func Size(b []byte) int {
 	}
 	return int(int32(binary.BigEndian.Uint32(b[offLength:]))) + lengthFieldEnd
 }
+
+// SetLogAppendTime marks the batch at the start of b as stamped with the
+// broker's append time ts: the timestamp type attribute is set and ts
+// becomes the max timestamp, which readers then take as every record's
+// timestamp (Kafka's LogAppendTime). The CRC is recomputed.
+func SetLogAppendTime(b []byte, ts int64) {
+	attrs := binary.BigEndian.Uint16(b[offAttributes:])
+	binary.BigEndian.PutUint16(b[offAttributes:], attrs|TimestampLogAppend)
+	binary.BigEndian.PutUint64(b[offMaxTimestamp:], uint64(ts))
+	binary.BigEndian.PutUint32(b[offCRC:], Checksum(b[CRCStart:Size(b)]))
+}

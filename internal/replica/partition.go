@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -60,14 +61,54 @@ type Config struct {
 	// is stored with, re-encoded by the leader when the producer used
 	// another; "producer" or "" keeps the producer's.
 	Compression string
-	Log         storage.LogConfig
+	// LogAppendTime has the leader stamp every batch with its clock
+	// (message.timestamp.type=LogAppendTime).
+	LogAppendTime bool
+	// Timestamps, if set, bounds the producers' record timestamps
+	// against the leader's clock.
+	Timestamps *TimestampBounds
+	Log        storage.LogConfig
 }
 
-// ProduceResult answers one produce of one batch.
+// TimestampBounds is how far, in milliseconds, before and after the
+// leader's clock a record's timestamp may be
+// (message.timestamp.before.max.ms and message.timestamp.after.max.ms;
+// math.MaxInt64 for no bound on that side); a batch with a record outside
+// is refused with INVALID_TIMESTAMP.
+type TimestampBounds struct {
+	BeforeMs, AfterMs int64
+}
+
+// check reports the first record timestamp of the batch outside the
+// bounds at now (ms).
+func (tb *TimestampBounds) check(batch []byte, now int64) error {
+	o, err := recordbatch.Open(batch)
+	if err != nil {
+		return err
+	}
+	lo, hi := int64(math.MinInt64), int64(math.MaxInt64)
+	if tb.BeforeMs < now {
+		lo = now - tb.BeforeMs
+	}
+	if tb.AfterMs < math.MaxInt64-now {
+		hi = now + tb.AfterMs
+	}
+	for _, r := range o.Records {
+		if r.Timestamp < lo || r.Timestamp > hi {
+			return fmt.Errorf("record timestamp %d is outside [%d, %d] (message.timestamp.before.max.ms %d, after.max.ms %d)",
+				r.Timestamp, lo, hi, tb.BeforeMs, tb.AfterMs)
+		}
+	}
+	return nil
+}
+
 type ProduceResult struct {
 	Err            error // nil or a kerr error
 	BaseOffset     int64
 	LogStartOffset int64
+	// LogAppendTime is the time the leader stamped the batch with, on a
+	// topic with message.timestamp.type=LogAppendTime; -1 otherwise.
+	LogAppendTime int64
 }
 
 // View is what other goroutines may read of a partition at any time.
@@ -104,6 +145,7 @@ type produceOp struct {
 	cb         func(ProduceResult)
 	index      uint64
 	baseOffset int64
+	appendTime int64 // ms, -1 unless the topic uses LogAppendTime
 	meta       *batchMeta
 	chg        *change
 	// dups are duplicates of this batch that arrived before it was appended.
@@ -289,7 +331,7 @@ func (p *Partition) BindGroup(g *raftnode.Group) { p.group = g }
 // producer faster than replication is slowed down instead of growing the
 // node's memory.
 func (p *Partition) Produce(batch []byte, acks int16, timeout time.Duration, cb func(ProduceResult)) {
-	fail := func(err error) { cb(ProduceResult{Err: err, BaseOffset: -1, LogStartOffset: -1}) }
+	fail := func(err error) { cb(ProduceResult{Err: err, BaseOffset: -1, LogStartOffset: -1, LogAppendTime: -1}) }
 	h, err := recordbatch.ValidateProduced(batch)
 	if err != nil {
 		p.logger.Warn("rejecting corrupt batch", "err", err)
@@ -307,6 +349,19 @@ func (p *Partition) Produce(batch []byte, acks int16, timeout time.Duration, cb 
 			return
 		}
 		h, _ = recordbatch.ParseHeader(batch)
+	}
+	appendTime := int64(-1)
+	switch cfg := p.cfg.Load(); {
+	case cfg.LogAppendTime:
+		appendTime = time.Now().UnixMilli()
+		recordbatch.SetLogAppendTime(batch, appendTime)
+		h, _ = recordbatch.ParseHeader(batch)
+	case cfg.Timestamps != nil:
+		if err := cfg.Timestamps.check(batch, time.Now().UnixMilli()); err != nil {
+			p.logger.Debug("rejecting batch", "err", err)
+			fail(kerr.InvalidTimestamp)
+			return
+		}
 	}
 	if p.cfg.Load().Log.Compact {
 		// Compaction keeps the latest record per key: a record without one
@@ -335,7 +390,7 @@ func (p *Partition) Produce(batch []byte, acks int16, timeout time.Duration, cb 
 	// is set when it is appended, and 0 until then marks it as a batch
 	// (storage.IsBatchData).
 	recordbatch.SetBaseOffset(batch, 0)
-	op := &produceOp{data: batch, hdr: h, acks: acks, cb: cb}
+	op := &produceOp{data: batch, hdr: h, acks: acks, cb: cb, appendTime: appendTime}
 	if op.reserved, err = p.budget.acquire(len(batch), timeout); err != nil {
 		fail(kerr.RequestTimedOut)
 		return
@@ -353,13 +408,13 @@ func (p *Partition) respond(op *produceOp, err error) {
 		p.budget.release(op.reserved)
 		op.reserved = 0
 	}
-	res := ProduceResult{Err: err, BaseOffset: op.baseOffset, LogStartOffset: p.log.LogStartOffset()}
+	res := ProduceResult{Err: err, BaseOffset: op.baseOffset, LogStartOffset: p.log.LogStartOffset(), LogAppendTime: op.appendTime}
 	if err != nil {
-		res.BaseOffset, res.LogStartOffset = -1, -1
+		res.BaseOffset, res.LogStartOffset, res.LogAppendTime = -1, -1, -1
 	}
 	op.cb(res)
 	for _, d := range op.dups {
-		d.baseOffset = op.baseOffset
+		d.baseOffset, d.appendTime = op.baseOffset, op.appendTime
 		p.respond(d, err)
 	}
 }

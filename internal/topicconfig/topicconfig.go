@@ -201,11 +201,10 @@ const maxLong = "9223372036854775807"
 
 // Reasons shared by several configs.
 const (
-	noTieredStorage  = "applies only to tiered storage, which Chronik does not have (remote.storage.enable=true is refused)"
-	noRecompression  = "the leader recompresses at the codec's default level"
-	noTimestampCheck = "record timestamps are not checked against the broker's clock; every timestamp is stored as the producer set it"
-	noThrottle       = "Kafka throttles these replicas at the broker's leader/follower.replication.throttled.rate, which Chronik does not have; raft's flow control (raft.max_inflight_messages) is node-wide"
-	denseIndex       = "Chronik's index is dense, one entry per batch, and sized by the segment"
+	noTieredStorage = "applies only to tiered storage, which Chronik does not have (remote.storage.enable=true is refused)"
+	noRecompression = "the leader recompresses at the codec's default level"
+	noThrottle      = "Kafka throttles these replicas at the broker's leader/follower.replication.throttled.rate, which Chronik does not have; raft's flow control (raft.max_inflight_messages) is node-wide"
+	denseIndex      = "Chronik's index is dense, one entry per batch, and sized by the segment"
 )
 
 // Defs lists every topic config in name order.
@@ -279,21 +278,17 @@ var Defs = []Def{
 		Doc:      "Message format version used to append to the log; ignored by Kafka since 3.0, removed in 4.0.",
 		NoEffect: "Chronik stores only the v2 record batch format, whatever the version named"},
 	{Name: "message.timestamp.after.max.ms", Type: TypeLong, Default: maxLong, BrokerConfig: "log.message.timestamp.after.max.ms",
-		rule:     atLeast(0),
-		Doc:      "How far after the broker's clock a CreateTime record timestamp may be before the batch is refused.",
-		NoEffect: noTimestampCheck},
+		rule: atLeast(0),
+		Doc:  "How far after the broker's clock a CreateTime record timestamp may be before the batch is refused with INVALID_TIMESTAMP."},
 	{Name: "message.timestamp.before.max.ms", Type: TypeLong, Default: maxLong, BrokerConfig: "log.message.timestamp.before.max.ms",
-		rule:     atLeast(0),
-		Doc:      "How far before the broker's clock a CreateTime record timestamp may be before the batch is refused.",
-		NoEffect: noTimestampCheck},
+		rule: atLeast(0),
+		Doc:  "How far before the broker's clock a CreateTime record timestamp may be before the batch is refused with INVALID_TIMESTAMP."},
 	{Name: "message.timestamp.difference.max.ms", Type: TypeLong, Default: maxLong, BrokerConfig: "log.message.timestamp.difference.max.ms",
-		rule:     atLeast(0),
-		Doc:      "Largest difference allowed between a CreateTime record timestamp and the broker's clock; replaced by the before/after configs, removed in Kafka 4.0.",
-		NoEffect: noTimestampCheck},
+		rule: atLeast(0),
+		Doc:  "Largest difference allowed between a CreateTime record timestamp and the broker's clock; replaced by the before/after configs (the smaller bound applies), removed in Kafka 4.0."},
 	{Name: MessageTimestampType, Type: TypeString, Default: "CreateTime", BrokerConfig: "log.message.timestamp.type",
-		rule:  oneOf("CreateTime", "LogAppendTime"),
-		limit: only("CreateTime", "record timestamps are kept as the producer set them; stamping batches with the broker's append time is not implemented"),
-		Doc:   "Whether record timestamps are the producer's (CreateTime) or the broker's append time (LogAppendTime)."},
+		rule: oneOf("CreateTime", "LogAppendTime"),
+		Doc:  "Whether record timestamps are the producer's (CreateTime) or the leader's clock when it appends the batch (LogAppendTime)."},
 	{Name: MinCleanableDirtyRatio, Type: TypeDouble, Default: "0.5", BrokerConfig: "log.cleaner.min.cleanable.ratio",
 		rule: betweenFloat(0, 1),
 		Doc:  "Share of a compacted log not yet compacted above which it is compacted again; higher means fewer, cheaper compactions and more duplicates kept."},
@@ -721,6 +716,21 @@ func (v values) double(name string) float64 {
 	return f
 }
 
+// timestampBounds returns the bounds on CreateTime record timestamps, nil
+// when there are none (Kafka's defaults). The deprecated difference bound
+// applies to both sides when it is the smaller.
+func timestampBounds(v values) *replica.TimestampBounds {
+	diff := v.long("message.timestamp.difference.max.ms")
+	tb := &replica.TimestampBounds{
+		BeforeMs: min(v.long("message.timestamp.before.max.ms"), diff),
+		AfterMs:  min(v.long("message.timestamp.after.max.ms"), diff),
+	}
+	if tb.BeforeMs == math.MaxInt64 && tb.AfterMs == math.MaxInt64 {
+		return nil
+	}
+	return tb
+}
+
 // millis converts milliseconds to a duration, saturating: Kafka's
 // "forever" is Long.MAX_VALUE ms, far beyond the largest duration.
 func millis(ms int64) time.Duration {
@@ -776,6 +786,8 @@ func Resolve(cfg map[string]string, nd Defaults) replica.Config {
 		MinInsyncReplicas: int(v.long(MinInsyncReplicas)),
 		MaxMessageBytes:   int(v.long(MaxMessageBytes)),
 		Compression:       strings.ToLower(v.get(CompressionType)),
+		LogAppendTime:     v.get(MessageTimestampType) == "LogAppendTime",
+		Timestamps:        timestampBounds(v),
 		Log:               lc,
 	}
 }

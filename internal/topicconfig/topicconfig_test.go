@@ -107,7 +107,7 @@ var casesByConfig = map[string][]validateCase{
 	"message.timestamp.before.max.ms":     {{"0", ""}, {"-1", "at least 0"}},
 	"message.timestamp.difference.max.ms": {{"0", ""}, {"-5", "at least 0"}},
 	"message.timestamp.type": {
-		{"CreateTime", ""}, {"LogAppendTime", "accepts only CreateTime: record timestamps are kept as the producer set them"},
+		{"CreateTime", ""}, {"LogAppendTime", ""},
 		{"createtime", "must be one of CreateTime, LogAppendTime"},
 	},
 	"min.cleanable.dirty.ratio": {
@@ -400,4 +400,32 @@ func subsection(section, title string) string {
 		sub = sub[:end+4]
 	}
 	return sub
+}
+
+// TestResolveTimestamps: message.timestamp.type and the bounds on record
+// timestamps reach the replica; the deprecated difference bound applies to
+// a side when it is the smaller.
+func TestResolveTimestamps(t *testing.T) {
+	if rc := Resolve(nil, testDefaults); rc.LogAppendTime || rc.Timestamps != nil || rc.Compression != "producer" {
+		t.Fatalf("defaults: append time %v, bounds %+v, compression %q", rc.LogAppendTime, rc.Timestamps, rc.Compression)
+	}
+	if rc := Resolve(map[string]string{MessageTimestampType: "LogAppendTime"}, testDefaults); !rc.LogAppendTime {
+		t.Fatal("message.timestamp.type=LogAppendTime not resolved")
+	}
+	for _, c := range []struct {
+		cfg           map[string]string
+		before, after int64
+	}{
+		{map[string]string{"message.timestamp.before.max.ms": "1000"}, 1000, math.MaxInt64},
+		{map[string]string{"message.timestamp.after.max.ms": "0"}, math.MaxInt64, 0},
+		{map[string]string{"message.timestamp.difference.max.ms": "500", "message.timestamp.before.max.ms": "100"}, 100, 500},
+	} {
+		rc := Resolve(c.cfg, testDefaults)
+		if rc.Timestamps == nil || rc.Timestamps.BeforeMs != c.before || rc.Timestamps.AfterMs != c.after {
+			t.Errorf("%v resolved to %+v, want before %d after %d", c.cfg, rc.Timestamps, c.before, c.after)
+		}
+	}
+	if rc := Resolve(map[string]string{CompressionType: "zstd"}, testDefaults); rc.Compression != "zstd" {
+		t.Errorf("compression.type=zstd resolved to %q", rc.Compression)
+	}
 }
