@@ -16,8 +16,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/chronik-stream/chronik/internal/bench"
+	"github.com/chronik-stream/chronik/internal/recordbatch"
 	"github.com/chronik-stream/chronik/test/harness"
 )
 
@@ -502,12 +504,24 @@ func TestTopicTimestampConfigs(t *testing.T) {
 	}
 	old := time.Now().Add(-48 * time.Hour)
 	before := time.Now()
-	r := &kgo.Record{Topic: "append-time", Value: []byte("v"), Timestamp: old}
-	if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+	// franz-go does not surface the produce response's log append time:
+	// ask with a raw request.
+	req := kmsg.NewPtrProduceRequest()
+	req.Version, req.Acks, req.TimeoutMillis = 8, -1, 10000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "append-time"
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = recordbatch.Build(recordbatch.Batch{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1,
+		Records: []recordbatch.Record{{Timestamp: old.UnixMilli(), Value: []byte("v")}}})
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Timestamp.Before(before.Add(-time.Second)) {
-		t.Fatalf("produce response kept the producer's timestamp %v on a LogAppendTime topic", r.Timestamp)
+	pr := resp.Topics[0].Partitions[0]
+	if pr.ErrorCode != 0 || pr.LogAppendTime < before.UnixMilli() {
+		t.Fatalf("produce to a LogAppendTime topic: error %d, log append time %d, want at least %d", pr.ErrorCode, pr.LogAppendTime, before.UnixMilli())
 	}
 	rd := franzClient(t, n.Addr(), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"append-time": {0: kgo.NewOffset().AtStart()}}))
 	defer rd.Close()
