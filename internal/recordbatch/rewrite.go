@@ -3,13 +3,14 @@ package recordbatch
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"math"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/snappy"
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // DeleteHorizonFlag marks a batch whose baseTimestamp holds the time after
@@ -31,45 +32,97 @@ type OpenedRecord struct {
 	Offset    int64
 	Timestamp int64
 	// Key is nil for a record without a key; Tombstone is set when the
-	// value is null.
+	// value is null. Key aliases the batch's (decompressed) bytes.
 	Key       []byte
 	Tombstone bool
-	// raw is the record as encoded in the batch, length prefix included.
-	raw []byte
-	rec kmsg.Record
+	// raw is the record as encoded in the batch, length prefix included;
+	// afterTimestamp is where, in raw, the fields after the timestamp
+	// delta start (the only field a rebuild may change).
+	raw            []byte
+	afterTimestamp int
 }
 
 // Open decompresses and decodes every record of a batch.
 func Open(batch []byte) (*Opened, error) {
+	o := &Opened{}
+	if err := o.Reset(batch); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// Reset decodes batch into o, reusing its memory: the log cleaner opens
+// millions of batches. Only the fields the cleaner needs are decoded
+// (offset and timestamp deltas, key, whether the value is null); the rest
+// of each record is kept as it is.
+func (o *Opened) Reset(batch []byte) error {
 	h, err := Validate(batch)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	raw, err := Decompress(h.Compression(), batch[HeaderSize:])
 	if err != nil {
-		return nil, corrupt("decompressing: %v", err)
+		return corrupt("decompressing: %v", err)
 	}
-	o := &Opened{Header: h, Records: make([]OpenedRecord, 0, min(max(int(h.RecordCount), 0), len(raw)/7+1))}
+	o.Header = h
+	o.Records = o.Records[:0]
 	src := raw
 	for i := int32(0); i < h.RecordCount; i++ {
 		n, w := binary.Varint(src)
 		if w <= 0 || n < 0 || int64(len(src)-w) < n {
-			return nil, corrupt("record %d: bad length", i)
+			return corrupt("record %d: bad length", i)
 		}
-		r := OpenedRecord{raw: src[:w+int(n)]}
-		if err := r.rec.ReadFrom(r.raw); err != nil {
-			return nil, corrupt("record %d: %v", i, err)
+		r, err := parseRecord(src[:w+int(n)], w)
+		if err != nil {
+			return corrupt("record %d: %v", i, err)
 		}
 		src = src[w+int(n):]
-		r.Offset = h.BaseOffset + int64(r.rec.OffsetDelta)
-		r.Timestamp = h.BaseTimestamp + r.rec.TimestampDelta64
-		r.Key, r.Tombstone = r.rec.Key, r.rec.Value == nil
+		r.Offset += h.BaseOffset
+		r.Timestamp += h.BaseTimestamp
 		o.Records = append(o.Records, r)
 	}
 	if len(src) != 0 {
-		return nil, corrupt("%d bytes after the last record", len(src))
+		return corrupt("%d bytes after the last record", len(src))
 	}
-	return o, nil
+	return nil
+}
+
+// parseRecord reads a record's attributes, timestamp and offset deltas,
+// key and value length; body is where they start in raw. Offset and
+// Timestamp come back as deltas.
+func parseRecord(raw []byte, body int) (OpenedRecord, error) {
+	r := OpenedRecord{raw: raw}
+	b := raw[body:]
+	if len(b) < 1 {
+		return r, errors.New("no attributes")
+	}
+	b = b[1:]
+	ts, w := binary.Varint(b)
+	if w <= 0 {
+		return r, errors.New("bad timestamp delta")
+	}
+	b = b[w:]
+	r.afterTimestamp = len(raw) - len(b)
+	off, w := binary.Varint(b)
+	if w <= 0 || off < math.MinInt32 || off > math.MaxInt32 {
+		return r, errors.New("bad offset delta")
+	}
+	b = b[w:]
+	keyLen, w := binary.Varint(b)
+	if w <= 0 || keyLen < -1 || keyLen > int64(len(b)-w) {
+		return r, errors.New("bad key length")
+	}
+	b = b[w:]
+	if keyLen >= 0 {
+		r.Key = b[:keyLen:keyLen]
+		b = b[keyLen:]
+	}
+	valueLen, w := binary.Varint(b)
+	if w <= 0 || valueLen < -1 || valueLen > int64(len(b)-w) {
+		return r, errors.New("bad value length")
+	}
+	r.Offset, r.Timestamp, r.Tombstone = off, ts, valueLen < 0
+	return r, nil
 }
 
 // Rebuild encodes the batch with only the records keep marks, keeping every
@@ -118,12 +171,15 @@ func (o *Opened) rebuild(keep []bool, horizon int64, codec int) ([]byte, error) 
 			body = append(body, r.raw...)
 			continue
 		}
-		rec := r.rec
-		rec.Length = 0 // encoded as a one byte varint, cut, then reframed
-		rec.TimestampDelta64 = r.Timestamp - base
-		enc := rec.AppendTo(nil)[1:]
-		body = binary.AppendVarint(body, int64(len(enc)))
-		body = append(body, enc...)
+		// attributes, the new timestamp delta, then the rest as it was.
+		bodyStart := len(r.raw) - recordBodyLen(r.raw)
+		var head [1 + binary.MaxVarintLen64]byte
+		head[0] = r.raw[bodyStart]
+		n := 1 + binary.PutVarint(head[1:], r.Timestamp-base)
+		rest := r.raw[r.afterTimestamp:]
+		body = binary.AppendVarint(body, int64(n+len(rest)))
+		body = append(body, head[:n]...)
+		body = append(body, rest...)
 	}
 	if count == 0 {
 		codec = CompressionNone
@@ -149,6 +205,12 @@ func (o *Opened) rebuild(keep []bool, horizon int64, codec int) ([]byte, error) 
 	out = append(out, payload...)
 	binary.BigEndian.PutUint32(out[offCRC:], Checksum(out[CRCStart:]))
 	return out, nil
+}
+
+// recordBodyLen is the length of a record after its length prefix.
+func recordBodyLen(raw []byte) int {
+	n, _ := binary.Varint(raw)
+	return int(n)
 }
 
 // zstdEncoder is safe for concurrent EncodeAll calls and never changes once

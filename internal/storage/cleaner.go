@@ -91,6 +91,8 @@ type cleaner struct {
 	// holds it), and serializes passes.
 	mapMu sync.Mutex
 	keys  *offsetMap
+	// batch is reused to decode every batch of a pass.
+	batch recordbatch.Opened
 
 	statsMu sync.Mutex
 	stats   CleanerStats
@@ -357,7 +359,7 @@ func (c *cleaner) mapSegment(ctx context.Context, cs cleanableSegment, keys *off
 		if !e.IsBatch() {
 			continue
 		}
-		o, err := openForCleaning(e.Batch())
+		o, err := c.openForCleaning(e.Batch())
 		if err != nil {
 			return false, read, fr.damage(err)
 		}
@@ -372,9 +374,9 @@ func (c *cleaner) mapSegment(ctx context.Context, cs cleanableSegment, keys *off
 	}
 }
 
-// openForCleaning decodes a batch the cleaner may filter; nil for a control
-// batch, which is kept as it is.
-func openForCleaning(batch []byte) (*recordbatch.Opened, error) {
+// openForCleaning decodes a batch the cleaner may filter into c.batch; nil
+// for a control batch, which is kept as it is. The caller holds c.mapMu.
+func (c *cleaner) openForCleaning(batch []byte) (*recordbatch.Opened, error) {
 	h, err := recordbatch.ParseHeader(batch)
 	if err != nil {
 		return nil, err
@@ -382,7 +384,10 @@ func openForCleaning(batch []byte) (*recordbatch.Opened, error) {
 	if h.IsControl() {
 		return nil, nil
 	}
-	return recordbatch.Open(batch)
+	if err := c.batch.Reset(batch); err != nil {
+		return nil, err
+	}
+	return &c.batch, nil
 }
 
 // cleanSegment writes the cleaned copy of s, flagged cleaned, and swaps it
@@ -427,7 +432,7 @@ func (c *cleaner) cleanSegment(ctx context.Context, l *Log, cs cleanableSegment,
 		res.BytesRead += int64(len(frame))
 		out := frame
 		if e.IsBatch() {
-			o, err := openForCleaning(e.Batch())
+			o, err := c.openForCleaning(e.Batch())
 			if err != nil {
 				return res, horizon, fr.damage(err)
 			}
