@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -91,8 +92,11 @@ type cleaner struct {
 	// holds it), and serializes passes.
 	mapMu sync.Mutex
 	keys  *offsetMap
-	// batch is reused to decode every batch of a pass.
-	batch recordbatch.Opened
+	// batch, frames and out are reused by every pass: a pass must not
+	// leave megabytes of garbage behind for the collector.
+	batch  recordbatch.Opened
+	frames frameReader
+	out    *bufio.Writer
 
 	statsMu sync.Mutex
 	stats   CleanerStats
@@ -115,8 +119,12 @@ func newCleaner(opts CleanerOptions) *cleaner {
 	return c
 }
 
-// throttle waits until n more bytes of I/O fit the bound.
+// throttle waits until n more bytes of I/O fit the bound. It also yields
+// the processor after each frame: a pass is CPU-bound for seconds, and
+// without yielding, the request and raft goroutines waiting for a
+// processor would wait for the scheduler's 10 ms preemption.
 func (c *cleaner) throttle(ctx context.Context, n int) error {
+	runtime.Gosched()
 	if c.limiter == nil {
 		return ctx.Err()
 	}
@@ -299,11 +307,17 @@ type frameReader struct {
 	seg *segment
 }
 
-func newFrameReader(s *segment, end int64) *frameReader {
-	return &frameReader{
-		r:   bufio.NewReaderSize(io.NewSectionReader(s.f, segmentHeaderSize, end-segmentHeaderSize), 1<<20),
-		pos: segmentHeaderSize, end: end, seg: s,
+// reset points the reader at the frames of s up to end, keeping its
+// buffers.
+func (fr *frameReader) reset(s *segment, end int64) *frameReader {
+	src := io.NewSectionReader(s.f, segmentHeaderSize, end-segmentHeaderSize)
+	if fr.r == nil {
+		fr.r = bufio.NewReaderSize(src, 1<<20)
+	} else {
+		fr.r.Reset(src)
 	}
+	fr.pos, fr.end, fr.seg = segmentHeaderSize, end, s
+	return fr
 }
 
 // next returns the next frame and its entry (aliasing the reader's buffer
@@ -343,7 +357,7 @@ func (fr *frameReader) damage(err error) error {
 // mapSegment records the latest offset of every key of the segment. It
 // reports full when the map ran out of room before the segment's end.
 func (c *cleaner) mapSegment(ctx context.Context, cs cleanableSegment, keys *offsetMap) (full bool, read int64, err error) {
-	fr := newFrameReader(cs.seg, cs.size)
+	fr := c.frames.reset(cs.seg, cs.size)
 	for {
 		frame, e, err := fr.next()
 		if errors.Is(err, io.EOF) {
@@ -412,11 +426,15 @@ func (c *cleaner) cleanSegment(ctx context.Context, l *Log, cs cleanableSegment,
 		}
 	}()
 	defer f.Close()
-	w := bufio.NewWriterSize(f, 1<<20)
+	if c.out == nil {
+		c.out = bufio.NewWriterSize(f, 1<<20)
+	}
+	w := c.out
+	w.Reset(f)
 	changed := !cs.cleaned
 	pos, next, term, maxTS := int64(segmentHeaderSize), s.baseOffset, s.prevTerm, int64(-1)
 	idx := appendIndexHeader(nil, s.baseIndex)
-	fr := newFrameReader(s, end)
+	fr := c.frames.reset(s, end)
 	nowMs := now.UnixMilli()
 	for index := s.baseIndex; ; index++ {
 		frame, e, err := fr.next()
