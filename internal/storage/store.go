@@ -141,10 +141,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	s.flusher = newFlusher(opts.GroupCommitInterval, opts.MaxBatchSize, s.writeCheckpoint, opts.OnSync)
 	s.wg.Add(2)
 	go s.checkpointLoop()
-	go s.retentionLoop()
+	go s.every(opts.RetentionCheckInterval, s.ApplyRetention)
 	if !opts.Cleaner.Disabled {
 		s.wg.Add(1)
-		go s.cleanerLoop()
+		go s.every(s.cleaner.opts.Backoff, func(now time.Time) { s.Clean(now) })
 	}
 	return s, nil
 }
@@ -616,16 +616,17 @@ func (s *Store) checkpointLoop() {
 	}
 }
 
-func (s *Store) retentionLoop() {
+// every calls run every interval until the store closes.
+func (s *Store) every(interval time.Duration, run func(now time.Time)) {
 	defer s.wg.Done()
-	t := time.NewTicker(s.opts.RetentionCheckInterval)
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-s.stop:
 			return
-		case <-t.C:
-			s.ApplyRetention(time.Now())
+		case now := <-t.C:
+			run(now)
 		}
 	}
 }
@@ -635,20 +636,6 @@ func (s *Store) ApplyRetention(now time.Time) {
 	for _, l := range s.Logs() {
 		if err := l.ApplyRetention(now); err != nil && !errors.Is(err, ErrClosed) {
 			s.logger.Error("retention failed", "log", l.name, "err", err)
-		}
-	}
-}
-
-func (s *Store) cleanerLoop() {
-	defer s.wg.Done()
-	t := time.NewTicker(s.cleaner.opts.Backoff)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			s.Clean(time.Now())
 		}
 	}
 }
