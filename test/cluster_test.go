@@ -378,6 +378,21 @@ func TestFiveNodeClusterSurvivesTwoFailures(t *testing.T) {
 	c.Node(ctrl).Kill()
 	c.Node(other).Kill()
 	produceN(t, cl, "five", -1, "after", 1000)
+	// A new topic's replicas go to the nodes the catalog records as live;
+	// wait until it has recorded the two deaths, or the topic may get a
+	// dead replica and, with min.insync.replicas 3, never take a write.
+	harness.WaitFor(t, "the catalog to record nodes "+fmt.Sprint(ctrl, other)+" as gone", time.Minute, func() error {
+		st, err := adminClient(c.Running()[0]).Cluster(context.Background())
+		if err != nil {
+			return err
+		}
+		for _, n := range st.Nodes {
+			if n.Live && (int(n.ID) == ctrl || int(n.ID) == other) {
+				return fmt.Errorf("node %d still recorded live", n.ID)
+			}
+		}
+		return nil
+	})
 	createTopic(t, cl, "five-later", 2, 3)
 	produceN(t, cl, "five-later", -1, "x", 100)
 	consumeAll(t, c, "five", 2000)

@@ -408,6 +408,26 @@ func TestRetention(t *testing.T) {
 	}
 }
 
+// An idle partition whose log holds only raft's own entries (a new
+// leader's empty entry) keeps them through retention: deleting them frees
+// nothing, and a follower that has not fetched them could never catch up.
+func TestRetentionKeepsARecordlessLog(t *testing.T) {
+	e := newEnv(t)
+	cfg := smallSegments(2048)
+	cfg.RetentionMs = 1000
+	l := e.log("t-0", cfg)
+	appendEmpty(t, l, 1)
+	if err := l.Commit(l.LastIndex()); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.ApplyRetention(timeMs(1_000_000)); err != nil {
+		t.Fatal(err)
+	}
+	if l.FirstIndex() != 1 || l.SegmentCount() != 1 {
+		t.Fatalf("retention dropped raft's entries of a log without records: first index %d, %d segments", l.FirstIndex(), l.SegmentCount())
+	}
+}
+
 func TestUncommittedSegmentsAreNotDeleted(t *testing.T) {
 	e := newEnv(t)
 	cfg := smallSegments(2048)

@@ -37,7 +37,11 @@ func (l *Log) applyRetentionLocked(now time.Time) ([]*segment, error) {
 		if err := take(expired); err != nil {
 			return dropped, err
 		}
-		if a := l.active(); len(l.segs) == 1 && a.idx.len() > 0 && expired(a) && a.lastIndex() <= l.committed {
+		// An idle active segment is rolled to be deleted only once it holds
+		// a record that expired: one holding only raft's own entries (a new
+		// leader's empty entry) frees nothing, and deleting it would leave a
+		// follower that has not fetched it unable to catch up.
+		if a := l.active(); len(l.segs) == 1 && a.idx.len() > 0 && a.maxTimestamp() >= 0 && expired(a) && a.lastIndex() <= l.committed {
 			if err := l.roll(); err != nil {
 				return dropped, err
 			}
