@@ -52,6 +52,18 @@ type SnapshotRestorer interface {
 	Restore(snap raftpb.Snapshot) error
 }
 
+// SnapshotMaker is implemented by a state machine whose snapshots are not
+// saved but made when a follower needs one: a partition, whose log is its
+// state and whose start moves by retention and DeleteRecords. The snapshot
+// is the state as of the entry before the log's first: MakeSnapshot builds
+// its data on the leader, RestartOffset tells a follower installing it the
+// Kafka offset its log restarts at, and Restore installs the rest.
+type SnapshotMaker interface {
+	SnapshotRestorer
+	MakeSnapshot(index uint64) ([]byte, error)
+	RestartOffset(data []byte) (int64, error)
+}
+
 // ProgressObserver is implemented by a state machine that wants to hear,
 // on a leader, when followers' progress may have moved (after raft
 // stepped their append or heartbeat responses and handled the Ready
@@ -128,6 +140,9 @@ func newGroup(h *Host, gc GroupConfig) (*Group, error) {
 		reads:  map[string]chan<- uint64{},
 	}
 	st := &logStorage{log: gc.Log, logger: g.logger, shared: &h.cache}
+	if m, ok := gc.SM.(SnapshotMaker); ok {
+		st.maker = m
+	}
 	g.storage = st
 	if len(gc.Log.ConfState()) == 0 {
 		if len(gc.Peers) == 0 {
@@ -473,6 +488,16 @@ func (g *Group) handleReadies() {
 		}
 	}
 	g.host.send(out)
+	for _, e := range out {
+		if e.Msg.Type == raftpb.MsgSnap {
+			// Sends are not acknowledged one by one: report the snapshot
+			// sent, as etcd's server does once it is on the wire. Raft then
+			// probes the follower; one that did not get it is behind the
+			// log's start again and is sent another. Without the report a
+			// lost snapshot would leave the follower paused for good.
+			g.rn.ReportSnapshot(e.Msg.To, raft.SnapshotFinish)
+		}
+	}
 	bs := g.rn.BasicStatus()
 	g.releaseEntries(bs)
 	g.publishStatus(bs)
@@ -654,9 +679,24 @@ func (g *Group) installSnapshot(snap raftpb.Snapshot) error {
 	if err != nil {
 		return err
 	}
-	s := storage.Snapshot{Index: snap.Metadata.Index, Term: snap.Metadata.Term, Conf: conf, Data: snap.Data}
-	if err := g.log.InstallSnapshot(s, 0); err != nil {
-		return fmt.Errorf("install snapshot: %w", err)
+	if m, ok := r.(SnapshotMaker); ok {
+		// The log is the state: it restarts after the snapshot, nothing is
+		// saved beside it.
+		next, err := m.RestartOffset(snap.Data)
+		if err != nil {
+			return fmt.Errorf("snapshot at %d: %w", snap.Metadata.Index, err)
+		}
+		if err := g.log.Reset(snap.Metadata.Index, snap.Metadata.Term, next); err != nil {
+			return fmt.Errorf("install snapshot: %w", err)
+		}
+		if err := g.log.SetConfState(conf); err != nil {
+			return fmt.Errorf("install snapshot: %w", err)
+		}
+	} else {
+		s := storage.Snapshot{Index: snap.Metadata.Index, Term: snap.Metadata.Term, Conf: conf, Data: snap.Data}
+		if err := g.log.InstallSnapshot(s, 0); err != nil {
+			return fmt.Errorf("install snapshot: %w", err)
+		}
 	}
 	g.storage.forget()
 	if err := r.Restore(snap); err != nil {

@@ -20,6 +20,9 @@ import (
 type logStorage struct {
 	log    *storage.Log
 	logger *slog.Logger
+	// maker, if set, makes the group's snapshots (partitions); otherwise
+	// they are those saved beside the log (the catalog).
+	maker SnapshotMaker
 	// recent holds the entries appended and still needed (not yet applied
 	// here or not yet on every follower), contiguous, within the bounds
 	// below, and less while the node's groups together hold more than the
@@ -229,11 +232,14 @@ func (s *logStorage) LastIndex() (uint64, error) { return s.log.LastIndex(), nil
 
 func (s *logStorage) FirstIndex() (uint64, error) { return s.log.FirstIndex(), nil }
 
-// Snapshot returns the log's latest snapshot, which a follower behind the
-// log's start installs. A group without one (partition logs: their start
-// moves by retention, and their snapshots are not built yet) answers that
+// Snapshot returns the snapshot a follower behind the log's start
+// installs: for a partition, made now as of the entry before the log's
+// first; otherwise the latest saved one. A group without one answers that
 // none is available, and raft keeps probing.
 func (s *logStorage) Snapshot() (raftpb.Snapshot, error) {
+	if s.maker != nil {
+		return s.makeSnapshot()
+	}
 	snap, ok, err := s.log.LatestSnapshot()
 	if err != nil {
 		return raftpb.Snapshot{}, &storageError{err}
@@ -246,6 +252,30 @@ func (s *logStorage) Snapshot() (raftpb.Snapshot, error) {
 		return raftpb.Snapshot{}, &storageError{fmt.Errorf("decode the configuration of snapshot %d: %w", snap.Index, err)}
 	}
 	return raftpb.Snapshot{Data: snap.Data, Metadata: raftpb.SnapshotMetadata{Index: snap.Index, Term: snap.Term, ConfState: cs}}, nil
+}
+
+// makeSnapshot builds a partition's snapshot at the entry before the log's
+// first. Its configuration is the log's: partition groups do not change
+// their voters yet, so it is the one in force at that entry too.
+func (s *logStorage) makeSnapshot() (raftpb.Snapshot, error) {
+	index := s.log.FirstIndex() - 1
+	if index == 0 {
+		return raftpb.Snapshot{}, raft.ErrSnapshotTemporarilyUnavailable
+	}
+	term, err := s.log.Term(index)
+	if err != nil {
+		return raftpb.Snapshot{}, mapErr(err)
+	}
+	var cs raftpb.ConfState
+	if err := cs.Unmarshal(s.log.ConfState()); err != nil {
+		return raftpb.Snapshot{}, &storageError{fmt.Errorf("decode the configuration: %w", err)}
+	}
+	data, err := s.maker.MakeSnapshot(index)
+	if err != nil {
+		return raftpb.Snapshot{}, &storageError{fmt.Errorf("make the snapshot at %d: %w", index, err)}
+	}
+	s.logger.Info("sending a snapshot of the log's start to a follower behind it", "index", index, "term", term, "bytes", len(data))
+	return raftpb.Snapshot{Data: data, Metadata: raftpb.SnapshotMetadata{Index: index, Term: term, ConfState: cs}}, nil
 }
 
 // storageError marks an error of the log that raft cannot handle (it

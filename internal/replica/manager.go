@@ -73,6 +73,9 @@ type Manager struct {
 	retries map[TopicPartition]retry
 
 	budget *byteBudget
+	// snapshots counts the partition snapshots this node sent and
+	// installed.
+	snapshots *snapshotStats
 	// reopening is set while a pass of reopenFailed runs.
 	reopening atomic.Bool
 
@@ -111,7 +114,7 @@ func NewManager(s Settings, store *storage.Store, host *raftnode.Host, logger *s
 	if s.ScrubStart <= 0 {
 		s.ScrubStart = scrubStartDefault
 	}
-	m := &Manager{settings: s, store: store, host: host, logger: logger, obs: obs, budget: newByteBudget(s.MaxUncommittedBytes),
+	m := &Manager{settings: s, store: store, host: host, logger: logger, obs: obs, budget: newByteBudget(s.MaxUncommittedBytes), snapshots: &snapshotStats{},
 		parts: map[TopicPartition]*Partition{}, retries: map[TopicPartition]retry{}, stop: make(chan struct{})}
 	m.wg.Add(2)
 	go m.maintain()
@@ -195,7 +198,7 @@ func (m *Manager) start(tp TopicPartition, id Identity, name storage.LogName, re
 		}
 	}
 	p := newPartition(tp, l, m.settings, cfg, slices.Clone(replicas), m.logger, m.obs)
-	p.budget = m.budget
+	p.budget, p.snapshots = m.budget, m.snapshots
 	err = p.rebuildProducers()
 	if errors.As(err, &damage) && len(replicas) > 1 {
 		// Rebuilding reads and checks every entry after the saved producer
@@ -205,7 +208,7 @@ func (m *Manager) start(tp TopicPartition, id Identity, name storage.LogName, re
 		m.logger.Error("damaged log: repairing it from the other replicas", "partition", tp, "err", err)
 		if err = l.DiscardFrom(damage.Index); err == nil {
 			p = newPartition(tp, l, m.settings, cfg, slices.Clone(replicas), m.logger, m.obs)
-			p.budget = m.budget
+			p.budget, p.snapshots = m.budget, m.snapshots
 			err = p.rebuildProducers()
 		}
 	}
@@ -271,6 +274,12 @@ func (m *Manager) reopen(p *Partition, cause error) (*Partition, error) {
 // BudgetStats returns the state of the node's uncommitted produce budget.
 func (m *Manager) BudgetStats() BudgetStats {
 	return BudgetStats{Limit: m.budget.limit, Used: m.budget.used.Load(), Waits: m.budget.waits.Load()}
+}
+
+// SnapshotStats returns how many partition snapshots this node sent or
+// installed, and their bytes.
+func (m *Manager) SnapshotStats() (count, bytes uint64) {
+	return m.snapshots.count.Load(), m.snapshots.bytes.Load()
 }
 
 // Get returns the local replica of tp, or nil.

@@ -184,9 +184,12 @@ type Partition struct {
 	// bytesSinceSave what was applied since.
 	producersSaved uint64
 	bytesSinceSave int64
-	proposed       map[*byte]*produceOp
-	waitPersist    []*produceOp // acks=1, in index order
-	waitCommit     []*produceOp // acks=all, in index order
+	// pendingLogStart is a leader's log start a snapshot brought, taken
+	// once this log commits past it; 0 for none.
+	pendingLogStart int64
+	proposed        map[*byte]*produceOp
+	waitPersist     []*produceOp // acks=1, in index order
+	waitCommit      []*produceOp // acks=all, in index order
 	// waitReplicas holds acks=all batches committed on a raft quorum that
 	// min.insync.replicas asks more replicas of (3 of 3, say): they are
 	// answered once that many have them durably. In index order.
@@ -197,6 +200,7 @@ type Partition struct {
 	// leader proposed hold until they commit.
 	uncommitted  []reservation
 	budget       *byteBudget
+	snapshots    *snapshotStats
 	lastProduce  time.Time // when a batch was last proposed
 	persisted    uint64
 	lastAppended uint64
@@ -599,6 +603,7 @@ func (p *Partition) Apply(entries []raftpb.Entry) {
 	}
 	p.releaseUncommitted(func(r reservation) bool { return r.index <= last })
 	p.maybeSaveProducers(false)
+	p.applyPendingLogStart()
 	for i := range entries {
 		e := &entries[i]
 		if p.leader && e.Term == p.term && !p.ready {

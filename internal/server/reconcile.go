@@ -322,4 +322,10 @@ func (s stateSource) ClusterStats() metrics.ClusterStat {
 
 // SnapshotStats counts the catalog's snapshots (partition logs are not
 // snapshotted: the log is their state).
-func (s stateSource) SnapshotStats() (uint64, uint64) { return s.n.catalog.SnapshotStats() }
+// SnapshotStats counts the catalog's snapshots and the partition snapshots
+// sent or installed; the size is the catalog's newest snapshot's.
+func (s stateSource) SnapshotStats() (uint64, uint64) {
+	n, b := s.n.catalog.SnapshotStats()
+	pn, _ := s.n.replicas.SnapshotStats()
+	return n + pn, b
+}
