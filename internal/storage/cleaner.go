@@ -94,9 +94,10 @@ type cleaner struct {
 	keys  *offsetMap
 	// batch, frames and out are reused by every pass: a pass must not
 	// leave megabytes of garbage behind for the collector.
-	batch  recordbatch.Opened
-	frames frameReader
-	out    *bufio.Writer
+	batch    recordbatch.Opened
+	frames   frameReader
+	out      *bufio.Writer
+	outIndex *bufio.Writer
 
 	statsMu sync.Mutex
 	stats   CleanerStats
@@ -426,14 +427,22 @@ func (c *cleaner) cleanSegment(ctx context.Context, l *Log, cs cleanableSegment,
 		}
 	}()
 	defer f.Close()
-	if c.out == nil {
-		c.out = bufio.NewWriterSize(f, 1<<20)
+	// The index goes to its file as it is built: a segment of a gigabyte
+	// in small batches has an index of tens of megabytes.
+	idxF, err := createFileWith(idxTmp, appendIndexHeader(nil, s.baseIndex))
+	if err != nil {
+		return res, horizon, err
 	}
-	w := c.out
+	defer idxF.Close()
+	if c.out == nil {
+		c.out, c.outIndex = bufio.NewWriterSize(f, 1<<20), bufio.NewWriterSize(idxF, 64<<10)
+	}
+	w, wi := c.out, c.outIndex
 	w.Reset(f)
+	wi.Reset(idxF)
 	changed := !cs.cleaned
 	pos, next, term, maxTS := int64(segmentHeaderSize), s.baseOffset, s.prevTerm, int64(-1)
-	idx := appendIndexHeader(nil, s.baseIndex)
+	var ieBuf [indexEntrySize]byte
 	fr := c.frames.reset(s, end)
 	nowMs := now.UnixMilli()
 	for index := s.baseIndex; ; index++ {
@@ -476,7 +485,9 @@ func (c *cleaner) cleanSegment(ctx context.Context, l *Log, cs cleanableSegment,
 		if _, err := w.Write(out); err != nil {
 			return res, horizon, fmt.Errorf("write %s: %w", logTmp, err)
 		}
-		idx = ie.appendTo(idx)
+		if _, err := wi.Write(ie.appendTo(ieBuf[:0])); err != nil {
+			return res, horizon, fmt.Errorf("write %s: %w", idxTmp, err)
+		}
 		pos, next, term, maxTS = ie.end(), ie.nextOffset, e.Term, ie.maxTimestamp
 		res.BytesWritten += int64(len(out))
 		if err := c.throttle(ctx, len(frame)+len(out)); err != nil {
@@ -492,11 +503,12 @@ func (c *cleaner) cleanSegment(ctx context.Context, l *Log, cs cleanableSegment,
 	if err := fdatasync(f); err != nil {
 		return res, horizon, fmt.Errorf("sync %s: %w", logTmp, err)
 	}
-	idxF, err := createFileWith(idxTmp, idx)
-	if err != nil {
-		return res, horizon, err
+	if err := wi.Flush(); err != nil {
+		return res, horizon, fmt.Errorf("write %s: %w", idxTmp, err)
 	}
-	idxF.Close()
+	if err := idxF.Sync(); err != nil {
+		return res, horizon, fmt.Errorf("sync %s: %w", idxTmp, err)
+	}
 	swapped, err = l.swapCleaned(s, logTmp, idxTmp)
 	if err != nil || !swapped {
 		return res, horizon, err
