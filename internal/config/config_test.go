@@ -665,7 +665,7 @@ func TestWarnings(t *testing.T) {
 func TestMemoryBound(t *testing.T) {
 	c := Default()
 	// The cleaner's key map, its I/O buffers and three batches.
-	cleaner := int64(128+2)<<20 + 3*int64(c.Kafka.MessageMaxBytes)
+	cleaner := int64(128+2)<<20 + 64<<10 + 3*int64(c.Kafka.MessageMaxBytes)
 	// requests, fetches, response buffers, base, uncommitted, entry cache
 	if got, want := c.MemoryLimit(), int64(256+256+32+64+256+64)<<20+cleaner; got != want {
 		t.Errorf("MemoryLimit() = %d, want %d", got, want)

@@ -15,7 +15,7 @@ const BaseMemoryBytes = 64 << 20
 //	+ 32 MiB of response buffers kept for reuse + 64 MiB base
 //	+ raft.advanced.max_uncommitted_bytes + raft.advanced.entry_cache_bytes
 //	+ 2 x 64 MiB per peer (raft messages queued to it and read from it)
-//	+ kafka.log_cleaner_dedupe_buffer_size + 2 MiB of cleaner I/O buffers
+//	+ kafka.log_cleaner_dedupe_buffer_size + 2 MiB + 64 KiB of cleaner I/O buffers
 //	  + 3 x kafka.message_max_bytes (a batch being cleaned), if the
 //	  cleaner is enabled
 //
@@ -30,7 +30,7 @@ func (c *Config) MemoryLimit() int64 {
 	}
 	var cleaner int64
 	if c.Kafka.LogCleanerEnable {
-		cleaner = c.Kafka.LogCleanerDedupeBufferSize + 2<<20 + 3*int64(c.Kafka.MessageMaxBytes)
+		cleaner = c.Kafka.LogCleanerDedupeBufferSize + 2<<20 + 64<<10 + 3*int64(c.Kafka.MessageMaxBytes)
 	}
 	return c.Kafka.QueuedMaxRequestBytes + c.Kafka.QueuedMaxFetchBytes +
 		membudget.ResponseBufferBytes + BaseMemoryBytes +
