@@ -102,6 +102,7 @@ func (tb *TimestampBounds) check(batch []byte, now int64) error {
 	return nil
 }
 
+// ProduceResult answers one produce of one batch.
 type ProduceResult struct {
 	Err            error // nil or a kerr error
 	BaseOffset     int64
@@ -342,11 +343,12 @@ func (p *Partition) Produce(batch []byte, acks int16, timeout time.Duration, cb 
 		fail(kerr.CorruptMessage)
 		return
 	}
-	if max := p.cfg.Load().MaxMessageBytes; max > 0 && len(batch) > max {
+	cfg := p.cfg.Load()
+	if max := cfg.MaxMessageBytes; max > 0 && len(batch) > max {
 		fail(kerr.MessageTooLarge)
 		return
 	}
-	if c, ok := storedCodec(p.cfg.Load().Compression); ok && h.Compression() != c {
+	if c, ok := storedCodec(cfg.Compression); ok && h.Compression() != c {
 		if batch, err = recordbatch.Recompress(batch, c); err != nil {
 			p.logger.Warn("rejecting batch that cannot be recompressed", "err", err)
 			fail(kerr.CorruptMessage)
@@ -355,7 +357,7 @@ func (p *Partition) Produce(batch []byte, acks int16, timeout time.Duration, cb 
 		h, _ = recordbatch.ParseHeader(batch)
 	}
 	appendTime := int64(-1)
-	switch cfg := p.cfg.Load(); {
+	switch {
 	case cfg.LogAppendTime:
 		appendTime = time.Now().UnixMilli()
 		recordbatch.SetLogAppendTime(batch, appendTime)
@@ -367,7 +369,7 @@ func (p *Partition) Produce(batch []byte, acks int16, timeout time.Duration, cb 
 			return
 		}
 	}
-	if p.cfg.Load().Log.Compact {
+	if cfg.Log.Compact {
 		// Compaction keeps the latest record per key: a record without one
 		// has no place in the log (Kafka answers INVALID_RECORD too).
 		if err := requireKeys(batch); err != nil {
