@@ -300,20 +300,7 @@ func TestFollowerCatchesUpFromCompactedLeader(t *testing.T) {
 	// came compacted from the leader.
 	follower.Env = append(follower.Env, "CHRONIK_KAFKA_LOG_CLEANER_ENABLE=false")
 	follower.Start()
-	harness.WaitFor(t, fmt.Sprintf("node %d to catch up", follower.ID), time.Minute, func() error {
-		lp, err := partitionOn(leader, topic, 0)
-		if err != nil {
-			return err
-		}
-		fp, err := partitionOn(follower, topic, 0)
-		if err != nil {
-			return err
-		}
-		if fp.LogEnd != lp.LogEnd || fp.HighWatermark != lp.HighWatermark || !slices.Contains(lp.ISR, uint64(follower.ID)) {
-			return fmt.Errorf("follower at %d/%d, leader at %d/%d, ISR %v", fp.HighWatermark, fp.LogEnd, lp.HighWatermark, lp.LogEnd, lp.ISR)
-		}
-		return nil
-	})
+	waitCaughtUp(t, leader, follower, topic)
 	if _, err := adminClient(leader).TransferLeader(ctx, topic, 0, uint64(follower.ID)); err != nil {
 		t.Fatalf("move the leadership to node %d: %v", follower.ID, err)
 	}
@@ -547,4 +534,24 @@ func TestTopicTimestampConfigs(t *testing.T) {
 			t.Fatalf("record at %v on a topic bounded 1 h before and 1 min after: %v, want %v", c.ts, err, c.want)
 		}
 	}
+}
+
+// waitCaughtUp waits until follower's replica of topic/0 has the leader's
+// log end and high watermark and is in the leader's ISR.
+func waitCaughtUp(t *testing.T, leader, follower *harness.Node, topic string) {
+	t.Helper()
+	harness.WaitFor(t, fmt.Sprintf("node %d to catch up with node %d", follower.ID, leader.ID), time.Minute, func() error {
+		lp, err := partitionOn(leader, topic, 0)
+		if err != nil {
+			return err
+		}
+		fp, err := partitionOn(follower, topic, 0)
+		if err != nil {
+			return err
+		}
+		if fp.LogEnd != lp.LogEnd || fp.HighWatermark != lp.HighWatermark || !slices.Contains(lp.ISR, uint64(follower.ID)) {
+			return fmt.Errorf("follower at %d/%d, leader at %d/%d, ISR %v", fp.HighWatermark, fp.LogEnd, lp.HighWatermark, lp.LogEnd, lp.ISR)
+		}
+		return nil
+	})
 }

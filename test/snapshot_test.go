@@ -2,7 +2,6 @@ package test
 
 import (
 	"fmt"
-	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -76,20 +75,7 @@ func followerBehindLogStart(t *testing.T, retention bool) {
 	produceAt(t, other, topic, "after", 500, time.Now())
 
 	follower.Start()
-	harness.WaitFor(t, fmt.Sprintf("node %d to catch up past the leader's log start", follower.ID), time.Minute, func() error {
-		fp, err := partitionOn(follower, topic, 0)
-		if err != nil {
-			return err
-		}
-		lp, err := partitionOn(leader, topic, 0)
-		if err != nil {
-			return err
-		}
-		if fp.LogEnd != lp.LogEnd || fp.HighWatermark != lp.HighWatermark || !slices.Contains(lp.ISR, uint64(follower.ID)) {
-			return fmt.Errorf("follower at %d/%d, leader at %d/%d, ISR %v", fp.HighWatermark, fp.LogEnd, lp.HighWatermark, lp.LogEnd, lp.ISR)
-		}
-		return nil
-	})
+	waitCaughtUp(t, leader, follower, topic)
 	if !leader.LogContains("sending a snapshot of the log's start") || !follower.LogContains("restarted the log from the leader's snapshot") {
 		t.Fatal("the follower caught up without a snapshot: the test did not put it behind the leader's log start")
 	}
