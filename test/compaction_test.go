@@ -98,22 +98,22 @@ func produceCompacted(t *testing.T, cl *kgo.Client, topic string, keys, rounds, 
 	}
 }
 
-// readCompacted reads partition 0 of topic from its start to its high
+// readFromStart reads partition 0 of topic from its start to its high
 // watermark with franz-go, retrying while the partition has no leader (a
 // node stopped, a leadership moved). The last record written is never
 // cleaned away (it is in the active segment), so the read ends with it.
-func readCompacted(t *testing.T, addrs []string, topic string) []compactedRecord {
+func readFromStart(t *testing.T, addrs []string, topic string) []compactedRecord {
 	t.Helper()
 	var out []compactedRecord
 	harness.WaitFor(t, "a read of "+topic+" from start to end", time.Minute, func() error {
 		var err error
-		out, err = tryReadCompacted(addrs, topic)
+		out, err = tryReadFromStart(addrs, topic)
 		return err
 	})
 	return out
 }
 
-func tryReadCompacted(addrs []string, topic string) ([]compactedRecord, error) {
+func tryReadFromStart(addrs []string, topic string) ([]compactedRecord, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	adm, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
@@ -189,7 +189,10 @@ func waitCompacted(t *testing.T, addrs []string, topic string, limit int) []comp
 	t.Helper()
 	var got []compactedRecord
 	harness.WaitFor(t, fmt.Sprintf("%s compacted to at most %d records", topic, limit), 2*time.Minute, func() error {
-		got = readCompacted(t, addrs, topic)
+		var err error
+		if got, err = tryReadFromStart(addrs, topic); err != nil {
+			return err
+		}
 		if len(got) > limit {
 			return fmt.Errorf("%d records", len(got))
 		}
@@ -305,7 +308,7 @@ func TestFollowerCatchesUpFromCompactedLeader(t *testing.T) {
 		t.Fatalf("move the leadership to node %d: %v", follower.ID, err)
 	}
 	waitLeaderIs(t, c, topic, 0, int32(follower.ID))
-	after := readCompacted(t, c.Addrs(), topic)
+	after := readFromStart(t, c.Addrs(), topic)
 	checkCompacted(t, fmt.Sprintf("node %d (caught-up follower, now leader)", follower.ID), after, &w)
 	if len(after) > len(w.at)/2 {
 		t.Fatalf("node %d serves %d of the %d records written: it did not get the compacted log", follower.ID, len(after), len(w.at))
@@ -352,7 +355,7 @@ func TestKilledWhileCleaning(t *testing.T) {
 		if len(leftovers) > 0 {
 			t.Fatalf("round %d: leftovers of the interrupted compaction after the restart: %v", round, leftovers)
 		}
-		checkCompacted(t, fmt.Sprintf("round %d, after the kill", round), readCompacted(t, []string{n.Addr()}, topic), &w)
+		checkCompacted(t, fmt.Sprintf("round %d, after the kill", round), readFromStart(t, []string{n.Addr()}, topic), &w)
 		cl = franzClient(t, n.Addr(), kgo.RequiredAcks(kgo.AllISRAcks()), smallBatches, uncompressed)
 	}
 	cl.Close()
@@ -426,7 +429,7 @@ func TestTopicCompressionType(t *testing.T) {
 		t.Fatal(err)
 	}
 	kcat(t, "k:v\n", "-b", n.Addr(), "-P", "-t", topic, "-K", ":", "-z", "gzip")
-	got := readCompacted(t, []string{n.Addr()}, topic)
+	got := readFromStart(t, []string{n.Addr()}, topic)
 	if len(got) != 501 {
 		t.Fatalf("read %d records, want 501", len(got))
 	}

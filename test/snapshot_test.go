@@ -97,7 +97,7 @@ func followerBehindLogStart(t *testing.T, retention bool) {
 	if lost.Load() {
 		t.Fatal("the new leader refused the first producer's next sequence: the snapshot did not bring its state")
 	}
-	got := readCompacted(t, c.Addrs(), topic)
+	got := readFromStart(t, c.Addrs(), topic)
 	if n := len(got); n < 10 || got[n-1].Value == nil || *got[n-1].Value != "late-9" {
 		t.Fatalf("the first producer's writes after the snapshot are not there: %d records", n)
 	}

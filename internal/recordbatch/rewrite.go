@@ -144,6 +144,11 @@ func Recompress(batch []byte, codec int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return o.Recompress(codec)
+}
+
+// Recompress re-encodes every record of the opened batch with codec.
+func (o *Opened) Recompress(codec int) ([]byte, error) {
 	keep := make([]bool, len(o.Records))
 	for i := range keep {
 		keep[i] = true

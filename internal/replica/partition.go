@@ -81,11 +81,7 @@ type TimestampBounds struct {
 
 // check reports the first record timestamp of the batch outside the
 // bounds at now (ms).
-func (tb *TimestampBounds) check(batch []byte, now int64) error {
-	o, err := recordbatch.Open(batch)
-	if err != nil {
-		return err
-	}
+func (tb *TimestampBounds) check(o *recordbatch.Opened, now int64) error {
 	lo, hi := int64(math.MinInt64), int64(math.MaxInt64)
 	if tb.BeforeMs < now {
 		lo = now - tb.BeforeMs
@@ -348,35 +344,48 @@ func (p *Partition) Produce(batch []byte, acks int16, timeout time.Duration, cb 
 		fail(kerr.MessageTooLarge)
 		return
 	}
-	if c, ok := storedCodec(cfg.Compression); ok && h.Compression() != c {
-		if batch, err = recordbatch.Recompress(batch, c); err != nil {
-			p.logger.Warn("rejecting batch that cannot be recompressed", "err", err)
+	// Recompressing and checking timestamps or keys need the records:
+	// the batch is decoded once for all of them.
+	codec, recompress := storedCodec(cfg.Compression)
+	recompress = recompress && h.Compression() != codec
+	checkTimestamps := cfg.Timestamps != nil && !cfg.LogAppendTime
+	if recompress || checkTimestamps || cfg.Log.Compact {
+		o, err := recordbatch.Open(batch)
+		if err != nil {
+			p.logger.Warn("rejecting batch whose records cannot be read", "err", err)
 			fail(kerr.CorruptMessage)
 			return
 		}
-		h, _ = recordbatch.ParseHeader(batch)
+		if checkTimestamps {
+			if err := cfg.Timestamps.check(o, time.Now().UnixMilli()); err != nil {
+				p.logger.Debug("rejecting batch", "err", err)
+				fail(kerr.InvalidTimestamp)
+				return
+			}
+		}
+		if cfg.Log.Compact {
+			// Compaction keeps the latest record per key: a record without
+			// one has no place in the log (Kafka answers INVALID_RECORD too).
+			if err := requireKeys(o); err != nil {
+				p.logger.Debug("rejecting batch for a compacted topic", "err", err)
+				fail(kerr.InvalidRecord)
+				return
+			}
+		}
+		if recompress {
+			if batch, err = o.Recompress(codec); err != nil {
+				p.logger.Warn("rejecting batch that cannot be recompressed", "err", err)
+				fail(kerr.CorruptMessage)
+				return
+			}
+			h, _ = recordbatch.ParseHeader(batch)
+		}
 	}
 	appendTime := int64(-1)
-	switch {
-	case cfg.LogAppendTime:
+	if cfg.LogAppendTime {
 		appendTime = time.Now().UnixMilli()
 		recordbatch.SetLogAppendTime(batch, appendTime)
 		h, _ = recordbatch.ParseHeader(batch)
-	case cfg.Timestamps != nil:
-		if err := cfg.Timestamps.check(batch, time.Now().UnixMilli()); err != nil {
-			p.logger.Debug("rejecting batch", "err", err)
-			fail(kerr.InvalidTimestamp)
-			return
-		}
-	}
-	if cfg.Log.Compact {
-		// Compaction keeps the latest record per key: a record without one
-		// has no place in the log (Kafka answers INVALID_RECORD too).
-		if err := requireKeys(batch); err != nil {
-			p.logger.Debug("rejecting batch for a compacted topic", "err", err)
-			fail(kerr.InvalidRecord)
-			return
-		}
 	}
 	if h.IsTransactional() {
 		fail(kerr.TransactionalIDAuthorizationFailed)
@@ -945,11 +954,7 @@ func (p *Partition) DeleteRecords(offset int64, cb func(int64, error)) {
 }
 
 // requireKeys checks that every record of a batch has a key.
-func requireKeys(batch []byte) error {
-	o, err := recordbatch.Open(batch)
-	if err != nil {
-		return err
-	}
+func requireKeys(o *recordbatch.Opened) error {
 	for _, r := range o.Records {
 		if r.Key == nil {
 			return fmt.Errorf("record at offset delta %d has no key; a compacted topic accepts only keyed records", r.Offset-o.Header.BaseOffset)

@@ -297,68 +297,10 @@ func (c *cleaner) clean(ctx context.Context, l *Log, now time.Time) (CleanResult
 	return res, nil
 }
 
-// frameReader reads the frames of a sealed segment in order, from its file,
-// without its index: the cleaner holds no lock while it reads, and the
-// index of a segment retention drops meanwhile is unmapped.
-type frameReader struct {
-	r   *bufio.Reader
-	pos int64
-	end int64
-	buf []byte
-	seg *segment
-}
-
-// reset points the reader at the frames of s up to end, keeping its
-// buffers.
-func (fr *frameReader) reset(s *segment, end int64) *frameReader {
-	src := io.NewSectionReader(s.f, segmentHeaderSize, end-segmentHeaderSize)
-	if fr.r == nil {
-		fr.r = bufio.NewReaderSize(src, 1<<20)
-	} else {
-		fr.r.Reset(src)
-	}
-	fr.pos, fr.end, fr.seg = segmentHeaderSize, end, s
-	return fr
-}
-
-// next returns the next frame and its entry (aliasing the reader's buffer
-// until the next call), or io.EOF.
-func (fr *frameReader) next() ([]byte, Entry, error) {
-	if fr.pos >= fr.end {
-		return nil, Entry{}, io.EOF
-	}
-	var hdr [4]byte
-	if _, err := io.ReadFull(fr.r, hdr[:]); err != nil {
-		return nil, Entry{}, fr.damage(err)
-	}
-	n := int64(binary.BigEndian.Uint32(hdr[:]))
-	if n < frameHeaderSize || fr.pos+n > fr.end {
-		return nil, Entry{}, fr.damage(errBadLength)
-	}
-	if int64(cap(fr.buf)) < n {
-		fr.buf = make([]byte, n)
-	}
-	fr.buf = fr.buf[:n]
-	copy(fr.buf, hdr[:])
-	if _, err := io.ReadFull(fr.r, fr.buf[4:]); err != nil {
-		return nil, Entry{}, fr.damage(err)
-	}
-	e, err := decodeFrame(fr.buf)
-	if err != nil {
-		return nil, Entry{}, fr.damage(err)
-	}
-	fr.pos += n
-	return fr.buf, e, nil
-}
-
-func (fr *frameReader) damage(err error) error {
-	return &CorruptionError{Path: fr.seg.logPath(), Pos: fr.pos, Err: err}
-}
-
 // mapSegment records the latest offset of every key of the segment. It
 // reports full when the map ran out of room before the segment's end.
 func (c *cleaner) mapSegment(ctx context.Context, cs cleanableSegment, keys *offsetMap) (full bool, read int64, err error) {
-	fr := c.frames.reset(cs.seg, cs.size)
+	fr := c.frames.reset(cs.seg, segmentHeaderSize, cs.size)
 	for {
 		frame, e, err := fr.next()
 		if errors.Is(err, io.EOF) {
@@ -443,7 +385,7 @@ func (c *cleaner) cleanSegment(ctx context.Context, l *Log, cs cleanableSegment,
 	changed := !cs.cleaned
 	pos, next, term, maxTS := int64(segmentHeaderSize), s.baseOffset, s.prevTerm, int64(-1)
 	var ieBuf [indexEntrySize]byte
-	fr := c.frames.reset(s, end)
+	fr := c.frames.reset(s, segmentHeaderSize, end)
 	nowMs := now.UnixMilli()
 	for index := s.baseIndex; ; index++ {
 		frame, e, err := fr.next()

@@ -289,37 +289,86 @@ func (s *segment) frameMatches(i int) bool {
 // scan reads frames from s.size to fileSize, appending index entries. It
 // returns the end of the last good frame and, if it stopped early, why.
 func (s *segment) scan(fileSize int64) (int64, error) {
-	r := bufio.NewReaderSize(io.NewSectionReader(s.f, s.size, fileSize-s.size), 1<<20)
-	var hdr [frameHeaderSize]byte
-	var buf []byte
-	for s.size < fileSize {
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			return s.size, fmt.Errorf("frame header cut short at %d: %w", s.size, err)
+	var fr frameReader
+	fr.reset(s, s.size, fileSize)
+	for {
+		_, e, err := fr.next()
+		if errors.Is(err, io.EOF) {
+			return s.size, nil
 		}
-		n := int64(binary.BigEndian.Uint32(hdr[:]))
-		if n < frameHeaderSize || n > maxFrameSize || s.size+n > fileSize {
-			return s.size, fmt.Errorf("frame at %d claims %d bytes, %d remain", s.size, n, fileSize-s.size)
+		var ce *CorruptionError
+		if errors.As(err, &ce) {
+			return s.size, ce.Err // the caller says where
 		}
-		if int64(cap(buf)) < n {
-			buf = make([]byte, n)
-		}
-		buf = buf[:n]
-		copy(buf, hdr[:])
-		if _, err := io.ReadFull(r, buf[frameHeaderSize:]); err != nil {
-			return s.size, fmt.Errorf("frame at %d cut short: %w", s.size, err)
-		}
-		e, err := decodeFrame(buf)
 		if err != nil {
-			return s.size, fmt.Errorf("frame at %d: %w", s.size, err)
+			return s.size, err
 		}
 		ie, err := s.nextIndexEntry(&e, s.size, s.nextOffset(), s.lastTerm(), s.maxTimestamp())
 		if err != nil {
 			return s.size, fmt.Errorf("frame at %d: %w", s.size, err)
 		}
 		s.idx.append(ie)
-		s.size += n
+		s.size = fr.pos
 	}
-	return s.size, nil
+}
+
+// frameReader reads the frames of a segment in order from its file,
+// without its index: recovery scans what the index does not cover, and the
+// cleaner holds no lock while it reads (the index of a segment retention
+// drops meanwhile is unmapped).
+type frameReader struct {
+	r   *bufio.Reader
+	pos int64
+	end int64
+	buf []byte
+	seg *segment
+}
+
+// reset points the reader at the frames of s from byte from to byte end,
+// keeping its buffers.
+func (fr *frameReader) reset(s *segment, from, end int64) *frameReader {
+	src := io.NewSectionReader(s.f, from, end-from)
+	if fr.r == nil {
+		fr.r = bufio.NewReaderSize(src, 1<<20)
+	} else {
+		fr.r.Reset(src)
+	}
+	fr.pos, fr.end, fr.seg = from, end, s
+	return fr
+}
+
+// next returns the next frame and its entry (aliasing the reader's buffer
+// until the next call), or io.EOF.
+func (fr *frameReader) next() ([]byte, Entry, error) {
+	if fr.pos >= fr.end {
+		return nil, Entry{}, io.EOF
+	}
+	var hdr [4]byte
+	if _, err := io.ReadFull(fr.r, hdr[:]); err != nil {
+		return nil, Entry{}, fr.damage(err)
+	}
+	n := int64(binary.BigEndian.Uint32(hdr[:]))
+	if n < frameHeaderSize || n > maxFrameSize || fr.pos+n > fr.end {
+		return nil, Entry{}, fr.damage(errBadLength)
+	}
+	if int64(cap(fr.buf)) < n {
+		fr.buf = make([]byte, n)
+	}
+	fr.buf = fr.buf[:n]
+	copy(fr.buf, hdr[:])
+	if _, err := io.ReadFull(fr.r, fr.buf[4:]); err != nil {
+		return nil, Entry{}, fr.damage(err)
+	}
+	e, err := decodeFrame(fr.buf)
+	if err != nil {
+		return nil, Entry{}, fr.damage(err)
+	}
+	fr.pos += n
+	return fr.buf, e, nil
+}
+
+func (fr *frameReader) damage(err error) error {
+	return &CorruptionError{Path: fr.seg.logPath(), Pos: fr.pos, Err: err}
 }
 
 // nextIndexEntry checks that e follows an entry with the given next offset,
