@@ -10,6 +10,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/chronik-stream/chronik/internal/raftnode"
 	"github.com/chronik-stream/chronik/internal/storage"
 )
 
@@ -128,7 +129,11 @@ func (c *Catalog) snapshot(term uint64) error {
 		return err
 	}
 	log := c.group.Log()
-	if err := log.SaveSnapshot(storage.Snapshot{Index: index, Term: term, Conf: log.ConfState(), Data: data}); err != nil {
+	conf, err := raftnode.ConfStateAt(log, index)
+	if err != nil {
+		return err
+	}
+	if err := log.SaveSnapshot(storage.Snapshot{Index: index, Term: term, Conf: conf, Data: data}); err != nil {
 		return err
 	}
 	c.snapIndex, c.bytesSinceSnap = index, 0

@@ -144,12 +144,12 @@ func newGroup(h *Host, gc GroupConfig) (*Group, error) {
 		st.maker = m
 	}
 	g.storage = st
-	if len(gc.Log.ConfState()) == 0 {
+	if len(gc.Log.ConfState()) == 0 && !gc.Join {
 		if len(gc.Peers) == 0 {
 			return nil, fmt.Errorf("group %d: new group without peers", gc.ID)
 		}
 		cs := raftpb.ConfState{Voters: gc.Peers, Learners: gc.Learners}
-		b, err := cs.Marshal()
+		b, err := encodeConfs([]confAt{{index: 0, conf: cs}})
 		if err != nil {
 			return nil, err
 		}
@@ -675,7 +675,7 @@ func (g *Group) installSnapshot(snap raftpb.Snapshot) error {
 	if !ok {
 		return fmt.Errorf("snapshot installation is not supported for this group (index %d)", snap.Metadata.Index)
 	}
-	conf, err := snap.Metadata.ConfState.Marshal()
+	conf, err := encodeConfs([]confAt{{index: snap.Metadata.Index, conf: snap.Metadata.ConfState}})
 	if err != nil {
 		return err
 	}
@@ -708,20 +708,35 @@ func (g *Group) installSnapshot(snap raftpb.Snapshot) error {
 
 // handleApply feeds committed entries to the state machine, applies
 // configuration changes, and steps the response back.
+//
+// A configuration change takes effect before the state machine is given
+// its entry, so that a snapshot the state machine takes as of an applied
+// entry is taken with the configuration in force there.
 func (g *Group) handleApply(m raftpb.Message) {
-	if len(m.Entries) > 0 {
-		g.sm.Apply(m.Entries)
-		for _, e := range m.Entries {
-			if e.Type == raftpb.EntryConfChange || e.Type == raftpb.EntryConfChangeV2 {
-				g.applyConfChange(e)
-			}
+	ents := m.Entries
+	for len(ents) > 0 && g.failed == nil {
+		// A run: a configuration change, if one comes first, then the
+		// entries up to the next one.
+		n := 0
+		if isConfChange(ents[0]) {
+			g.applyConfChange(ents[0])
+			n = 1
 		}
+		for n < len(ents) && !isConfChange(ents[n]) {
+			n++
+		}
+		g.sm.Apply(ents[:n])
+		ents = ents[n:]
 	}
 	for _, r := range m.Responses {
 		if err := g.rn.Step(r); err != nil {
 			g.logger.Debug("step apply response", "err", err)
 		}
 	}
+}
+
+func isConfChange(e raftpb.Entry) bool {
+	return e.Type == raftpb.EntryConfChange || e.Type == raftpb.EntryConfChangeV2
 }
 
 func (g *Group) applyConfChange(e raftpb.Entry) {
@@ -742,13 +757,18 @@ func (g *Group) applyConfChange(e raftpb.Entry) {
 		cc = c
 	}
 	cs := g.rn.ApplyConfChange(cc)
-	b, err := cs.Marshal()
+	confs, err := decodeConfs(g.log.ConfState())
 	if err == nil {
-		err = g.log.SetConfState(b)
+		var b []byte
+		if b, err = encodeConfs(withConf(confs, e.Index, *cs, g.log.FirstIndex())); err == nil {
+			err = g.log.SetConfState(b)
+		}
 	}
 	if err != nil {
 		g.fail(fmt.Errorf("persist configuration: %w", err))
+		return
 	}
+	g.logger.Info("configuration changed", "index", e.Index, "voters", cs.Voters, "learners", cs.Learners, "outgoing", cs.VotersOutgoing, "learners_next", cs.LearnersNext)
 }
 
 // fail stops the group from taking part in raft after a storage error; the

@@ -142,6 +142,10 @@ type GroupConfig struct {
 	Peers []uint64
 	// Learners are the initial non-voting members of a new group.
 	Learners []uint64
+	// Join starts a group with no configuration and an empty log: a member
+	// the group's leader is adding, which learns the configuration from
+	// the leader's snapshot. Peers are ignored.
+	Join bool
 	// CampaignNow starts an election at once instead of after an election
 	// timeout: the preferred leader of a new group uses it.
 	CampaignNow bool

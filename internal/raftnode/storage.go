@@ -182,14 +182,16 @@ func (s *logStorage) fromMemory(lo, hi, maxSize uint64) ([]raftpb.Entry, bool) {
 
 var _ raft.Storage = (*logStorage)(nil)
 
+// confState returns the group's current configuration.
 func (s *logStorage) confState() (raftpb.ConfState, error) {
-	var cs raftpb.ConfState
-	if b := s.log.ConfState(); len(b) > 0 {
-		if err := cs.Unmarshal(b); err != nil {
-			return cs, fmt.Errorf("decode raft configuration of %s: %w", s.log.Name(), err)
+	confs, err := decodeConfs(s.log.ConfState())
+	if err != nil || len(confs) == 0 {
+		if err != nil {
+			err = fmt.Errorf("%s: %w", s.log.Name(), err)
 		}
+		return raftpb.ConfState{}, err
 	}
-	return cs, nil
+	return confs[len(confs)-1].conf, nil
 }
 
 func (s *logStorage) InitialState() (raftpb.HardState, raftpb.ConfState, error) {
@@ -255,8 +257,7 @@ func (s *logStorage) Snapshot() (raftpb.Snapshot, error) {
 }
 
 // makeSnapshot builds a partition's snapshot at the entry before the log's
-// first. Its configuration is the log's: partition groups do not change
-// their voters yet, so it is the one in force at that entry too.
+// first, with the configuration in force at that entry.
 func (s *logStorage) makeSnapshot() (raftpb.Snapshot, error) {
 	index := s.log.FirstIndex() - 1
 	if index == 0 {
@@ -266,9 +267,13 @@ func (s *logStorage) makeSnapshot() (raftpb.Snapshot, error) {
 	if err != nil {
 		return raftpb.Snapshot{}, mapErr(err)
 	}
-	var cs raftpb.ConfState
-	if err := cs.Unmarshal(s.log.ConfState()); err != nil {
-		return raftpb.Snapshot{}, &storageError{fmt.Errorf("decode the configuration: %w", err)}
+	confs, err := decodeConfs(s.log.ConfState())
+	if err != nil {
+		return raftpb.Snapshot{}, &storageError{err}
+	}
+	cs, ok := confAtIndex(confs, index)
+	if !ok {
+		return raftpb.Snapshot{}, &storageError{fmt.Errorf("no raft configuration is known at index %d", index)}
 	}
 	data, err := s.maker.MakeSnapshot(index)
 	if err != nil {

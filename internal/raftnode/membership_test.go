@@ -1,0 +1,132 @@
+package raftnode_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/chronik-stream/chronik/internal/raftnode"
+	"github.com/chronik-stream/chronik/internal/raftnode/memnet"
+)
+
+func confOf(t *testing.T, g *raftnode.Group) (voters, outgoing, learners []uint64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cfg, err := raftnode.Query(ctx, g, func(l raftnode.Loop) [3][]uint64 {
+		c := l.RaftStatus().Config
+		return [3][]uint64{
+			slices.Sorted(maps.Keys(c.Voters[0])), slices.Sorted(maps.Keys(c.Voters[1])), slices.Sorted(maps.Keys(c.Learners)),
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg[0], cfg[1], cfg[2]
+}
+
+func proposeConf(t *testing.T, g *raftnode.Group, cc raftpb.ConfChangeV2) {
+	t.Helper()
+	ch := make(chan error, 1)
+	g.Do(func(l raftnode.Loop) { ch <- l.ProposeConfChange(cc) })
+	if err := <-ch; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A replica joins a running group as a learner, is promoted while a voter
+// is removed (joint consensus), and every member, the new one after a
+// restart too, ends with the same configuration and entries; the
+// configuration history gives each index the configuration in force there.
+func TestMembershipChangesThroughJointConsensus(t *testing.T) {
+	h := memnet.New()
+	nodes, _, lead := startThree(t, h)
+	// The new replica starts on the group's first configuration, as the
+	// other members did, and learns the rest from the log.
+	dir4 := t.TempDir()
+	n4 := startNode(t, h, dir4, 4, []uint64{1, 2, 3})
+	defer func() { n4.stop(h) }()
+	if v, _, _ := confOf(t, n4.group); !slices.Equal(v, []uint64{1, 2, 3}) {
+		t.Fatalf("new replica's voters %v", v)
+	}
+	proposeConf(t, lead.group, raftpb.ConfChangeV2{Changes: []raftpb.ConfChangeSingle{{Type: raftpb.ConfChangeAddLearnerNode, NodeID: 4}}})
+	waitFor(t, "the learner to apply every entry", 5*time.Second, func() bool { return len(n4.sm.values()) == 50 })
+	if _, _, l := confOf(t, n4.group); !slices.Equal(l, []uint64{4}) {
+		t.Fatalf("learners on the new replica: %v", l)
+	}
+	var removed *testNode
+	for _, n := range nodes {
+		if n != lead {
+			removed = n
+			break
+		}
+	}
+	proposeConf(t, lead.group, raftpb.ConfChangeV2{Changes: []raftpb.ConfChangeSingle{
+		{Type: raftpb.ConfChangeAddNode, NodeID: 4}, {Type: raftpb.ConfChangeRemoveNode, NodeID: removed.id},
+	}})
+	var want []uint64
+	for _, id := range []uint64{1, 2, 3, 4} {
+		if id != removed.id {
+			want = append(want, id)
+		}
+	}
+	members := []*testNode{n4}
+	for _, n := range nodes {
+		if n != removed {
+			members = append(members, n)
+		}
+	}
+	waitFor(t, "every member to leave the joint configuration", 5*time.Second, func() bool {
+		for _, n := range members {
+			v, out, l := confOf(t, n.group)
+			if !slices.Equal(v, want) || len(out) > 0 || len(l) > 0 {
+				return false
+			}
+		}
+		return true
+	})
+	for i := range 10 {
+		if err := propose(t, lead.group, fmt.Appendf(nil, "b%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "members to apply the new entries", 5*time.Second, func() bool {
+		for _, n := range members {
+			if len(n.sm.values()) != 60 {
+				return false
+			}
+		}
+		return true
+	})
+
+	// The history: the first configuration at the log's start, the final
+	// one at the end.
+	l := lead.group.Log()
+	first, err := raftnode.ConfStateAt(l, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := raftnode.ConfStateAt(l, l.LastIndex())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cs1, csN raftpb.ConfState
+	cs1.Unmarshal(first)
+	csN.Unmarshal(last)
+	if !slices.Equal(cs1.Voters, []uint64{1, 2, 3}) || !slices.Equal(csN.Voters, want) {
+		t.Fatalf("configuration at 1: %v, at %d: %v", cs1.Voters, l.LastIndex(), csN.Voters)
+	}
+
+	// Restarted, the new replica keeps its configuration and entries.
+	n4.stop(h)
+	n4 = startNode(t, h, dir4, 4, []uint64{1, 2, 3})
+	waitFor(t, "the restarted replica to apply its entries", 5*time.Second, func() bool { return len(n4.sm.values()) == 60 })
+	if v, _, _ := confOf(t, n4.group); !slices.Equal(v, want) {
+		t.Fatalf("restarted replica's voters %v, want %v", v, want)
+	}
+}
