@@ -332,6 +332,20 @@ func (c *Catalog) SetPartitionState(ctx context.Context, topic string, partition
 	return err
 }
 
+// Reassign starts moving a partition's replicas to target (Kafka's
+// AlterPartitionReassignments); target nil cancels the reassignment in
+// progress. The partition's leader carries it out.
+func (c *Catalog) Reassign(ctx context.Context, topic string, partition int32, target []int32) error {
+	_, err := c.propose(ctx, &Command{Op: opReassign, Topic: topic, Partition: partition, Replicas: target})
+	return err
+}
+
+// ReassignDone records that a partition's raft group reached target.
+func (c *Catalog) ReassignDone(ctx context.Context, topic string, partition int32, target []int32) error {
+	_, err := c.propose(ctx, &Command{Op: opReassignDone, Topic: topic, Partition: partition, Replicas: target})
+	return err
+}
+
 // SetLiveBrokers records which brokers are alive.
 func (c *Catalog) SetLiveBrokers(ctx context.Context, live []int32) error {
 	_, err := c.propose(ctx, &Command{Op: opLiveBrokers, Live: live})

@@ -42,6 +42,33 @@ type Partition struct {
 	Leader int32   `json:"leader"`
 	Epoch  int32   `json:"epoch"`
 	ISR    []int32 `json:"isr,omitempty"`
+	// A reassignment in progress (Kafka's KIP-455): Replicas are then the
+	// target replicas followed by Removing; Adding are the targets not in
+	// the replicas it started from.
+	Adding   []int32 `json:"adding,omitempty"`
+	Removing []int32 `json:"removing,omitempty"`
+	// Initial are the voters the partition's raft group was created with
+	// (nil: Replicas, as no reassignment ever changed them). A new replica
+	// starts its group on them and replays the configuration changes
+	// since from the leader's log.
+	Initial []int32 `json:"initial,omitempty"`
+}
+
+// Reassigning reports whether a reassignment is in progress.
+func (p *Partition) Reassigning() bool { return len(p.Adding) > 0 || len(p.Removing) > 0 }
+
+// Target returns the replicas the partition is to have: Replicas without
+// those a reassignment removes.
+func (p *Partition) Target() []int32 {
+	return slices.DeleteFunc(slices.Clone(p.Replicas), func(id int32) bool { return slices.Contains(p.Removing, id) })
+}
+
+// InitialVoters returns the voters the partition's raft group started on.
+func (p *Partition) InitialVoters() []int32 {
+	if p.Initial != nil {
+		return p.Initial
+	}
+	return p.Replicas
 }
 
 // Topic is a topic in the catalog.
@@ -59,6 +86,9 @@ func (t *Topic) clone() *Topic {
 	for i := range c.Partitions {
 		c.Partitions[i].Replicas = slices.Clone(t.Partitions[i].Replicas)
 		c.Partitions[i].ISR = slices.Clone(t.Partitions[i].ISR)
+		c.Partitions[i].Adding = slices.Clone(t.Partitions[i].Adding)
+		c.Partitions[i].Removing = slices.Clone(t.Partitions[i].Removing)
+		c.Partitions[i].Initial = slices.Clone(t.Partitions[i].Initial)
 	}
 	c.Configs = maps.Clone(t.Configs)
 	return &c
@@ -108,6 +138,9 @@ type Command struct {
 	Epoch     int32   `json:"epoch,omitempty"`
 	ISR       []int32 `json:"isr,omitempty"`
 	Live      []int32 `json:"live,omitempty"`
+	// Replicas is a reassignment's target (nil cancels the reassignment
+	// in progress), or the target a finished one reached.
+	Replicas []int32 `json:"replicas,omitempty"`
 }
 
 // Command ops.
@@ -121,6 +154,8 @@ const (
 	opAllocProducerIDs = "alloc_producer_ids"
 	opPartitionState   = "partition_state"
 	opLiveBrokers      = "live_brokers"
+	opReassign         = "reassign"
+	opReassignDone     = "reassign_done"
 )
 
 // Result is what applying a command gives back to its proposer.
@@ -209,6 +244,23 @@ func (s *State) apply(c *Command) Result {
 		p := &t.Partitions[c.Partition]
 		p.Leader, p.Epoch, p.ISR = c.Leader, c.Epoch, slices.Clone(c.ISR)
 		s.Topics[c.Topic] = t
+	case opReassign, opReassignDone:
+		t, ok := s.Topics[c.Topic]
+		if !ok || c.Partition < 0 || int(c.Partition) >= len(t.Partitions) {
+			return Result{Err: kerr.UnknownTopicOrPartition}
+		}
+		t = t.clone()
+		p := &t.Partitions[c.Partition]
+		var err error
+		if c.Op == opReassign {
+			err = p.reassign(c.Replicas)
+		} else {
+			err = p.reassignDone(c.Replicas)
+		}
+		if err != nil {
+			return Result{Err: err}
+		}
+		s.Topics[c.Topic] = t
 	case opLiveBrokers:
 		s.Live = slices.Clone(c.Live)
 	case opAllocProducerIDs:
@@ -267,4 +319,45 @@ func decodeCommand(b []byte) (*Command, error) {
 		return nil, fmt.Errorf("decode catalog command: %w", err)
 	}
 	return &c, nil
+}
+
+// reassign starts moving p to target, or, with target nil, cancels the
+// reassignment in progress (back to the replicas it started from). A new
+// target replaces one in progress; what counts as added and removed is
+// always against the replicas before any reassignment, as in Kafka.
+func (p *Partition) reassign(target []int32) error {
+	orig := slices.DeleteFunc(slices.Clone(p.Replicas), func(id int32) bool { return slices.Contains(p.Adding, id) })
+	if target == nil {
+		if !p.Reassigning() {
+			return kerr.NoReassignmentInProgress
+		}
+		target = orig
+	}
+	if p.Initial == nil {
+		p.Initial = slices.Clone(p.Replicas)
+	}
+	p.Adding, p.Removing = nil, nil
+	for _, id := range target {
+		if !slices.Contains(orig, id) {
+			p.Adding = append(p.Adding, id)
+		}
+	}
+	for _, id := range orig {
+		if !slices.Contains(target, id) {
+			p.Removing = append(p.Removing, id)
+		}
+	}
+	p.Replicas = append(slices.Clone(target), p.Removing...)
+	return nil
+}
+
+// reassignDone ends the reassignment to target once the partition's raft
+// group has exactly the target replicas as voters. A report for another
+// target (the reassignment was changed or cancelled meanwhile) is refused.
+func (p *Partition) reassignDone(target []int32) error {
+	if !p.Reassigning() || !slices.Equal(p.Target(), target) {
+		return kerr.NoReassignmentInProgress
+	}
+	p.Replicas, p.Adding, p.Removing = slices.Clone(target), nil, nil
+	return nil
 }

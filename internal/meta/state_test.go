@@ -1,6 +1,12 @@
 package meta
 
-import "testing"
+import (
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+)
 
 func TestRegisterBrokerKeepsItsIncarnation(t *testing.T) {
 	s := newState()
@@ -25,5 +31,57 @@ func TestRegisterBrokerKeepsItsIncarnation(t *testing.T) {
 	}
 	if s.Brokers[3].Incarnation != "a" {
 		t.Fatal("the refused registration changed the broker")
+	}
+}
+
+func TestReassignment(t *testing.T) {
+	s := newState()
+	apply := func(c Command) error { return s.apply(&c).Err }
+	if err := apply(Command{Op: opCreateTopic, Topic: "t", Assignment: [][]int32{{1, 2, 3}}}); err != nil {
+		t.Fatal(err)
+	}
+	part := func() Partition { return s.Topics["t"].Partitions[0] }
+	eq := func(a, b []int32) bool { return slices.Equal(a, b) }
+	if err := apply(Command{Op: opReassign, Topic: "t", Replicas: nil}); !errors.Is(err, kerr.NoReassignmentInProgress) {
+		t.Fatalf("cancel with none in progress: %v", err)
+	}
+	if err := apply(Command{Op: opReassign, Topic: "t", Replicas: []int32{4, 2, 3}}); err != nil {
+		t.Fatal(err)
+	}
+	p := part()
+	if !eq(p.Replicas, []int32{4, 2, 3, 1}) || !eq(p.Adding, []int32{4}) || !eq(p.Removing, []int32{1}) || !eq(p.Initial, []int32{1, 2, 3}) || !eq(p.Target(), []int32{4, 2, 3}) {
+		t.Fatalf("reassigning: %+v", p)
+	}
+	// A new target replaces the one in progress, counted from the
+	// original replicas.
+	if err := apply(Command{Op: opReassign, Topic: "t", Replicas: []int32{5, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if p = part(); !eq(p.Replicas, []int32{5, 1, 2, 3}) || !eq(p.Adding, []int32{5}) || !eq(p.Removing, []int32{2, 3}) {
+		t.Fatalf("changed target: %+v", p)
+	}
+	// A report for the earlier target is stale.
+	if err := apply(Command{Op: opReassignDone, Topic: "t", Replicas: []int32{4, 2, 3}}); !errors.Is(err, kerr.NoReassignmentInProgress) {
+		t.Fatalf("stale report: %v", err)
+	}
+	// Cancelled: back to the original replicas.
+	if err := apply(Command{Op: opReassign, Topic: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	if p = part(); !eq(p.Replicas, []int32{1, 2, 3}) || p.Reassigning() {
+		t.Fatalf("cancelled: %+v", p)
+	}
+	if err := apply(Command{Op: opReassign, Topic: "t", Replicas: []int32{2, 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := apply(Command{Op: opReassignDone, Topic: "t", Replicas: []int32{2, 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if p = part(); !eq(p.Replicas, []int32{2, 3}) || p.Reassigning() || !eq(p.InitialVoters(), []int32{1, 2, 3}) {
+		t.Fatalf("done: %+v", p)
+	}
+	// An unknown partition is refused.
+	if err := apply(Command{Op: opReassign, Topic: "t", Partition: 1, Replicas: []int32{1}}); !errors.Is(err, kerr.UnknownTopicOrPartition) {
+		t.Fatalf("unknown partition: %v", err)
 	}
 }

@@ -355,6 +355,9 @@ func (h *Host) raftConfig(st raft.Storage, applied uint64, logger *slog.Logger) 
 		MaxInflightMsgs:           h.cfg.MaxInflightMsgs,
 		CheckQuorum:               true,
 		PreVote:                   true,
+		// A leader whose removal from the group's voters takes effect
+		// stops leading a group it is no longer in.
+		StepDownOnRemoval: true,
 		// Proposals compute data from leader state (producer sequences),
 		// so only the leader may propose.
 		DisableProposalForwarding: true,

@@ -543,20 +543,21 @@ const (
 // maybeMoveToPreferred transfers leadership to the preferred replica when
 // it is in the ISR and has every entry, at a quiet moment.
 func (p *Partition) maybeMoveToPreferred(l raftnode.Loop, progress map[uint64]tracker.Progress, last uint64, now time.Time) {
-	if !p.settings.PreferredLeaders || p.preferred == p.settings.NodeID || now.Sub(p.leaderSince) < preferredLeaderDelay {
+	preferred := p.preferred.Load()
+	if !p.settings.PreferredLeaders || preferred == p.settings.NodeID || now.Sub(p.leaderSince) < preferredLeaderDelay {
 		return
 	}
 	busy := len(p.proposed)+len(p.waitPersist)+len(p.waitCommit)+len(p.waitReplicas) > 0 || now.Sub(p.lastProduce) < preferredQuiet
 	if busy && now.Sub(p.leaderSince) < preferredLeaderMaxWait {
 		return
 	}
-	pr, ok := progress[p.preferred]
-	if !ok || pr.IsLearner || pr.Match < last || !slices.Contains(p.isr, p.preferred) {
+	pr, ok := progress[preferred]
+	if !ok || pr.IsLearner || pr.Match < last || !slices.Contains(p.isr, preferred) {
 		return
 	}
-	p.logger.Info("moving leadership to the preferred replica", "to", p.preferred, "term", p.term)
+	p.logger.Info("moving leadership to the preferred replica", "to", preferred, "term", p.term)
 	p.leaderSince = now // do not ask again at once if raft declines
-	l.TransferLeader(p.preferred)
+	l.TransferLeader(preferred)
 }
 
 // rebuildProducers rebuilds the producer table before the group starts:

@@ -202,8 +202,8 @@ type Partition struct {
 	persisted    uint64
 	lastAppended uint64
 	replicas     []uint64
-	preferred    uint64    // the assignment's first replica
-	leaderSince  time.Time // when this node last became leader
+	preferred    atomic.Uint64 // the assignment's first replica
+	leaderSince  time.Time     // when this node last became leader
 	isr          []uint64
 	caughtUp     map[uint64]time.Time
 	followers    []Follower
@@ -245,9 +245,9 @@ func newPartition(tp TopicPartition, l *storage.Log, s Settings, cfg Config, rep
 		proposedCmds: map[*byte]func(int64, error){},
 		replicas:     replicas,
 		caughtUp:     map[uint64]time.Time{},
-		preferred:    replicas[0],
 		hwCh:         make(chan struct{}),
 	}
+	p.preferred.Store(replicas[0])
 	p.cfg.Store(&cfg)
 	p.lastAppended = l.LastIndex()
 	p.persisted = l.LastIndex()
@@ -270,6 +270,12 @@ func (p *Partition) Log() *storage.Log { return p.log }
 
 // Group returns the partition's raft group.
 func (p *Partition) Group() *raftnode.Group { return p.group }
+
+// SetPreferred makes id the replica leadership returns to (the first of
+// the partition's assignment, which a reassignment can change).
+func (p *Partition) SetPreferred(id uint64) {
+	p.preferred.Store(id)
+}
 
 // View returns the partition's published state.
 func (p *Partition) View() View { return *p.view.Load() }

@@ -74,21 +74,30 @@ func (n *Node) reconcile() error {
 							errs = append(errs, fmt.Errorf("config of %s: %w", tp, err))
 						}
 					}
+					r.SetPreferred(uint64(p.Replicas[0]))
 					continue
 				}
 			}
-			peers := make([]uint64, len(p.Replicas))
-			for i, id := range p.Replicas {
+			// A replica starts its group on the voters the group was
+			// created with, and learns every change since from the
+			// leader's log (or snapshot): configuration changes apply
+			// only in order, from the configuration they were made in.
+			initial := p.InitialVoters()
+			peers := make([]uint64, len(initial))
+			for i, id := range initial {
 				peers[i] = uint64(id)
 			}
-			if _, err := n.replicas.Open(tp, id, peers, rc); err != nil {
+			r, err := n.replicas.Open(tp, id, peers, rc)
+			if err != nil {
 				errs = append(errs, err)
+				continue
 			}
+			r.SetPreferred(uint64(p.Replicas[0]))
 		}
 	}
 	for _, r := range n.replicas.Partitions() {
 		if id, ok := want[r.TopicPartition()]; !ok || id != r.Identity() {
-			if err := n.removeReplica(r, "of a deleted partition"); err != nil {
+			if err := n.removeReplica(r, "of a partition deleted or moved off this node"); err != nil {
 				errs = append(errs, err)
 			}
 		}

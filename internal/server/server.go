@@ -237,10 +237,11 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 	if err := n.reconcile(); err != nil {
 		return nil, err
 	}
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.reconcileLoop()
 	go n.publisher.run()
 	go n.livenessLoop()
+	go n.reassignLoop()
 
 	n.broker = broker.New(broker.Config{
 		NodeID:                   int32(cfg.NodeID),

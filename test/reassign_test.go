@@ -1,0 +1,269 @@
+package test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/chronik-stream/chronik/test/harness"
+)
+
+// TestPartitionReassignment moves a partition's replicas with Kafka's
+// AlterPartitionReassignments (franz-go's kadm) while an idempotent
+// producer writes to it: first off its leader onto the node that had no
+// replica, then, after DeleteRecords dropped the log's start, to two
+// replicas one of which is the old leader again (it rejoins empty, from a
+// snapshot of the log's start). Then a move to a stopped node, which
+// cannot finish, is cancelled. Throughout, every acknowledged record stays
+// readable exactly once, and nodes that lose the partition remove it.
+func TestPartitionReassignment(t *testing.T) {
+	c := harness.NewCluster(t, harness.ClusterOptions{Nodes: 4})
+	c.Start()
+	cl := clusterClient(t, c, kgo.RequiredAcks(kgo.AllISRAcks()), smallBatches, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	adm := kadm.NewClient(cl)
+	const topic = "moves"
+	ctx := harness.Context(t, 4*time.Minute)
+	seg := "4096"
+	if res, err := adm.CreateTopic(ctx, 1, 3, map[string]*string{"segment.bytes": &seg}, topic); err != nil || res.Err != nil {
+		t.Fatalf("create: %v %v", err, res.Err)
+	}
+	lead := int32(waitAdminFullISR(t, c, topic, 0))
+	replicas := partitionReplicas(t, adm, topic)
+	var outside int32
+	for id := int32(1); id <= 4; id++ {
+		if !slices.Contains(replicas, id) {
+			outside = id
+		}
+	}
+
+	// An idempotent producer writes throughout; what it was told is
+	// written must be there at the end, once.
+	var (
+		mu     sync.Mutex
+		acked  []int
+		stop   = make(chan struct{})
+		doneWr = make(chan struct{})
+	)
+	go func() {
+		defer close(doneWr)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			r := &kgo.Record{Topic: topic, Partition: 0, Value: []byte(strconv.Itoa(i))}
+			if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				t.Errorf("produce %d: %v", i, err)
+				return
+			}
+			mu.Lock()
+			acked = append(acked, i)
+			mu.Unlock()
+		}
+	}()
+	ackedCount := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
+	harness.WaitFor(t, "the producer to write", 30*time.Second, func() error {
+		if n := ackedCount(); n < 300 {
+			return fmt.Errorf("%d acknowledged", n)
+		}
+		return nil
+	})
+
+	// 1: off the leader, onto the node without a replica.
+	target1 := []int32{outside}
+	for _, id := range replicas {
+		if id != lead {
+			target1 = append(target1, id)
+		}
+	}
+	reassign(t, adm, topic, target1)
+	waitReassigned(t, c, adm, topic, target1)
+	if !c.Node(int(lead)).WaitLogContains("removing replica of a partition deleted or moved off this node", 30*time.Second) {
+		t.Fatalf("node %d kept its replica after leaving the partition", lead)
+	}
+
+	// DeleteRecords moves the log's start past the first reassignment's
+	// entries; the old leader then rejoins with an empty log.
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end, _ := ends.Lookup(topic, 0)
+	start := end.Offset - 50
+	if dr, err := adm.DeleteRecords(ctx, kadm.Offsets{topic: {0: {Topic: topic, Partition: 0, At: start}}}); err != nil || dr.Error() != nil {
+		t.Fatalf("delete records: %v %v", err, dr)
+	}
+	before := ackedCount()
+	harness.WaitFor(t, "more writes", 30*time.Second, func() error {
+		if n := ackedCount(); n < before+200 {
+			return fmt.Errorf("%d acknowledged", n-before)
+		}
+		return nil
+	})
+	// 2: two replicas (the replication factor changes), the old leader
+	// first, so it is the preferred leader.
+	target2 := []int32{lead, outside}
+	reassign(t, adm, topic, target2)
+	waitReassigned(t, c, adm, topic, target2)
+	if !c.Node(int(lead)).LogContains("restarted the log from the leader's snapshot") {
+		t.Errorf("node %d rejoined without a snapshot of the log's start", lead)
+	}
+
+	// 3: a move to a stopped node cannot finish; it is cancelled.
+	var down int32
+	for id := int32(1); id <= 4; id++ {
+		if !slices.Contains(target2, id) {
+			down = id
+			break
+		}
+	}
+	if err := c.Node(int(down)).Stop(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	target3 := append(slices.Clone(target2), down)
+	reassign(t, adm, topic, target3)
+	lr, err := adm.ListPartitionReassignments(ctx, kadm.TopicsSet{topic: {0: {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := lr[topic][0]; !ok || !slices.Equal(p.AddingReplicas, []int32{down}) || !slices.Equal(p.Replicas, target3) {
+		t.Fatalf("listed reassignment %+v, want replicas %v adding [%d]", lr[topic], target3, down)
+	}
+	var cancel kadm.AlterPartitionAssignmentsReq
+	cancel.CancelAssign(topic, 0)
+	if res, err := adm.AlterPartitionAssignments(ctx, cancel); err != nil || res[topic][0].Err != nil {
+		t.Fatalf("cancel: %v %v", err, res)
+	}
+	waitReassigned(t, c, adm, topic, target2)
+	// A second cancel has nothing to cancel.
+	if res, err := adm.AlterPartitionAssignments(ctx, cancel); err != nil || !errors.Is(res[topic][0].Err, kerr.NoReassignmentInProgress) {
+		t.Fatalf("second cancel: %v %+v", err, res)
+	}
+	c.Node(int(down)).Start()
+
+	close(stop)
+	<-doneWr
+	mu.Lock()
+	want := slices.Clone(acked)
+	mu.Unlock()
+	got := readFromStart(t, c.Addrs(), topic)
+	if got[0].Offset != start {
+		t.Fatalf("the log starts at %d, want %d", got[0].Offset, start)
+	}
+	seen := map[int]bool{}
+	prev := -1
+	for _, r := range got {
+		v, err := strconv.Atoi(*r.Value)
+		if err != nil || seen[v] || v <= prev {
+			t.Fatalf("record at %d is %q after %d: duplicated or out of order", r.Offset, *r.Value, prev)
+		}
+		seen[v], prev = true, v
+	}
+	first, _ := strconv.Atoi(*got[0].Value)
+	for _, v := range want {
+		if v >= first && !seen[v] {
+			t.Fatalf("acknowledged record %d is missing (%d records from %d)", v, len(got), first)
+		}
+	}
+	// Every replica has it all; nodes without the partition hold no log.
+	l := int32(-1)
+	harness.WaitFor(t, "a leader", 30*time.Second, func() error {
+		var err error
+		l, err = partitionLeader(t, c, topic, 0)
+		return err
+	})
+	for _, id := range target2 {
+		if id != l {
+			waitCaughtUp(t, c.Node(int(l)), c.Node(int(id)), topic)
+		}
+	}
+	for id := int32(1); id <= 4; id++ {
+		if slices.Contains(target2, id) {
+			continue
+		}
+		n := c.Node(int(id))
+		harness.WaitFor(t, fmt.Sprintf("node %d to hold no log of %s", id, topic), 30*time.Second, func() error {
+			if _, err := partitionOn(n, topic, 0); err == nil {
+				return fmt.Errorf("it hosts a replica")
+			}
+			matches, _ := filepath.Glob(filepath.Join(n.DataDir, "kafka", topic, "*"))
+			if len(matches) > 0 {
+				return fmt.Errorf("its data directory has %v", matches)
+			}
+			return nil
+		})
+	}
+}
+
+func partitionReplicas(t *testing.T, adm *kadm.Client, topic string) []int32 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	md, err := adm.Metadata(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return md.Topics[topic].Partitions[0].Replicas
+}
+
+func reassign(t *testing.T, adm *kadm.Client, topic string, replicas []int32) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var req kadm.AlterPartitionAssignmentsReq
+	req.Assign(topic, 0, replicas)
+	res, err := adm.AlterPartitionAssignments(ctx, req)
+	if err == nil {
+		err = res[topic][0].Err
+	}
+	if err != nil {
+		t.Fatalf("reassign %s/0 to %v: %v", topic, replicas, err)
+	}
+}
+
+// waitReassigned waits until no reassignment of topic/0 is listed and
+// Metadata gives target as its replicas, all in sync.
+func waitReassigned(t *testing.T, c *harness.Cluster, adm *kadm.Client, topic string, target []int32) {
+	t.Helper()
+	harness.WaitFor(t, fmt.Sprintf("%s/0 to move to %v", topic, target), 2*time.Minute, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		lr, err := adm.ListPartitionReassignments(ctx, kadm.TopicsSet{topic: {0: {}}})
+		if err != nil {
+			return err
+		}
+		if p, ok := lr[topic][0]; ok {
+			return fmt.Errorf("in progress: replicas %v adding %v removing %v", p.Replicas, p.AddingReplicas, p.RemovingReplicas)
+		}
+		md, err := adm.Metadata(ctx, topic)
+		if err != nil {
+			return err
+		}
+		p := md.Topics[topic].Partitions[0]
+		if !slices.Equal(p.Replicas, target) || len(p.ISR) != len(target) {
+			return fmt.Errorf("replicas %v, ISR %v, leader %d", p.Replicas, p.ISR, p.Leader)
+		}
+		l, err := partitionOn(c.Node(int(p.Leader)), topic, 0)
+		if err != nil {
+			return err
+		}
+		if len(l.Followers) != len(target)-1 {
+			return fmt.Errorf("the leader has followers %v", l.Followers)
+		}
+		return nil
+	})
+}
