@@ -41,7 +41,7 @@ func startStandalone(t *testing.T) *standaloneNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.catalog, err = meta.Open(host, l, []uint64{1}, nil, nil, meta.SnapshotPolicy{}, slog.New(slog.DiscardHandler))
+	n.catalog, err = meta.Open(host, l, []uint64{1}, nil, false, nil, meta.SnapshotPolicy{}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sort"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 
 	"github.com/chronik-stream/chronik/internal/raftnode"
 	"github.com/chronik-stream/chronik/internal/storage"
@@ -68,7 +70,10 @@ type pendingCall struct {
 // members are voters and learners. The state is the log's latest snapshot
 // (if any) and the entries after it. Changes made on a node that does not
 // lead the group go to the leader through forward (nil on a single node).
-func Open(host *raftnode.Host, log *storage.Log, voters, learners []uint64, forward Forwarder, policy SnapshotPolicy, logger *slog.Logger) (*Catalog, error) {
+//
+// With join, the group starts empty: this node is joining a running
+// cluster, whose leader added it (AddMember) and sends it a snapshot.
+func Open(host *raftnode.Host, log *storage.Log, voters, learners []uint64, join bool, forward Forwarder, policy SnapshotPolicy, logger *slog.Logger) (*Catalog, error) {
 	c := &Catalog{
 		logger: logger, state: newState(), changed: make(chan struct{}), forward: forward, self: host.NodeID(),
 		proposed: map[*byte]func(Result){}, policy: policy,
@@ -91,7 +96,7 @@ func Open(host *raftnode.Host, log *storage.Log, voters, learners []uint64, forw
 		}
 	}
 	if _, err := host.AddGroup(raftnode.GroupConfig{
-		ID: MetadataGroupID, Log: log, SM: c, Peers: voters, Learners: learners, Applied: applied,
+		ID: MetadataGroupID, Log: log, SM: c, Peers: voters, Learners: learners, Applied: applied, Join: join,
 	}); err != nil {
 		return nil, err
 	}
@@ -465,6 +470,108 @@ func (c *Catalog) RoleChanged(ss raft.SoftState, term uint64) {
 	c.term = term
 	if wasLeader && !c.leader {
 		c.abandon(ErrNotController)
+	}
+}
+
+// Members returns the metadata group's voters and learners as this node
+// knows them.
+func (c *Catalog) Members(ctx context.Context) (voters, learners []uint64, err error) {
+	conf, err := raftnode.Query(ctx, c.group, func(l raftnode.Loop) [2][]uint64 {
+		cfg := l.RaftStatus().Config
+		return [2][]uint64{slices.Sorted(maps.Keys(cfg.Voters.IDs())), slices.Sorted(maps.Keys(cfg.Learners))}
+	})
+	return conf[0], conf[1], err
+}
+
+// AddMember makes node id a member of the metadata group, as a learner
+// (it does nothing if id is a member already), and then snapshots the
+// catalog and compacts its log, so that the new member, which starts with
+// an empty log and no configuration, is sent a snapshot that names it.
+// It must run on the metadata leader (else ErrNotController).
+func (c *Catalog) AddMember(ctx context.Context, id uint64) error {
+	voters, learners, err := c.Members(ctx)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(voters, id) && !slices.Contains(learners, id) {
+		if err := c.changeConf(ctx, raftpb.ConfChangeSingle{Type: raftpb.ConfChangeAddLearnerNode, NodeID: id}); err != nil {
+			return err
+		}
+		c.logger.Info("added a member to the metadata group as a learner", "node", id)
+	}
+	errc := make(chan error, 1)
+	if !c.group.Do(func(l raftnode.Loop) {
+		if !c.leader {
+			errc <- ErrNotController
+			return
+		}
+		term, err := c.group.Log().Term(c.applied)
+		if err == nil {
+			err = c.snapshot(term)
+		}
+		errc <- err
+	}) {
+		return raftnode.ErrStopped
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return kerr.RequestTimedOut
+	}
+}
+
+// CaughtUp reports, on the metadata leader, whether member id has every
+// committed entry and is being sent new ones as they come.
+func (c *Catalog) CaughtUp(ctx context.Context, id uint64) bool {
+	ok, err := raftnode.Query(ctx, c.group, func(l raftnode.Loop) bool {
+		st := l.RaftStatus()
+		pr, ok := st.Progress[id]
+		return ok && pr.State == tracker.StateReplicate && pr.Match >= st.Commit
+	})
+	return err == nil && ok
+}
+
+// Promote makes learner id a voter of the metadata group; on the leader.
+func (c *Catalog) Promote(ctx context.Context, id uint64) error {
+	return c.changeConf(ctx, raftpb.ConfChangeSingle{Type: raftpb.ConfChangeAddNode, NodeID: id})
+}
+
+// changeConf proposes one change to the metadata group's members and
+// waits until this node applied it.
+func (c *Catalog) changeConf(ctx context.Context, ch raftpb.ConfChangeSingle) error {
+	errc := make(chan error, 1)
+	if !c.group.Do(func(l raftnode.Loop) {
+		if !c.leader {
+			errc <- ErrNotController
+			return
+		}
+		errc <- l.ProposeConfChange(raftpb.ConfChangeV2{Changes: []raftpb.ConfChangeSingle{ch}})
+	}) {
+		return raftnode.ErrStopped
+	}
+	if err := <-errc; err != nil {
+		return fmt.Errorf("change the metadata group's members: %w", err)
+	}
+	// Raft drops a change proposed while another is pending: wait for
+	// this one to show, and let the caller retry if it does not.
+	for {
+		voters, learners, err := c.Members(ctx)
+		if err != nil {
+			return err
+		}
+		in := slices.Contains(voters, ch.NodeID)
+		if ch.Type == raftpb.ConfChangeAddLearnerNode {
+			in = slices.Contains(learners, ch.NodeID)
+		}
+		if in {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for node %d to become a member of the metadata group: %w", ch.NodeID, kerr.RequestTimedOut)
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
 

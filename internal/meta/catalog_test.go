@@ -47,7 +47,7 @@ func startCatalog(t *testing.T, hub *memnet.Hub, dir string, id uint64, voters [
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := Open(host, l, voters, nil, nil, testPolicy, slog.New(slog.DiscardHandler))
+	c, err := Open(host, l, voters, nil, false, nil, testPolicy, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,10 @@ type Broker struct {
 	// node itself registered it; "" when a peer registered it on its
 	// behalf before it started.
 	Admin string `json:"admin,omitempty"`
+	// RaftAddr is the address other nodes reach its raft transport on
+	// ("" for a node registered before it was recorded: peers then use
+	// their configuration).
+	RaftAddr string `json:"raft_addr,omitempty"`
 	// Incarnation identifies the data directory the node joined with ("" until
 	// the node registers itself). A node whose directory was wiped or
 	// replaced presents another and is refused.
@@ -184,6 +188,9 @@ func (s *State) apply(c *Command) Result {
 		}
 		if ok && b.Incarnation == "" {
 			b.Incarnation = old.Incarnation
+		}
+		if ok && b.RaftAddr == "" {
+			b.RaftAddr = old.RaftAddr
 		}
 		if ok && old.Incarnation != "" && b.Incarnation != old.Incarnation {
 			return Result{Err: fmt.Errorf("node %d joined with data directory incarnation %s; incarnation %s is another directory", b.ID, old.Incarnation, b.Incarnation)}

@@ -118,11 +118,14 @@ type Group struct {
 	// were discarded (storage.Log.RepairUntil); until then this replica
 	// neither votes nor campaigns. 0 when not repairing.
 	repairUntil atomic.Uint64
-	rn          *raft.RawNode
-	soft        raft.SoftState
-	term        uint64
-	leaderless  time.Time // when the group last lost its leader
-	failed      error
+	// awaitingSnapshot is set on a member that joined without a
+	// configuration until it installs its first snapshot.
+	awaitingSnapshot bool
+	rn               *raft.RawNode
+	soft             raft.SoftState
+	term             uint64
+	leaderless       time.Time // when the group last lost its leader
+	failed           error
 
 	// reads are the ReadIndex requests waiting for their index, by request
 	// context; worker-owned.
@@ -139,11 +142,12 @@ func newGroup(h *Host, gc GroupConfig) (*Group, error) {
 		done:   make(chan struct{}),
 		reads:  map[string]chan<- uint64{},
 	}
-	st := &logStorage{log: gc.Log, logger: g.logger, shared: &h.cache}
+	st := &logStorage{log: gc.Log, logger: g.logger, shared: &h.cache, startApplied: gc.Applied}
 	if m, ok := gc.SM.(SnapshotMaker); ok {
 		st.maker = m
 	}
 	g.storage = st
+	g.awaitingSnapshot = gc.Join && len(gc.Log.ConfState()) == 0
 	if len(gc.Log.ConfState()) == 0 && !gc.Join {
 		if len(gc.Peers) == 0 {
 			return nil, fmt.Errorf("group %d: new group without peers", gc.ID)
@@ -436,6 +440,12 @@ func (g *Group) process() {
 			if msgs[i].Type == raftpb.MsgTimeoutNow && g.repairUntil.Load() > 0 {
 				continue
 			}
+			if g.awaitingSnapshot && msgs[i].Type == raftpb.MsgApp && msgs[i].Index == 0 {
+				// The log from its first entry would be replayed onto no
+				// configuration at all; the leader sends a snapshot once
+				// its log no longer starts there.
+				continue
+			}
 			if t := msgs[i].Type; t == raftpb.MsgAppResp || t == raftpb.MsgHeartbeatResp || t == raftpb.MsgStorageAppendResp {
 				progressed = true
 			}
@@ -699,6 +709,7 @@ func (g *Group) installSnapshot(snap raftpb.Snapshot) error {
 		}
 	}
 	g.storage.forget()
+	g.awaitingSnapshot = false
 	if err := r.Restore(snap); err != nil {
 		return fmt.Errorf("restore snapshot at %d: %w", snap.Metadata.Index, err)
 	}

@@ -143,8 +143,9 @@ type GroupConfig struct {
 	// Learners are the initial non-voting members of a new group.
 	Learners []uint64
 	// Join starts a group with no configuration and an empty log: a member
-	// the group's leader is adding, which learns the configuration from
-	// the leader's snapshot. Peers are ignored.
+	// the group's leader is adding, which takes the log only from a
+	// snapshot (whose configuration names it), never from its first entry
+	// (which would be replayed onto no configuration). Peers are ignored.
 	Join bool
 	// CampaignNow starts an election at once instead of after an election
 	// timeout: the preferred leader of a new group uses it.

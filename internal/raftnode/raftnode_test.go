@@ -73,6 +73,13 @@ type testNode struct {
 
 func startNode(t *testing.T, h *memnet.Hub, dir string, id uint64, peers []uint64) *testNode {
 	t.Helper()
+	return startNodeApplied(t, h, dir, id, peers, 0)
+}
+
+// startNodeApplied starts a node whose state machine holds the entries up
+// to applied: raft applies those after it again.
+func startNodeApplied(t *testing.T, h *memnet.Hub, dir string, id uint64, peers []uint64, applied uint64) *testNode {
+	t.Helper()
 	st, err := storage.Open(dir, storage.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +91,7 @@ func startNode(t *testing.T, h *memnet.Hub, dir string, id uint64, peers []uint6
 		t.Fatal(err)
 	}
 	sm := &recorder{}
-	g, err := host.AddGroup(raftnode.GroupConfig{ID: 1, Log: l, SM: sm, Peers: peers, Applied: 0})
+	g, err := host.AddGroup(raftnode.GroupConfig{ID: 1, Log: l, SM: sm, Peers: peers, Applied: applied})
 	if err != nil {
 		t.Fatal(err)
 	}

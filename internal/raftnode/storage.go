@@ -23,6 +23,8 @@ type logStorage struct {
 	// maker, if set, makes the group's snapshots (partitions); otherwise
 	// they are those saved beside the log (the catalog).
 	maker SnapshotMaker
+	// startApplied is the applied index the group started from.
+	startApplied uint64
 	// recent holds the entries appended and still needed (not yet applied
 	// here or not yet on every follower), contiguous, within the bounds
 	// below, and less while the node's groups together hold more than the
@@ -182,7 +184,10 @@ func (s *logStorage) fromMemory(lo, hi, maxSize uint64) ([]raftpb.Entry, bool) {
 
 var _ raft.Storage = (*logStorage)(nil)
 
-// confState returns the group's current configuration.
+// confState returns the group's configuration as of the applied index
+// raft starts from: raft applies the configuration changes after it again
+// (they are applied before the hard state that says so is saved), and a
+// change applied twice would break the configuration.
 func (s *logStorage) confState() (raftpb.ConfState, error) {
 	confs, err := decodeConfs(s.log.ConfState())
 	if err != nil || len(confs) == 0 {
@@ -191,7 +196,11 @@ func (s *logStorage) confState() (raftpb.ConfState, error) {
 		}
 		return raftpb.ConfState{}, err
 	}
-	return confs[len(confs)-1].conf, nil
+	cs, ok := confAtIndex(confs, s.startApplied)
+	if !ok {
+		return raftpb.ConfState{}, fmt.Errorf("%s: no raft configuration is known at applied index %d", s.log.Name(), s.startApplied)
+	}
+	return cs, nil
 }
 
 func (s *logStorage) InitialState() (raftpb.HardState, raftpb.ConfState, error) {

@@ -79,7 +79,7 @@ func (n *Node) handleAdminCluster(w http.ResponseWriter, _ *http.Request) {
 		out.Mode = "cluster"
 		connected = n.transport.Connected()
 	}
-	voters, _ := metadataMembers(n.members())
+	voters := n.metadataVoters()
 	live := n.catalog.LiveBrokers()
 	brokers := map[uint64]admin.NodeStatus{}
 	for _, b := range n.catalog.Brokers() {
@@ -159,7 +159,7 @@ func partitionStatus(p *replica.Partition, now time.Time) admin.PartitionStatus 
 func (n *Node) metadataStatus() (admin.PartitionStatus, bool) {
 	g := n.catalog.Group()
 	st := g.Status()
-	voters, _ := metadataMembers(n.members())
+	voters := n.metadataVoters()
 	ps := admin.PartitionStatus{
 		Topic: admin.MetadataTopic, Role: roleName(st.Role), Leader: st.Lead, Term: st.Term,
 		Replicas: voters, ISR: []uint64{}, Commit: st.Commit, Applied: st.Applied, LastIndex: st.LastIndex,
@@ -188,6 +188,18 @@ func (n *Node) metadataStatus() (admin.PartitionStatus, bool) {
 	slices.Sort(ps.ISR)
 	slices.SortFunc(ps.Followers, func(a, b admin.FollowerStatus) int { return int(a.ID) - int(b.ID) })
 	return ps, true
+}
+
+// metadataVoters returns the metadata group's voters as this node knows
+// them.
+func (n *Node) metadataVoters() []uint64 {
+	ctx, cancel := context.WithTimeout(context.Background(), groupQueryTimeout)
+	defer cancel()
+	voters, _, err := n.catalog.Members(ctx)
+	if err != nil {
+		voters, _ = metadataMembers(n.members())
+	}
+	return voters
 }
 
 func nonNil(ids []uint64) []uint64 {

@@ -23,7 +23,8 @@ import (
 const proposeMethod = "meta.propose"
 
 // members returns the ids of the cluster's nodes, sorted (just this node
-// when it runs alone).
+// when it runs alone): those configured, and, once the catalog is open,
+// those it records (nodes that joined later).
 func (n *Node) members() []uint64 {
 	if !n.cfg.Cluster.Enabled || len(n.cfg.Cluster.Peers.Nodes) == 0 {
 		return []uint64{n.cfg.NodeID}
@@ -31,6 +32,13 @@ func (n *Node) members() []uint64 {
 	var ids []uint64
 	for _, p := range n.cfg.Cluster.Peers.Nodes {
 		ids = append(ids, p.ID)
+	}
+	if c := n.catalogRef.Load(); c != nil {
+		for _, b := range c.Brokers() {
+			if !slices.Contains(ids, uint64(b.ID)) {
+				ids = append(ids, uint64(b.ID))
+			}
+		}
 	}
 	slices.Sort(ids)
 	return ids
@@ -54,6 +62,9 @@ func metadataMembers(ids []uint64) (voters, learners []uint64) {
 // waitForCatalog waits until this node can serve the catalog, saying while
 // it waits how many members it can reach.
 func (n *Node) waitForCatalog(ctx context.Context, voters []uint64) error {
+	// Members that joined after this node was configured are reached at
+	// the addresses its catalog (as on its disk) records.
+	n.syncPeers()
 	done := make(chan error, 1)
 	go func() { done <- n.catalog.Sync(ctx) }()
 	t := time.NewTicker(2 * time.Second)
@@ -71,6 +82,12 @@ func (n *Node) waitForCatalog(ctx context.Context, voters []uint64) error {
 			if n.transport == nil {
 				continue
 			}
+			n.syncPeers()
+			qctx, cancel := context.WithTimeout(ctx, time.Second)
+			if v, _, err := n.catalog.Members(qctx); err == nil && len(v) > 0 {
+				voters = v
+			}
+			cancel()
 			up := 1
 			for id, ok := range n.transport.Connected() {
 				if ok && slices.Contains(voters, id) {
@@ -87,8 +104,7 @@ func (n *Node) waitForCatalog(ctx context.Context, voters []uint64) error {
 // registerBrokers records this node's advertised address in the catalog,
 // and the configured address of every peer not registered yet, so that
 // replicas can be placed on members that have not started (they catch up).
-func (n *Node) registerBrokers(ctx context.Context, host string, port int32) error {
-	self := meta.Broker{ID: int32(n.cfg.NodeID), Host: host, Port: port, Admin: adminAddr(n.cfg.MetricsAddr, host), Incarnation: n.identity.Incarnation}
+func (n *Node) registerBrokers(ctx context.Context, self meta.Broker) error {
 	if err := n.catalog.RegisterBroker(ctx, self); err != nil {
 		return fmt.Errorf("register this broker in the catalog: %w", err)
 	}
@@ -107,7 +123,7 @@ func (n *Node) registerBrokers(ctx context.Context, host string, port int32) err
 		if err != nil {
 			return err
 		}
-		if err := n.catalog.RegisterBroker(ctx, meta.Broker{ID: int32(p.ID), Host: h, Port: pp}); err != nil {
+		if err := n.catalog.RegisterBroker(ctx, meta.Broker{ID: int32(p.ID), Host: h, Port: pp, RaftAddr: p.RaftAddress()}); err != nil {
 			return fmt.Errorf("register peer %d in the catalog: %w", p.ID, err)
 		}
 	}

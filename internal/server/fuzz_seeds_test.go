@@ -568,6 +568,35 @@ func seedRequests() map[int16][]func(v int16) kmsg.Request {
 			return r
 		},
 	)
+	add(kmsg.AlterPartitionAssignments,
+		func(int16) kmsg.Request {
+			r := kmsg.NewPtrAlterPartitionAssignmentsRequest()
+			r.TimeoutMillis = 1000
+			r.Topics = []kmsg.AlterPartitionAssignmentsRequestTopic{{Topic: fuzzTopic, Partitions: []kmsg.AlterPartitionAssignmentsRequestTopicPartition{{Partition: 0, Replicas: []int32{1}}}}}
+			return r
+		},
+		func(int16) kmsg.Request {
+			r := kmsg.NewPtrAlterPartitionAssignmentsRequest()
+			r.TimeoutMillis = 1000
+			r.Topics = []kmsg.AlterPartitionAssignmentsRequestTopic{
+				{Topic: fuzzTopic, Partitions: []kmsg.AlterPartitionAssignmentsRequestTopicPartition{
+					{Partition: 0, Replicas: []int32{1, 1}}, {Partition: 0, Replicas: []int32{}}, {Partition: 0, Replicas: []int32{7}},
+					{Partition: 0}, {Partition: -1, Replicas: []int32{1}}, {Partition: 99, Replicas: []int32{1}},
+				}},
+				{Topic: seedMissing, Partitions: []kmsg.AlterPartitionAssignmentsRequestTopicPartition{{Partition: 0, Replicas: []int32{1}}}},
+				{Topic: seedCatalog, Partitions: []kmsg.AlterPartitionAssignmentsRequestTopicPartition{{Partition: 0}}},
+			}
+			return r
+		},
+	)
+	add(kmsg.ListPartitionReassignments,
+		func(int16) kmsg.Request { return kmsg.NewPtrListPartitionReassignmentsRequest() },
+		func(int16) kmsg.Request {
+			r := kmsg.NewPtrListPartitionReassignmentsRequest()
+			r.Topics = []kmsg.ListPartitionReassignmentsRequestTopic{{Topic: fuzzTopic, Partitions: []int32{0, -1, 99}}, {Topic: seedMissing}}
+			return r
+		},
+	)
 	add(kmsg.DescribeCluster, func(int16) kmsg.Request {
 		r := kmsg.NewPtrDescribeClusterRequest()
 		r.IncludeClusterAuthorizedOperations = true

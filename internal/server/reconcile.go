@@ -50,6 +50,7 @@ func (n *Node) reconcileLoop() {
 // that has merely replayed this node's own log could be a topic created
 // while the node was down.
 func (n *Node) reconcile() error {
+	n.syncPeers()
 	self := int32(n.cfg.NodeID)
 	want := map[replica.TopicPartition]replica.Identity{}
 	var errs []error

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -183,7 +184,28 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 		return nil, err
 	}
 	voters, learners := metadataMembers(members)
-	n.catalog, err = meta.Open(n.host, metaLog, voters, learners, forward, snaps, logger.With("component", "catalog"))
+	host, port, err := splitHostPort(cfg.AdvertisedAddr)
+	if err != nil {
+		return nil, err
+	}
+	self := meta.Broker{ID: int32(cfg.NodeID), Host: host, Port: port, Admin: adminAddr(cfg.MetricsAddr, host), Incarnation: n.identity.Incarnation}
+	join := false
+	if n.transport != nil {
+		if p, ok := cfg.Self(); ok {
+			self.RaftAddr = p.RaftAddress()
+		}
+		n.transport.Handle(joinMethod, n.answerJoin)
+		n.transport.Handle(addMemberMethod, n.answerAddMember)
+		// A node whose catalog never started joins the cluster its peers
+		// run, if they run one, rather than start on its configuration.
+		if len(metaLog.ConfState()) == 0 && metaLog.LastIndex() == 0 {
+			n.setPhase("looking for a running cluster")
+			if join, err = n.joinOrBootstrap(ctx, self, slices.Contains(voters, cfg.NodeID)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	n.catalog, err = meta.Open(n.host, metaLog, voters, learners, join, forward, snaps, logger.With("component", "catalog"))
 	if err != nil {
 		return nil, err
 	}
@@ -203,11 +225,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 	}
 	cid := n.catalog.ClusterID()
 	n.clusterID.Store(&cid)
-	host, port, err := splitHostPort(cfg.AdvertisedAddr)
-	if err != nil {
-		return nil, err
-	}
-	if err := n.registerBrokers(ctx, host, port); err != nil {
+	if err := n.registerBrokers(ctx, self); err != nil {
 		return nil, err
 	}
 
@@ -237,11 +255,12 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 	if err := n.reconcile(); err != nil {
 		return nil, err
 	}
-	n.wg.Add(4)
+	n.wg.Add(5)
 	go n.reconcileLoop()
 	go n.publisher.run()
 	go n.livenessLoop()
 	go n.reassignLoop()
+	go n.metadataVotersLoop()
 
 	n.broker = broker.New(broker.Config{
 		NodeID:                   int32(cfg.NodeID),

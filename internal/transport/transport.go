@@ -371,6 +371,13 @@ func (t *Transport) serve(c net.Conn) {
 			}
 			return
 		}
+		if heardFrom == nil {
+			// A node that joined the cluster becomes a peer (its address
+			// learned) after its stream to this node opened.
+			t.mu.Lock()
+			heardFrom = t.peers[from]
+			t.mu.Unlock()
+		}
 		if heardFrom != nil {
 			heardFrom.lastHeard.Store(time.Now().UnixNano())
 		}
@@ -531,7 +538,6 @@ func (t *Transport) answer(from uint64, body []byte) {
 	payload := body[m+int(ml):]
 	t.mu.Lock()
 	h := t.handlers[method]
-	p := t.peers[from]
 	t.mu.Unlock()
 	var out []byte
 	var err error
@@ -550,6 +556,11 @@ func (t *Transport) answer(from uint64, body []byte) {
 		resp = append(resp, 0)
 		resp = append(resp, out...)
 	}
+	// The peer is looked up after the handler ran: a node joining the
+	// cluster is unknown until its handler records its address.
+	t.mu.Lock()
+	p := t.peers[from]
+	t.mu.Unlock()
 	if p != nil {
 		p.queueFrame(kindResponse, resp)
 	}

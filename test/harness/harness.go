@@ -403,6 +403,7 @@ type Cluster struct {
 	Config string
 	// Configs holds each node's TOML file, by node index.
 	Configs []string
+	opts    ClusterOptions
 }
 
 // ClusterOptions configures NewCluster.
@@ -430,7 +431,7 @@ func NewCluster(t testing.TB, o ClusterOptions) *Cluster {
 	if o.MinInsyncReplicas == 0 {
 		o.MinInsyncReplicas = min(2, o.ReplicationFactor)
 	}
-	c := &Cluster{t: t}
+	c := &Cluster{t: t, opts: o}
 	var listens []string
 	for i := 1; i <= o.Nodes; i++ {
 		n := NewNode(t, NodeOptions{ID: i, Env: o.Env})
@@ -478,6 +479,31 @@ func NewCluster(t testing.TB, o ClusterOptions) *Cluster {
 		n.Env = append(n.Env, fmt.Sprintf("CHRONIK_RAFT_LISTEN_ADDR=127.0.0.1:%d", n.RaftPort))
 	}
 	return c
+}
+
+// NewJoiningNode prepares (does not start) one more node, which joins the
+// running cluster: its own configuration lists every member and itself,
+// while the members' files stay as they are (they learn of it from the
+// cluster). It is added to Nodes with the next id.
+func (c *Cluster) NewJoiningNode() *Node {
+	c.t.Helper()
+	n := NewNode(c.t, NodeOptions{ID: len(c.Nodes) + 1, Env: c.opts.Env})
+	n.RaftPort = FreePort(c.t)
+	c.Nodes = append(c.Nodes, n)
+	var peers strings.Builder
+	for _, m := range c.Nodes {
+		fmt.Fprintf(&peers, "[[cluster.peers.nodes]]\nid = %d\naddr = %q\nraft_addr = \"127.0.0.1:%d\"\n\n", m.ID, m.Addr(), m.RaftPort)
+	}
+	cfg := fmt.Sprintf("[cluster]\nenabled = true\nreplication_factor = %d\nmin_insync_replicas = %d\n\n%s\n%s\n",
+		c.opts.ReplicationFactor, c.opts.MinInsyncReplicas, peers.String(), c.opts.ExtraConfig)
+	path := filepath.Join(c.t.TempDir(), fmt.Sprintf("join-%d.toml", n.ID))
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+	c.Configs = append(c.Configs, path)
+	n.Args = []string{"--config", path, "standalone", "--raft"}
+	n.Env = append(n.Env, fmt.Sprintf("CHRONIK_RAFT_LISTEN_ADDR=127.0.0.1:%d", n.RaftPort))
+	return n
 }
 
 // Start starts every node and waits until all are ready.
