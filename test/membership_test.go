@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -100,4 +103,296 @@ func TestNodesJoinARunningCluster(t *testing.T) {
 	if c.Node(2).LogContains("joining the running cluster") {
 		t.Fatal("node 2 joined again after a restart")
 	}
+}
+
+// writer produces to every partition of a topic in turn, one record at a
+// time, and keeps what was acknowledged.
+type writer struct {
+	mu    sync.Mutex
+	acked map[int32][]int // values acknowledged, by partition
+	n     int
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+// startWriter writes "<i>" records to partitions 0..partitions-1 of topic
+// with cl (which must use the manual partitioner) until stopped; a
+// produce error that franz-go gave up on fails the test.
+func startWriter(t *testing.T, ctx context.Context, cl *kgo.Client, topic string, partitions int32) *writer {
+	w := &writer{acked: map[int32][]int{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for i := 0; ; i++ {
+			select {
+			case <-w.stop:
+				return
+			default:
+			}
+			p := int32(i) % partitions
+			r := &kgo.Record{Topic: topic, Partition: p, Value: []byte(strconv.Itoa(i))}
+			if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+				if ctx.Err() == nil {
+					t.Errorf("produce %d to partition %d: %v", i, p, err)
+				}
+				return
+			}
+			w.mu.Lock()
+			w.acked[p] = append(w.acked[p], i)
+			w.n++
+			w.mu.Unlock()
+		}
+	}()
+	return w
+}
+
+// count returns how many records were acknowledged.
+func (w *writer) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.n
+}
+
+// waitFor waits until n more records are acknowledged.
+func (w *writer) waitFor(t *testing.T, n int) {
+	t.Helper()
+	base := w.count()
+	harness.WaitFor(t, fmt.Sprintf("%d more acknowledged writes", n), time.Minute, func() error {
+		if got := w.count() - base; got < n {
+			return fmt.Errorf("%d", got)
+		}
+		return nil
+	})
+}
+
+// finish stops the writer and returns what was acknowledged.
+func (w *writer) finish() map[int32][]int {
+	close(w.stop)
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.acked
+}
+
+// checkWritten reads every partition from its start and checks that each
+// acknowledged record is there exactly once, in order, and nothing else is.
+func checkWritten(t *testing.T, addrs []string, topic string, acked map[int32][]int) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	got := map[int32][]int{}
+	total, want := 0, 0
+	for _, a := range acked {
+		want += len(a)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for total < want {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d acknowledged records", total, want)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			v, err := strconv.Atoi(string(r.Value))
+			if err != nil {
+				t.Fatalf("record %q at %d/%d", r.Value, r.Partition, r.Offset)
+			}
+			got[r.Partition] = append(got[r.Partition], v)
+			total++
+		})
+	}
+	for p, a := range acked {
+		g := got[p]
+		// A record whose acknowledgement was lost (the producer gave up)
+		// may be there without being in acked; none is duplicated.
+		j := 0
+		for _, v := range g {
+			if j < len(a) && v == a[j] {
+				j++
+			}
+		}
+		if j != len(a) {
+			t.Fatalf("partition %d: %d of %d acknowledged records read in order (read %d)", p, j, len(a), len(g))
+		}
+		if !slices.IsSorted(g) || len(slices.Compact(slices.Clone(g))) != len(g) {
+			t.Fatalf("partition %d: records out of order or duplicated", p)
+		}
+	}
+}
+
+// leaderCounts returns how many partitions of topic each broker leads and
+// holds, from Metadata.
+func leaderCounts(ctx context.Context, adm *kadm.Client, topic string) (leaders, replicas map[int32]int, err error) {
+	md, err := adm.Metadata(ctx, topic)
+	if err != nil {
+		return nil, nil, err
+	}
+	leaders, replicas = map[int32]int{}, map[int32]int{}
+	for _, p := range md.Topics[topic].Partitions {
+		if p.Leader < 0 {
+			return nil, nil, fmt.Errorf("partition %d has no leader", p.Partition)
+		}
+		leaders[p.Leader]++
+		for _, r := range p.Replicas {
+			replicas[r]++
+		}
+	}
+	return leaders, replicas, nil
+}
+
+// TestRebalanceWhenANodeJoins is the roadmap's rebalancer test: nine
+// partitions with three replicas on three nodes, an idempotent producer
+// and a consumer running throughout; a fourth node joins, the rebalancer
+// moves replicas and leaderships to it, and afterwards every node leads
+// two or three partitions. Clients see only retriable errors, and nothing
+// acknowledged is lost or duplicated.
+func TestRebalanceWhenANodeJoins(t *testing.T) {
+	c := harness.NewCluster(t, harness.ClusterOptions{Nodes: 3})
+	c.Start()
+	const topic = "test"
+	ctx := harness.Context(t, 5*time.Minute)
+	cl := clusterClient(t, c, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	createTopic(t, cl, topic, 9, 3)
+	adm := kadm.NewClient(clusterClient(t, c))
+	harness.WaitFor(t, "every partition led, three per node", 30*time.Second, func() error {
+		l, _, err := leaderCounts(ctx, adm, topic)
+		if err != nil {
+			return err
+		}
+		for id := int32(1); id <= 3; id++ {
+			if l[id] != 3 {
+				return fmt.Errorf("leaders %v", l)
+			}
+		}
+		return nil
+	})
+	w := startWriter(t, ctx, cl, topic, 9)
+	var consumerErrs []error
+	var cmu sync.Mutex
+	consumer := clusterClient(t, c, kgo.ConsumeTopics(topic))
+	cctx, stopConsumer := context.WithCancel(ctx)
+	consumed := make(chan struct{})
+	go func() {
+		defer close(consumed)
+		for cctx.Err() == nil {
+			consumer.PollFetches(cctx).EachError(func(_ string, _ int32, err error) {
+				if cctx.Err() == nil {
+					cmu.Lock()
+					consumerErrs = append(consumerErrs, err)
+					cmu.Unlock()
+				}
+			})
+		}
+	}()
+	w.waitFor(t, 500)
+
+	n4 := c.NewJoiningNode()
+	n4.Start()
+	harness.WaitFor(t, "node 4 to take its share", 3*time.Minute, func() error {
+		all := kadm.TopicsSet{}
+		for p := range int32(9) {
+			all.Add(topic, p)
+		}
+		lr, err := adm.ListPartitionReassignments(ctx, all)
+		if err != nil {
+			return err
+		}
+		if len(lr[topic]) > 0 {
+			return fmt.Errorf("%d reassignments in progress", len(lr[topic]))
+		}
+		l, r, err := leaderCounts(ctx, adm, topic)
+		if err != nil {
+			return err
+		}
+		for id := int32(1); id <= 4; id++ {
+			if l[id] < 2 || l[id] > 3 || r[id] < 6 || r[id] > 7 {
+				return fmt.Errorf("leaders %v, replicas %v", l, r)
+			}
+		}
+		return nil
+	})
+	w.waitFor(t, 500)
+	acked := w.finish()
+	stopConsumer()
+	<-consumed
+	cmu.Lock()
+	for _, err := range consumerErrs {
+		if !kerr.IsRetriable(err) && !errors.Is(err, context.Canceled) {
+			t.Errorf("the consumer saw a non-retriable error: %v", err)
+		}
+	}
+	cmu.Unlock()
+	checkWritten(t, c.Addrs(), topic, acked)
+	if !c.Node(1).LogContains("rebalance: moving a partition") && !c.Node(2).LogContains("rebalance: moving a partition") && !c.Node(3).LogContains("rebalance: moving a partition") {
+		t.Fatal("no node logged a rebalance move")
+	}
+}
+
+// TestDecommissionNode decommissions a node of four with the CLI while a
+// producer writes: its replicas and leaderships move to the others, it
+// leaves the metadata group and the broker list and stops, and nothing
+// acknowledged is lost. A decommission that would leave too few nodes for
+// a topic's replicas is refused with the reason; a rebalance dry run then
+// shows nothing to do.
+func TestDecommissionNode(t *testing.T) {
+	c := harness.NewCluster(t, harness.ClusterOptions{Nodes: 4})
+	c.Start()
+	const topic = "decom"
+	ctx := harness.Context(t, 5*time.Minute)
+	cl := clusterClient(t, c, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	createTopic(t, cl, topic, 4, 3)
+	adm := kadm.NewClient(clusterClient(t, c))
+	harness.WaitFor(t, "every partition led", 30*time.Second, func() error {
+		_, _, err := leaderCounts(ctx, adm, topic)
+		return err
+	})
+	w := startWriter(t, ctx, cl, topic, 4)
+	w.waitFor(t, 300)
+
+	addr := []string{"--admin-addr", c.Node(1).HTTPAddr()}
+	out := mustCLI(t, append([]string{"cluster", "decommission", "--node-id", "4", "--wait", "--timeout", "3m"}, addr...)...)
+	if !strings.Contains(out, "Node 4 was decommissioned and left the cluster") {
+		t.Fatalf("decommission output:\n%s", out)
+	}
+	if exit, ok := c.Node(4).WaitExit(30 * time.Second); !ok || exit == nil || !c.Node(4).LogContains("node 4 was decommissioned") {
+		t.Fatalf("node 4 did not stop once decommissioned (exit %v)", exit)
+	}
+	// Every remaining node's catalog has it gone (each applies the change
+	// in its own time).
+	for _, n := range c.Nodes[:3] {
+		one := kadm.NewClient(franzClient(t, n.Addr()))
+		harness.WaitFor(t, fmt.Sprintf("node %d to drop broker 4", n.ID), 10*time.Second, func() error {
+			md, err := one.Metadata(ctx, topic)
+			if err != nil {
+				return err
+			}
+			if slices.ContainsFunc(md.Brokers, func(b kadm.BrokerDetail) bool { return b.NodeID == 4 }) {
+				return fmt.Errorf("Metadata lists broker 4")
+			}
+			for _, p := range md.Topics[topic].Partitions {
+				if slices.Contains(p.Replicas, 4) || len(p.Replicas) != 3 {
+					return fmt.Errorf("partition %d: replicas %v", p.Partition, p.Replicas)
+				}
+			}
+			return nil
+		})
+	}
+	for _, n := range c.Nodes[:3] {
+		if v, err := metadataVoters(n); err != nil || slices.Contains(v, 4) {
+			t.Fatalf("node %d: metadata voters %v %v", n.ID, v, err)
+		}
+	}
+
+	// Three nodes remain for three replicas: none can go.
+	res := runCLI(t, append([]string{"cluster", "decommission", "--node-id", "3"}, addr...)...)
+	if res.code == 0 || !strings.Contains(res.stderr, "only 2 nodes would remain") {
+		t.Fatalf("a decommission leaving 2 nodes for 3 replicas: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	if out := mustCLI(t, append([]string{"raft", "rebalance", "--dry-run"}, addr...)...); !strings.Contains(out, "nothing to move") {
+		t.Fatalf("rebalance dry run after the decommission:\n%s", out)
+	}
+	w.waitFor(t, 300)
+	checkWritten(t, c.Addrs()[:3], topic, w.finish())
 }

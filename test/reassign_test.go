@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -48,40 +47,8 @@ func TestPartitionReassignment(t *testing.T) {
 
 	// An idempotent producer writes throughout; what it was told is
 	// written must be there at the end, once.
-	var (
-		mu     sync.Mutex
-		acked  []int
-		stop   = make(chan struct{})
-		doneWr = make(chan struct{})
-	)
-	go func() {
-		defer close(doneWr)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			r := &kgo.Record{Topic: topic, Partition: 0, Value: []byte(strconv.Itoa(i))}
-			if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				t.Errorf("produce %d: %v", i, err)
-				return
-			}
-			mu.Lock()
-			acked = append(acked, i)
-			mu.Unlock()
-		}
-	}()
-	ackedCount := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
-	harness.WaitFor(t, "the producer to write", 30*time.Second, func() error {
-		if n := ackedCount(); n < 300 {
-			return fmt.Errorf("%d acknowledged", n)
-		}
-		return nil
-	})
+	w := startWriter(t, ctx, cl, topic, 1)
+	w.waitFor(t, 300)
 
 	// 1: off the leader, onto the node without a replica.
 	target1 := []int32{outside}
@@ -107,13 +74,7 @@ func TestPartitionReassignment(t *testing.T) {
 	if dr, err := adm.DeleteRecords(ctx, kadm.Offsets{topic: {0: {Topic: topic, Partition: 0, At: start}}}); err != nil || dr.Error() != nil {
 		t.Fatalf("delete records: %v %v", err, dr)
 	}
-	before := ackedCount()
-	harness.WaitFor(t, "more writes", 30*time.Second, func() error {
-		if n := ackedCount(); n < before+200 {
-			return fmt.Errorf("%d acknowledged", n-before)
-		}
-		return nil
-	})
+	w.waitFor(t, 200)
 	// 2: two replicas (the replication factor changes), the old leader
 	// first, so it is the preferred leader.
 	target2 := []int32{lead, outside}
@@ -155,11 +116,7 @@ func TestPartitionReassignment(t *testing.T) {
 	}
 	c.Node(int(down)).Start()
 
-	close(stop)
-	<-doneWr
-	mu.Lock()
-	want := slices.Clone(acked)
-	mu.Unlock()
+	want := w.finish()[0]
 	got := readFromStart(t, c.Addrs(), topic)
 	if got[0].Offset != start {
 		t.Fatalf("the log starts at %d, want %d", got[0].Offset, start)

@@ -254,6 +254,28 @@ func TestEveryAdvertisedVersion(t *testing.T) {
 			t.Fatalf("DescribeCluster v%d: %+v", v, r)
 		}
 	}
+	covered[kmsg.AlterPartitionAssignments.Int16()] = func(v int16) {
+		// On one node: to the replica it has (nothing moves), then a
+		// cancel with nothing in progress.
+		for _, c := range []struct {
+			replicas []int32
+			want     int16
+		}{{[]int32{1}, 0}, {nil, kerr.NoReassignmentInProgress.Code}} {
+			req := kmsg.NewPtrAlterPartitionAssignmentsRequest()
+			req.AllowReplicationFactorChange = false
+			req.Topics = []kmsg.AlterPartitionAssignmentsRequestTopic{{Topic: topic, Partitions: []kmsg.AlterPartitionAssignmentsRequestTopicPartition{{Partition: 0, Replicas: c.replicas}}}}
+			r := rc.do(req, v).(*kmsg.AlterPartitionAssignmentsResponse)
+			if r.ErrorCode != 0 || len(r.Topics) != 1 || r.Topics[0].Partitions[0].ErrorCode != c.want {
+				t.Fatalf("AlterPartitionAssignments v%d to %v: %+v", v, c.replicas, r)
+			}
+		}
+	}
+	covered[kmsg.ListPartitionReassignments.Int16()] = func(v int16) {
+		r := rc.do(kmsg.NewPtrListPartitionReassignmentsRequest(), v).(*kmsg.ListPartitionReassignmentsResponse)
+		if r.ErrorCode != 0 || len(r.Topics) != 0 {
+			t.Fatalf("ListPartitionReassignments v%d: %+v", v, r)
+		}
+	}
 	groupAPIs(t, rc, topic, covered)
 
 	for _, k := range av.ApiKeys {

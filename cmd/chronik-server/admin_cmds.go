@@ -70,7 +70,7 @@ func normalizeAdminAddr(s string) (string, error) {
 func newClusterCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cluster",
-		Short: "Inspect the cluster through a node's admin API",
+		Short: "Inspect the cluster and decommission nodes through a node's admin API",
 	}
 	f := addAdminFlags(cmd)
 	cmd.AddCommand(&cobra.Command{
@@ -99,6 +99,171 @@ it (alive/unreachable) and whether the metadata leader last recorded it live.`,
 			return writeClusterTable(cmd.OutOrStdout(), st)
 		},
 	})
+	cmd.AddCommand(newDecommissionCommand(f), newReplaceCommand(f))
+	return cmd
+}
+
+func newReplaceCommand(f *adminFlags) *cobra.Command {
+	var nodeID uint64
+	cmd := &cobra.Command{
+		Use:   "replace",
+		Short: "Let a node that lost its data directory come back empty under its id",
+		Long: `A node whose data directory was lost (a dead disk, a wiped volume) is
+refused by its peers when it starts again: under its old id, with none of
+its raft state, it could vote twice in a term or be counted for entries it
+no longer holds. Run this (against another node, with the lost node
+stopped) to give it the way back: every raft group it was in drops it and
+then adds it again as a new, empty member, which catches up from the others
+and then votes. Start the node on its empty data directory (same node id,
+peers naming the live members) once this returns; it joins the cluster.
+
+Partitions with a single replica, on the lost node, lost their data; they
+come back empty. A cluster status shows "replacing" until every group took
+the node back.`,
+		Example: `  chronik-server cluster replace --node-id 3 --admin-addr node1:8080`,
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if nodeID == 0 {
+				return usageError{errors.New("--node-id is required (the node that lost its data)")}
+			}
+			out, cl, ctx, cancel, err := f.prepare()
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			st, err := cl.Replace(ctx, nodeID)
+			if err != nil {
+				return err
+			}
+			if out == outputJSON {
+				return writeJSON(cmd.OutOrStdout(), st)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Node %d is being replaced: start it on its empty data directory; it rejoins every group it held (%d partitions).\n", nodeID, st.Replicas)
+			return nil
+		},
+	}
+	cmd.Flags().Uint64Var(&nodeID, "node-id", 0, "the node that lost its data directory")
+	return cmd
+}
+
+func newDecommissionCommand(f *adminFlags) *cobra.Command {
+	var nodeID uint64
+	var cancelIt, wait bool
+	cmd := &cobra.Command{
+		Use:   "decommission",
+		Short: "Move every replica and leadership off a node, then remove it from the cluster",
+		Long: `Ask the cluster (through the node at --admin-addr) to decommission node
+--node-id: the metadata leader moves each of its replicas to another node
+(as reassignments, at most cluster.rebalance.max_concurrent_moves at once,
+throttled by cluster.rebalance.throttle_bytes_per_sec), its leaderships go
+with them, and once it holds none it leaves the metadata group and the
+broker list. The node then stops on its own with a message saying so.
+
+It is refused, with the reason, when the nodes that would remain cannot hold
+every partition's replicas (a topic with 3 replicas needs 3 other nodes).
+--cancel stops a decommission in progress (replicas already moved stay).
+--wait waits (up to --timeout) until the node has left.`,
+		Example: `  chronik-server cluster decommission --node-id 4
+  chronik-server cluster decommission --node-id 4 --wait --timeout 30m
+  chronik-server cluster decommission --node-id 4 --cancel`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if nodeID == 0 {
+				return usageError{errors.New("--node-id is required (the node to decommission)")}
+			}
+			out, cl, ctx, cancel, err := f.prepare()
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			st, err := cl.Decommission(ctx, nodeID, cancelIt)
+			if err != nil {
+				return err
+			}
+			for wait && !cancelIt {
+				cs, err := cl.Cluster(ctx)
+				if err != nil {
+					return err
+				}
+				i := slices.IndexFunc(cs.Nodes, func(n admin.NodeStatus) bool { return n.ID == nodeID && n.KafkaAddr != "" })
+				if i < 0 {
+					st = admin.NodeStatus{ID: nodeID}
+					break
+				}
+				st = cs.Nodes[i]
+				select {
+				case <-ctx.Done():
+					return fmt.Errorf("node %d still holds %d replicas: %w", nodeID, st.Replicas, ctx.Err())
+				case <-time.After(time.Second):
+				}
+			}
+			if out == outputJSON {
+				return writeJSON(cmd.OutOrStdout(), st)
+			}
+			w := cmd.OutOrStdout()
+			switch {
+			case cancelIt:
+				fmt.Fprintf(w, "Node %d is no longer being decommissioned; it holds %d replicas.\n", nodeID, st.Replicas)
+			case st.KafkaAddr == "":
+				fmt.Fprintf(w, "Node %d was decommissioned and left the cluster.\n", nodeID)
+			default:
+				fmt.Fprintf(w, "Node %d is being decommissioned; %d replicas still to move.\n", nodeID, st.Replicas)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().Uint64Var(&nodeID, "node-id", 0, "the node to decommission")
+	cmd.Flags().BoolVar(&cancelIt, "cancel", false, "stop a decommission in progress")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the node has left the cluster")
+	return cmd
+}
+
+func newRaftRebalanceCommand(f *adminFlags) *cobra.Command {
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "rebalance",
+		Short: "Show and apply the moves that balance replicas and leaderships",
+		Long: `Ask the node at --admin-addr for the moves that give every live node as many
+replicas, and as many preferred leaderships, as the others (within one), and
+drain the nodes being decommissioned; without --dry-run they are applied at
+once as partition reassignments (the first replica of each is its preferred
+leader, which leadership moves to). The metadata leader does the same on its
+own every cluster.rebalance.interval_secs and when a node joins, unless
+cluster.rebalance.enabled = false.`,
+		Example: `  chronik-server raft rebalance --dry-run
+  chronik-server raft rebalance --admin-addr node2:8081 --output json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out, cl, ctx, cancel, err := f.prepare()
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			plan, err := cl.Rebalance(ctx, dryRun)
+			if err != nil {
+				return err
+			}
+			if out == outputJSON {
+				return writeJSON(cmd.OutOrStdout(), plan)
+			}
+			w := cmd.OutOrStdout()
+			if len(plan.Moves) == 0 {
+				fmt.Fprintln(w, "The cluster is balanced: nothing to move.")
+				return nil
+			}
+			t := newTable("TOPIC", "PARTITION", "FROM", "TO")
+			for _, m := range plan.Moves {
+				t.add(m.Topic, m.Partition, fmt.Sprint(m.From), fmt.Sprint(m.To))
+			}
+			verb := "Moving"
+			if plan.DryRun {
+				verb = "Would move (dry run)"
+			}
+			fmt.Fprintf(w, "%s %d partition(s):\n\n", verb, len(plan.Moves))
+			return t.write(w)
+		},
+	}
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "only show the plan")
 	return cmd
 }
 
@@ -108,7 +273,7 @@ func writeClusterTable(w io.Writer, st admin.ClusterStatus) error {
 		lead = fmt.Sprintf("node %d (term %d)", st.MetadataLeader, st.MetadataTerm)
 	}
 	fmt.Fprintf(w, "Cluster %s (%s), as node %d sees it; metadata leader: %s\n\n", st.ClusterID, st.Mode, st.NodeID, lead)
-	t := newTable("NODE", "KAFKA", "ADMIN", "STATE", "LIVE", "METADATA")
+	t := newTable("NODE", "KAFKA", "ADMIN", "STATE", "LIVE", "METADATA", "REPLICAS")
 	for _, n := range st.Nodes {
 		role := "-"
 		switch {
@@ -123,7 +288,14 @@ func writeClusterTable(w io.Writer, st admin.ClusterStatus) error {
 		if n.AnsweringNode {
 			id += "*"
 		}
-		t.add(id, n.KafkaAddr, n.AdminAddr, n.State, n.Live, role)
+		state := n.State
+		if n.Decommissioning {
+			state += ", decommissioning"
+		}
+		if n.Replacing {
+			state += ", replacing"
+		}
+		t.add(id, n.KafkaAddr, n.AdminAddr, state, n.Live, role, n.Replicas)
 	}
 	return t.write(w)
 }
@@ -134,7 +306,7 @@ func newRaftCommand() *cobra.Command {
 		Short: "Inspect and move raft leaderships through a node's admin API",
 	}
 	f := addAdminFlags(cmd)
-	cmd.AddCommand(newRaftStatusCommand(f), newRaftStepDownCommand(f), newRaftTransferCommand(f))
+	cmd.AddCommand(newRaftStatusCommand(f), newRaftStepDownCommand(f), newRaftTransferCommand(f), newRaftRebalanceCommand(f))
 	return cmd
 }
 

@@ -8,6 +8,9 @@
 //	GET  /admin/partitions                                     PartitionsStatus
 //	POST /admin/partitions/{topic}/{partition}/transfer-leader[?to=N]  TransferResult
 //	POST /admin/step-down                                      StepDownResult
+//	POST /admin/rebalance[?dry_run=true]                       RebalancePlan
+//	POST /admin/nodes/{id}/decommission[?cancel=true]          NodeStatus
+//	POST /admin/nodes/{id}/replace                             NodeStatus
 //
 // Every error is an Error with a non-2xx status.
 package admin
@@ -57,6 +60,29 @@ type NodeStatus struct {
 	MetadataLeader bool `json:"metadata_leader"`
 	MetadataVoter  bool `json:"metadata_voter"`
 	AnsweringNode  bool `json:"answering_node"`
+	// Decommissioning: its replicas are being moved off it; it leaves the
+	// cluster once it holds none.
+	Decommissioning bool `json:"decommissioning,omitempty"`
+	// Replacing: it lost its data and is coming back empty under its id.
+	Replacing bool `json:"replacing,omitempty"`
+	// Replicas counts the partitions the catalog assigns to it.
+	Replicas int `json:"replicas"`
+}
+
+// RebalancePlan lists the moves that balance the cluster (or drain the
+// nodes being decommissioned), applied unless it was a dry run.
+type RebalancePlan struct {
+	DryRun bool            `json:"dry_run"`
+	Moves  []RebalanceMove `json:"moves"`
+}
+
+// RebalanceMove is one partition's new replicas; the first is its
+// preferred leader.
+type RebalanceMove struct {
+	Topic     string  `json:"topic"`
+	Partition int32   `json:"partition"`
+	From      []int32 `json:"from"`
+	To        []int32 `json:"to"`
 }
 
 // PartitionsStatus lists the raft groups hosted on the answering node.

@@ -81,6 +81,27 @@ func (c *Client) StepDown(ctx context.Context) (StepDownResult, error) {
 	return out, c.do(ctx, http.MethodPost, "/admin/step-down", &out)
 }
 
+// Rebalance asks for the moves that balance the cluster, and applies them
+// unless dryRun.
+func (c *Client) Rebalance(ctx context.Context, dryRun bool) (RebalancePlan, error) {
+	var out RebalancePlan
+	return out, c.do(ctx, http.MethodPost, "/admin/rebalance?dry_run="+strconv.FormatBool(dryRun), &out)
+}
+
+// Decommission starts (or, with cancel, stops) moving every replica off
+// node id, which then leaves the cluster.
+func (c *Client) Decommission(ctx context.Context, id uint64, cancel bool) (NodeStatus, error) {
+	var out NodeStatus
+	return out, c.do(ctx, http.MethodPost, "/admin/nodes/"+strconv.FormatUint(id, 10)+"/decommission?cancel="+strconv.FormatBool(cancel), &out)
+}
+
+// Replace starts the replacement of node id, which lost its data
+// directory: it comes back empty under its id.
+func (c *Client) Replace(ctx context.Context, id uint64) (NodeStatus, error) {
+	var out NodeStatus
+	return out, c.do(ctx, http.MethodPost, "/admin/nodes/"+strconv.FormatUint(id, 10)+"/replace", &out)
+}
+
 func (c *Client) do(ctx context.Context, method, path string, out any) error {
 	req, err := http.NewRequestWithContext(ctx, method, "http://"+c.Addr+path, nil)
 	if err != nil {

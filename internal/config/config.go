@@ -81,6 +81,16 @@ type ClusterConfig struct {
 	MinInsyncReplicas int             `toml:"min_insync_replicas" desc:"replicas that must have a write before acks=all succeeds"`
 	Peers             PeersConfig     `toml:"peers"`
 	Discovery         DiscoveryConfig `toml:"discovery"`
+	Rebalance         RebalanceConfig `toml:"rebalance"`
+}
+
+// RebalanceConfig tunes the moves of replicas and leaderships between
+// members: the rebalancer's and those of reassignments.
+type RebalanceConfig struct {
+	Enabled             bool  `toml:"enabled" desc:"move replicas and leaderships until every member holds and leads about as many partitions as the others"`
+	IntervalSecs        int   `toml:"interval_secs" desc:"how often the metadata leader checks the balance (also at once when a member joins)"`
+	MaxConcurrentMoves  int   `toml:"max_concurrent_moves" desc:"replica moves the rebalancer and decommissioning keep in progress at once"`
+	ThrottleBytesPerSec int64 `toml:"throttle_bytes_per_sec" desc:"bytes per second a node sends to replicas catching up after being added to a partition (a move); 0 means no bound"`
 }
 
 // PeersConfig is the static member list.
@@ -205,6 +215,11 @@ func Default() Config {
 			Discovery: DiscoveryConfig{
 				Mode:                "static",
 				RefreshIntervalSecs: 30,
+			},
+			Rebalance: RebalanceConfig{
+				Enabled:            true,
+				IntervalSecs:       60,
+				MaxConcurrentMoves: 2,
 			},
 		},
 		Raft: RaftConfig{

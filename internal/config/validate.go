@@ -267,6 +267,9 @@ func (c *Config) validateCluster(v *checker) {
 		v.fail("cluster.discovery.dns_service", d.DNSService, "must be set when cluster.discovery.mode = \"dns\"")
 	}
 	atLeast(v, "cluster.discovery.refresh_interval_secs", d.RefreshIntervalSecs, 1)
+	atLeast(v, "cluster.rebalance.interval_secs", cl.Rebalance.IntervalSecs, 1)
+	atLeast(v, "cluster.rebalance.max_concurrent_moves", cl.Rebalance.MaxConcurrentMoves, 1)
+	atLeast(v, "cluster.rebalance.throttle_bytes_per_sec", cl.Rebalance.ThrottleBytesPerSec, 0)
 
 	if !cl.Enabled || d.Mode != "static" {
 		return

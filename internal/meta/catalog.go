@@ -351,6 +351,46 @@ func (c *Catalog) ReassignDone(ctx context.Context, topic string, partition int3
 	return err
 }
 
+// Decommission marks node id to have every replica moved off it and be
+// removed (cancel: no longer).
+func (c *Catalog) Decommission(ctx context.Context, id int32, cancel bool) error {
+	var on int64
+	if !cancel {
+		on = 1
+	}
+	_, err := c.propose(ctx, &Command{Op: opDecommission, Leader: id, Count: on})
+	return err
+}
+
+// Replace starts taking node id, whose data directory was lost, out of
+// every raft group it is in and back in as a new member; its next
+// directory is accepted. Partitions being reassigned are left for a later
+// call.
+func (c *Catalog) Replace(ctx context.Context, id int32) error {
+	_, err := c.propose(ctx, &Command{Op: opReplace, Leader: id})
+	return err
+}
+
+// ReplaceDone records that node id is a member again everywhere.
+func (c *Catalog) ReplaceDone(ctx context.Context, id int32) error {
+	_, err := c.propose(ctx, &Command{Op: opReplaceDone, Leader: id})
+	return err
+}
+
+// RemoveBroker removes a decommissioned node that holds no replica.
+func (c *Catalog) RemoveBroker(ctx context.Context, id int32) error {
+	_, err := c.propose(ctx, &Command{Op: opRemoveBroker, Leader: id})
+	return err
+}
+
+// RemoveMember removes node id from the metadata group (voter or
+// learner); on the leader.
+func (c *Catalog) RemoveMember(ctx context.Context, id uint64) error {
+	return c.changeConf(ctx, raftpb.ConfChangeSingle{Type: raftpb.ConfChangeRemoveNode, NodeID: id}, func(voters, learners []uint64) bool {
+		return !slices.Contains(voters, id) && !slices.Contains(learners, id)
+	})
+}
+
 // SetLiveBrokers records which brokers are alive.
 func (c *Catalog) SetLiveBrokers(ctx context.Context, live []int32) error {
 	_, err := c.propose(ctx, &Command{Op: opLiveBrokers, Live: live})
@@ -494,7 +534,9 @@ func (c *Catalog) AddMember(ctx context.Context, id uint64) error {
 		return err
 	}
 	if !slices.Contains(voters, id) && !slices.Contains(learners, id) {
-		if err := c.changeConf(ctx, raftpb.ConfChangeSingle{Type: raftpb.ConfChangeAddLearnerNode, NodeID: id}); err != nil {
+		if err := c.changeConf(ctx, raftpb.ConfChangeSingle{Type: raftpb.ConfChangeAddLearnerNode, NodeID: id}, func(_, learners []uint64) bool {
+			return slices.Contains(learners, id)
+		}); err != nil {
 			return err
 		}
 		c.logger.Info("added a member to the metadata group as a learner", "node", id)
@@ -534,12 +576,14 @@ func (c *Catalog) CaughtUp(ctx context.Context, id uint64) bool {
 
 // Promote makes learner id a voter of the metadata group; on the leader.
 func (c *Catalog) Promote(ctx context.Context, id uint64) error {
-	return c.changeConf(ctx, raftpb.ConfChangeSingle{Type: raftpb.ConfChangeAddNode, NodeID: id})
+	return c.changeConf(ctx, raftpb.ConfChangeSingle{Type: raftpb.ConfChangeAddNode, NodeID: id}, func(voters, _ []uint64) bool {
+		return slices.Contains(voters, id)
+	})
 }
 
 // changeConf proposes one change to the metadata group's members and
-// waits until this node applied it.
-func (c *Catalog) changeConf(ctx context.Context, ch raftpb.ConfChangeSingle) error {
+// waits until this node applied it (done says so).
+func (c *Catalog) changeConf(ctx context.Context, ch raftpb.ConfChangeSingle, done func(voters, learners []uint64) bool) error {
 	errc := make(chan error, 1)
 	if !c.group.Do(func(l raftnode.Loop) {
 		if !c.leader {
@@ -560,16 +604,12 @@ func (c *Catalog) changeConf(ctx context.Context, ch raftpb.ConfChangeSingle) er
 		if err != nil {
 			return err
 		}
-		in := slices.Contains(voters, ch.NodeID)
-		if ch.Type == raftpb.ConfChangeAddLearnerNode {
-			in = slices.Contains(learners, ch.NodeID)
-		}
-		if in {
+		if done(voters, learners) {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for node %d to become a member of the metadata group: %w", ch.NodeID, kerr.RequestTimedOut)
+			return fmt.Errorf("waiting for the metadata group's members to change (%s of node %d): %w", ch.Type, ch.NodeID, kerr.RequestTimedOut)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

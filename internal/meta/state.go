@@ -32,6 +32,13 @@ type Broker struct {
 	// the node registers itself). A node whose directory was wiped or
 	// replaced presents another and is refused.
 	Incarnation string `json:"incarnation,omitempty"`
+	// Decommissioning: the node's replicas are being moved off it, and it
+	// is removed once it holds none.
+	Decommissioning bool `json:"decommissioning,omitempty"`
+	// Replacing: the node lost its data directory and comes back empty
+	// under its id; each raft group drops it and adds it back as a new
+	// member (see Partition.Restore).
+	Replacing bool `json:"replacing,omitempty"`
 }
 
 // Partition is one partition's assignment and, as its leader last
@@ -56,6 +63,10 @@ type Partition struct {
 	// starts its group on them and replays the configuration changes
 	// since from the leader's log.
 	Initial []int32 `json:"initial,omitempty"`
+	// Restore are the replicas to go back to once the reassignment in
+	// progress (one dropping a node being replaced) is done: the node then
+	// joins the group again as a new member.
+	Restore []int32 `json:"restore,omitempty"`
 }
 
 // Reassigning reports whether a reassignment is in progress.
@@ -93,6 +104,7 @@ func (t *Topic) clone() *Topic {
 		c.Partitions[i].Adding = slices.Clone(t.Partitions[i].Adding)
 		c.Partitions[i].Removing = slices.Clone(t.Partitions[i].Removing)
 		c.Partitions[i].Initial = slices.Clone(t.Partitions[i].Initial)
+		c.Partitions[i].Restore = slices.Clone(t.Partitions[i].Restore)
 	}
 	c.Configs = maps.Clone(t.Configs)
 	return &c
@@ -108,6 +120,9 @@ type State struct {
 	// Live lists the brokers the metadata leader last heard from; nil
 	// until it first says.
 	Live []int32 `json:"live"`
+	// Removed lists the brokers decommissioned: a peer's configuration
+	// that still names one does not register it again.
+	Removed []int32 `json:"removed,omitempty"`
 }
 
 // MetadataGroupID is the raft group of the catalog itself.
@@ -160,6 +175,10 @@ const (
 	opLiveBrokers      = "live_brokers"
 	opReassign         = "reassign"
 	opReassignDone     = "reassign_done"
+	opDecommission     = "decommission"
+	opRemoveBroker     = "remove_broker"
+	opReplace          = "replace"
+	opReplaceDone      = "replace_done"
 )
 
 // Result is what applying a command gives back to its proposer.
@@ -180,6 +199,13 @@ func (s *State) apply(c *Command) Result {
 			return Result{Err: fmt.Errorf("register_broker without broker")}
 		}
 		b := *c.Broker
+		if slices.Contains(s.Removed, b.ID) {
+			if b.Incarnation == "" {
+				return Result{} // a peer's stale configuration: not a member
+			}
+			// The node itself joins again, as a new member.
+			s.Removed = slices.DeleteFunc(s.Removed, func(id int32) bool { return id == b.ID })
+		}
 		old, ok := s.Brokers[b.ID]
 		// A peer registering a node on its behalf knows neither the node's
 		// admin address nor its incarnation: keep the node's own.
@@ -192,6 +218,8 @@ func (s *State) apply(c *Command) Result {
 		if ok && b.RaftAddr == "" {
 			b.RaftAddr = old.RaftAddr
 		}
+		b.Decommissioning = ok && old.Decommissioning
+		b.Replacing = ok && old.Replacing
 		if ok && old.Incarnation != "" && b.Incarnation != old.Incarnation {
 			return Result{Err: fmt.Errorf("node %d joined with data directory incarnation %s; incarnation %s is another directory", b.ID, old.Incarnation, b.Incarnation)}
 		}
@@ -268,6 +296,72 @@ func (s *State) apply(c *Command) Result {
 			return Result{Err: err}
 		}
 		s.Topics[c.Topic] = t
+	case opDecommission:
+		b, ok := s.Brokers[c.Leader]
+		if !ok {
+			return Result{Err: kerr.BrokerNotAvailable}
+		}
+		b.Decommissioning = c.Count != 0
+		s.Brokers[c.Leader] = b
+	case opReplace:
+		b, ok := s.Brokers[c.Leader]
+		if !ok {
+			return Result{Err: kerr.BrokerNotAvailable}
+		}
+		if !b.Replacing {
+			// The directory the node comes back with is a new one.
+			b.Replacing, b.Incarnation = true, ""
+			s.Brokers[b.ID] = b
+		}
+		if b.Incarnation != "" {
+			// The new node joined: its groups are adding it back.
+			return Result{}
+		}
+		for name, t := range s.Topics {
+			changed := false
+			for i, p := range t.Partitions {
+				if p.Reassigning() || p.Restore != nil || !slices.Contains(p.Replicas, b.ID) || len(p.Replicas) < 2 {
+					continue
+				}
+				if !changed {
+					t, changed = t.clone(), true
+				}
+				q := &t.Partitions[i]
+				restore := slices.Clone(q.Replicas)
+				if err := q.reassign(slices.DeleteFunc(slices.Clone(q.Replicas), func(id int32) bool { return id == b.ID })); err != nil {
+					return Result{Err: err}
+				}
+				q.Restore = restore
+			}
+			if changed {
+				s.Topics[name] = t
+			}
+		}
+	case opReplaceDone:
+		b, ok := s.Brokers[c.Leader]
+		if !ok {
+			return Result{Err: kerr.BrokerNotAvailable}
+		}
+		b.Replacing = false
+		s.Brokers[b.ID] = b
+	case opRemoveBroker:
+		b, ok := s.Brokers[c.Leader]
+		if !ok {
+			return Result{Err: kerr.BrokerNotAvailable}
+		}
+		if !b.Decommissioning {
+			return Result{Err: fmt.Errorf("node %d is not being decommissioned", b.ID)}
+		}
+		for _, t := range s.Topics {
+			for _, p := range t.Partitions {
+				if slices.Contains(p.Replicas, b.ID) {
+					return Result{Err: fmt.Errorf("node %d still holds a replica of %s/%d", b.ID, t.Name, p.ID)}
+				}
+			}
+		}
+		delete(s.Brokers, b.ID)
+		s.Live = slices.DeleteFunc(s.Live, func(id int32) bool { return id == b.ID })
+		s.Removed = append(s.Removed, b.ID)
 	case opLiveBrokers:
 		s.Live = slices.Clone(c.Live)
 	case opAllocProducerIDs:
@@ -343,7 +437,7 @@ func (p *Partition) reassign(target []int32) error {
 	if p.Initial == nil {
 		p.Initial = slices.Clone(p.Replicas)
 	}
-	p.Adding, p.Removing = nil, nil
+	p.Adding, p.Removing, p.Restore = nil, nil, nil
 	for _, id := range target {
 		if !slices.Contains(orig, id) {
 			p.Adding = append(p.Adding, id)
@@ -366,5 +460,10 @@ func (p *Partition) reassignDone(target []int32) error {
 		return kerr.NoReassignmentInProgress
 	}
 	p.Replicas, p.Adding, p.Removing = slices.Clone(target), nil, nil
+	if restore := p.Restore; restore != nil {
+		// The node being replaced has left the group: it joins again.
+		p.Restore = nil
+		return p.reassign(restore)
+	}
 	return nil
 }

@@ -85,3 +85,97 @@ func TestReassignment(t *testing.T) {
 		t.Fatalf("unknown partition: %v", err)
 	}
 }
+
+func TestDecommissionAndRemove(t *testing.T) {
+	s := newState()
+	apply := func(c Command) error { return s.apply(&c).Err }
+	for id := int32(1); id <= 3; id++ {
+		if err := apply(Command{Op: opRegisterBroker, Broker: &Broker{ID: id, Incarnation: "i"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := apply(Command{Op: opCreateTopic, Topic: "t", Assignment: [][]int32{{1, 3}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := apply(Command{Op: opRemoveBroker, Leader: 3}); err == nil {
+		t.Fatal("a node not being decommissioned was removed")
+	}
+	if err := apply(Command{Op: opDecommission, Leader: 3, Count: 1}); err != nil || !s.Brokers[3].Decommissioning {
+		t.Fatalf("decommission: %v %+v", err, s.Brokers[3])
+	}
+	// Registering again (a restart) keeps the flag.
+	if err := apply(Command{Op: opRegisterBroker, Broker: &Broker{ID: 3, Incarnation: "i"}}); err != nil || !s.Brokers[3].Decommissioning {
+		t.Fatalf("re-registered: %v %+v", err, s.Brokers[3])
+	}
+	if err := apply(Command{Op: opRemoveBroker, Leader: 3}); err == nil {
+		t.Fatal("a node holding a replica was removed")
+	}
+	if err := apply(Command{Op: opReassign, Topic: "t", Replicas: []int32{1, 2}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := apply(Command{Op: opReassignDone, Topic: "t", Replicas: []int32{1, 2}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := apply(Command{Op: opRemoveBroker, Leader: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Brokers[3]; ok {
+		t.Fatal("node 3 is still a broker")
+	}
+	// A peer's configuration naming node 3 does not bring it back...
+	if err := apply(Command{Op: opRegisterBroker, Broker: &Broker{ID: 3, Host: "h"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Brokers[3]; ok {
+		t.Fatal("a peer registered the removed node 3 again")
+	}
+	// ...but the node joining again (a new data directory) does.
+	if err := apply(Command{Op: opRegisterBroker, Broker: &Broker{ID: 3, Incarnation: "j"}}); err != nil {
+		t.Fatal(err)
+	}
+	if b, ok := s.Brokers[3]; !ok || b.Decommissioning || slices.Contains(s.Removed, 3) {
+		t.Fatalf("node 3 joined again as %+v (removed %v)", b, s.Removed)
+	}
+}
+
+func TestReplaceNode(t *testing.T) {
+	s := newState()
+	apply := func(c Command) error { return s.apply(&c).Err }
+	for id := int32(1); id <= 3; id++ {
+		if err := apply(Command{Op: opRegisterBroker, Broker: &Broker{ID: id, Incarnation: "old"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := apply(Command{Op: opCreateTopic, Topic: "t", Assignment: [][]int32{{3, 1, 2}, {1, 2, 3}, {3}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := apply(Command{Op: opReplace, Leader: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if b := s.Brokers[3]; !b.Replacing || b.Incarnation != "" {
+		t.Fatalf("broker 3: %+v", b)
+	}
+	p0 := s.Topics["t"].Partitions[0]
+	if !slices.Equal(p0.Target(), []int32{1, 2}) || !slices.Equal(p0.Restore, []int32{3, 1, 2}) {
+		t.Fatalf("partition 0: %+v", p0)
+	}
+	// A partition whose only replica was on the node cannot drop it.
+	if p2 := s.Topics["t"].Partitions[2]; p2.Reassigning() {
+		t.Fatalf("partition 2: %+v", p2)
+	}
+	// Dropping the node done, it is added back, in its place.
+	if err := apply(Command{Op: opReassignDone, Topic: "t", Partition: 0, Replicas: []int32{1, 2}}); err != nil {
+		t.Fatal(err)
+	}
+	p0 = s.Topics["t"].Partitions[0]
+	if !slices.Equal(p0.Target(), []int32{3, 1, 2}) || !slices.Equal(p0.Adding, []int32{3}) || p0.Restore != nil {
+		t.Fatalf("partition 0 after the node left: %+v", p0)
+	}
+	// The node registers with its new directory.
+	if err := apply(Command{Op: opRegisterBroker, Broker: &Broker{ID: 3, Incarnation: "new"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := apply(Command{Op: opReplaceDone, Leader: 3}); err != nil || s.Brokers[3].Replacing {
+		t.Fatalf("replace done: %v %+v", err, s.Brokers[3])
+	}
+}

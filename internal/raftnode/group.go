@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -121,11 +122,14 @@ type Group struct {
 	// awaitingSnapshot is set on a member that joined without a
 	// configuration until it installs its first snapshot.
 	awaitingSnapshot bool
-	rn               *raft.RawNode
-	soft             raft.SoftState
-	term             uint64
-	leaderless       time.Time // when the group last lost its leader
-	failed           error
+	// learners are the group's learners (incoming and next), whose
+	// appends the host may throttle.
+	learners   map[uint64]bool
+	rn         *raft.RawNode
+	soft       raft.SoftState
+	term       uint64
+	leaderless time.Time // when the group last lost its leader
+	failed     error
 
 	// reads are the ReadIndex requests waiting for their index, by request
 	// context; worker-owned.
@@ -167,6 +171,9 @@ func newGroup(h *Host, gc GroupConfig) (*Group, error) {
 	}
 	g.rn = rn
 	g.leaderless = time.Now()
+	if cs, err := st.confState(); err == nil {
+		g.setLearners(cs)
+	}
 	if ru := gc.Log.RepairUntil(); ru > 0 && len(rn.Status().Config.Voters.IDs()) < 3 {
 		// With fewer than three voters every committed entry is on each of
 		// them: the others hold what this replica lost.
@@ -493,6 +500,12 @@ func (g *Group) handleReadies() {
 				g.handleApply(m)
 			default:
 				g.withholdVote(&m)
+				if m.Type == raftpb.MsgApp && g.learners[m.To] && len(m.Entries) > 0 && !g.host.learnerSendAllowed(m.Size()) {
+					// Over the learners' budget: raft sends again once
+					// it probes the learner.
+					g.rn.ReportUnreachable(m.To)
+					continue
+				}
 				out = append(out, Envelope{Group: g.id, Msg: m})
 			}
 		}
@@ -710,6 +723,7 @@ func (g *Group) installSnapshot(snap raftpb.Snapshot) error {
 	}
 	g.storage.forget()
 	g.awaitingSnapshot = false
+	g.setLearners(snap.Metadata.ConfState)
 	if err := r.Restore(snap); err != nil {
 		return fmt.Errorf("restore snapshot at %d: %w", snap.Metadata.Index, err)
 	}
@@ -746,6 +760,13 @@ func (g *Group) handleApply(m raftpb.Message) {
 	}
 }
 
+func (g *Group) setLearners(cs raftpb.ConfState) {
+	g.learners = map[uint64]bool{}
+	for _, id := range append(slices.Clone(cs.Learners), cs.LearnersNext...) {
+		g.learners[id] = true
+	}
+}
+
 func isConfChange(e raftpb.Entry) bool {
 	return e.Type == raftpb.EntryConfChange || e.Type == raftpb.EntryConfChangeV2
 }
@@ -779,6 +800,7 @@ func (g *Group) applyConfChange(e raftpb.Entry) {
 		g.fail(fmt.Errorf("persist configuration: %w", err))
 		return
 	}
+	g.setLearners(*cs)
 	g.logger.Info("configuration changed", "index", e.Index, "voters", cs.Voters, "learners", cs.Learners, "outgoing", cs.VotersOutgoing, "learners_next", cs.LearnersNext)
 }
 

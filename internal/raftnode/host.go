@@ -10,6 +10,7 @@ import (
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+	"golang.org/x/time/rate"
 
 	"github.com/chronik-stream/chronik/internal/storage"
 )
@@ -55,6 +56,11 @@ type Config struct {
 	Logger  *slog.Logger
 	// Observer, if set, is told about elections.
 	Observer Observer
+	// LearnerBytesPerSec bounds, node-wide, the bytes of appends sent to
+	// learners (replicas being added, catching up); 0: no bound. An append
+	// over the bound is not sent and the learner is reported unreachable,
+	// so raft probes it with one message at a time until it fits.
+	LearnerBytesPerSec int64
 }
 
 // Observer receives events for metrics. Calls come from workers and must
@@ -80,8 +86,10 @@ type Host struct {
 
 	queue scheduler
 	cache cacheBound
-	stop  chan struct{}
-	wg    sync.WaitGroup
+	// learnerRate bounds appends to learners; nil: no bound.
+	learnerRate *rate.Limiter
+	stop        chan struct{}
+	wg          sync.WaitGroup
 }
 
 // NewHost starts the workers and the ticker. transport may be nil on a
@@ -117,6 +125,11 @@ func NewHost(cfg Config, transport Transport) *Host {
 	}
 	h.queue.init()
 	h.cache.limit = cfg.EntryCacheBytes
+	if cfg.LearnerBytesPerSec > 0 {
+		// A burst of one message at least, so that a message larger than
+		// a second's budget still goes, alone.
+		h.learnerRate = rate.NewLimiter(rate.Limit(cfg.LearnerBytesPerSec), int(max(cfg.LearnerBytesPerSec, int64(cfg.MaxSizePerMsg)+1<<16)))
+	}
 	for range cfg.Workers {
 		h.wg.Add(1)
 		go h.work()
@@ -124,6 +137,12 @@ func NewHost(cfg Config, transport Transport) *Host {
 	h.wg.Add(1)
 	go h.tick()
 	return h
+}
+
+// learnerSendAllowed reports whether an append of size bytes to a learner
+// fits the node's learner budget now (taking it if so).
+func (h *Host) learnerSendAllowed(size int) bool {
+	return h.learnerRate == nil || h.learnerRate.AllowN(time.Now(), size)
 }
 
 // CachedBytes returns the bytes of entry data the groups keep in memory.

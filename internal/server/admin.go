@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,9 +12,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"go.etcd.io/raft/v3"
 
 	"github.com/chronik-stream/chronik/internal/admin"
+	"github.com/chronik-stream/chronik/internal/meta"
 	"github.com/chronik-stream/chronik/internal/raftnode"
 	"github.com/chronik-stream/chronik/internal/replica"
 )
@@ -30,6 +33,9 @@ func (n *Node) registerAdmin(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin/partitions", n.whenStarted(n.handleAdminPartitions))
 	mux.HandleFunc("POST /admin/partitions/{topic}/{partition}/transfer-leader", n.whenStarted(n.handleAdminTransferLeader))
 	mux.HandleFunc("POST /admin/step-down", n.whenStarted(n.handleAdminStepDown))
+	mux.HandleFunc("POST /admin/rebalance", n.whenStarted(n.handleAdminRebalance))
+	mux.HandleFunc("POST /admin/nodes/{id}/decommission", n.whenStarted(n.handleAdminDecommission))
+	mux.HandleFunc("POST /admin/nodes/{id}/replace", n.whenStarted(n.handleAdminReplace))
 	mux.HandleFunc("/admin/", func(w http.ResponseWriter, r *http.Request) {
 		writeAdminError(w, http.StatusNotFound, admin.Error{Message: fmt.Sprintf("no admin endpoint %s %s", r.Method, r.URL.Path)})
 	})
@@ -83,10 +89,7 @@ func (n *Node) handleAdminCluster(w http.ResponseWriter, _ *http.Request) {
 	live := n.catalog.LiveBrokers()
 	brokers := map[uint64]admin.NodeStatus{}
 	for _, b := range n.catalog.Brokers() {
-		brokers[uint64(b.ID)] = admin.NodeStatus{
-			KafkaAddr: fmt.Sprintf("%s:%d", b.Host, b.Port),
-			AdminAddr: b.Admin,
-		}
+		brokers[uint64(b.ID)] = n.nodeStatus(b)
 	}
 	for _, id := range n.members() {
 		ns := brokers[id]
@@ -188,6 +191,106 @@ func (n *Node) metadataStatus() (admin.PartitionStatus, bool) {
 	slices.Sort(ps.ISR)
 	slices.SortFunc(ps.Followers, func(a, b admin.FollowerStatus) int { return int(a.ID) - int(b.ID) })
 	return ps, true
+}
+
+// nodeStatus describes a registered broker as the catalog has it.
+func (n *Node) nodeStatus(b meta.Broker) admin.NodeStatus {
+	ns := admin.NodeStatus{ID: uint64(b.ID), KafkaAddr: fmt.Sprintf("%s:%d", b.Host, b.Port), AdminAddr: b.Admin, Decommissioning: b.Decommissioning, Replacing: b.Replacing}
+	for _, t := range n.catalog.Topics() {
+		for _, p := range t.Partitions {
+			if slices.Contains(p.Replicas, b.ID) {
+				ns.Replicas++
+			}
+		}
+	}
+	return ns
+}
+
+func (n *Node) handleAdminRebalance(w http.ResponseWriter, r *http.Request) {
+	dry, err := strconv.ParseBool(cmp.Or(r.URL.Query().Get("dry_run"), "false"))
+	if err != nil {
+		writeAdminError(w, http.StatusBadRequest, admin.Error{Message: fmt.Sprintf("dry_run=%q is not true or false", r.URL.Query().Get("dry_run"))})
+		return
+	}
+	moves, inFlight := n.plan(true)
+	out := admin.RebalancePlan{DryRun: dry, Moves: []admin.RebalanceMove{}}
+	for _, m := range moves {
+		out.Moves = append(out.Moves, admin.RebalanceMove{Topic: m.Topic, Partition: m.Partition, From: m.From, To: m.To})
+	}
+	if !dry {
+		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+		defer cancel()
+		if errs := n.applyMoves(ctx, moves, inFlight, 0, nil); len(errs) > 0 {
+			writeAdminError(w, http.StatusServiceUnavailable, admin.Error{Message: errors.Join(errs...).Error()})
+			return
+		}
+	}
+	writeAdminJSON(w, http.StatusOK, out)
+}
+
+func (n *Node) handleAdminDecommission(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 32)
+	if err != nil || id <= 0 {
+		writeAdminError(w, http.StatusBadRequest, admin.Error{Message: fmt.Sprintf("%q is not a node id", r.PathValue("id"))})
+		return
+	}
+	cancelIt, err := strconv.ParseBool(cmp.Or(r.URL.Query().Get("cancel"), "false"))
+	if err != nil {
+		writeAdminError(w, http.StatusBadRequest, admin.Error{Message: fmt.Sprintf("cancel=%q is not true or false", r.URL.Query().Get("cancel"))})
+		return
+	}
+	if !cancelIt {
+		if err := n.checkDecommission(int32(id)); err != nil {
+			writeAdminError(w, http.StatusConflict, admin.Error{Message: "cannot decommission node " + strconv.FormatInt(id, 10) + ": " + err.Error()})
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	if err := n.catalog.Decommission(ctx, int32(id), cancelIt); err != nil {
+		writeAdminError(w, http.StatusServiceUnavailable, admin.Error{Message: fmt.Sprintf("decommission node %d: %v", id, err)})
+		return
+	}
+	for _, b := range n.catalog.Brokers() {
+		if int64(b.ID) == id {
+			writeAdminJSON(w, http.StatusOK, n.nodeStatus(b))
+			return
+		}
+	}
+	writeAdminJSON(w, http.StatusOK, admin.NodeStatus{ID: uint64(id)})
+}
+
+func (n *Node) handleAdminReplace(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 32)
+	if err != nil || id <= 0 {
+		writeAdminError(w, http.StatusBadRequest, admin.Error{Message: fmt.Sprintf("%q is not a node id", r.PathValue("id"))})
+		return
+	}
+	if id == int64(n.cfg.NodeID) {
+		writeAdminError(w, http.StatusBadRequest, admin.Error{Message: fmt.Sprintf("node %d answers this request: it has its data; ask another node to replace a node that lost its own", id)})
+		return
+	}
+	if slices.Contains(n.catalog.LiveBrokers(), int32(id)) {
+		writeAdminError(w, http.StatusConflict, admin.Error{Message: fmt.Sprintf("node %d is live: stop it first (a node is replaced only when its data directory is lost)", id)})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	if err := n.catalog.Replace(ctx, int32(id)); err != nil {
+		status := http.StatusServiceUnavailable
+		if errors.Is(err, kerr.BrokerNotAvailable) {
+			status = http.StatusNotFound
+		}
+		writeAdminError(w, status, admin.Error{Message: fmt.Sprintf("replace node %d: %v", id, err)})
+		return
+	}
+	for _, b := range n.catalog.Brokers() {
+		if int64(b.ID) == id {
+			writeAdminJSON(w, http.StatusOK, n.nodeStatus(b))
+			return
+		}
+	}
+	writeAdminJSON(w, http.StatusOK, admin.NodeStatus{ID: uint64(id)})
 }
 
 // metadataVoters returns the metadata group's voters as this node knows

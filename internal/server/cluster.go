@@ -297,6 +297,10 @@ func (n *Node) livenessLoop() {
 			n.fail(fmt.Errorf("the cluster catalog's log failed: %w; the node stops so that it starts again from what its disk holds", err))
 			return
 		}
+		if n.decommissioned() {
+			n.fail(fmt.Errorf("node %d was decommissioned: it holds no replica and left the cluster; stop it (to bring it back, start it on an empty data directory: it joins as a new member)", n.cfg.NodeID))
+			return
+		}
 		if !n.catalog.IsLeader() {
 			continue
 		}
@@ -320,6 +324,28 @@ func (n *Node) livenessLoop() {
 		}
 		cancel()
 	}
+}
+
+// decommissioned reports whether this node was decommissioned and has
+// left the metadata group.
+func (n *Node) decommissioned() bool {
+	if n.transport == nil {
+		return false
+	}
+	self := int32(n.cfg.NodeID)
+	decom := false
+	for _, b := range n.catalog.Brokers() {
+		if b.ID == self {
+			decom = b.Decommissioning
+		}
+	}
+	if !decom {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	voters, learners, err := n.catalog.Members(ctx)
+	return err == nil && !slices.Contains(voters, uint64(self)) && !slices.Contains(learners, uint64(self))
 }
 
 // transferLeaderships hands every leadership this node holds to an in-sync

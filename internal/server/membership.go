@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/chronik-stream/chronik/internal/config"
 	"github.com/chronik-stream/chronik/internal/meta"
 )
 
@@ -158,9 +159,7 @@ func (n *Node) answerJoin(ctx context.Context, from uint64, payload []byte) ([]b
 	}
 	// The answer goes back on this node's own stream to the new node,
 	// which it may not know yet.
-	if req.Broker.RaftAddr != "" {
-		n.transport.SetPeer(from, req.Broker.RaftAddr)
-	}
+	n.learnPeer(from, req.Broker.RaftAddr)
 	c := n.catalogRef.Load()
 	if c == nil || c.ClusterID() == "" {
 		return json.Marshal(joinResponse{})
@@ -205,7 +204,20 @@ func (n *Node) addMember(ctx context.Context, b meta.Broker) error {
 	if inc := n.catalog.Incarnation(b.ID); inc != "" && inc != b.Incarnation {
 		return fmt.Errorf("node %d is a member already with another data directory (incarnation %s, this one is %s)", b.ID, inc, b.Incarnation)
 	}
-	n.transport.SetPeer(uint64(b.ID), b.RaftAddr)
+	n.learnPeer(uint64(b.ID), b.RaftAddr)
+	if n.replacing(b.ID) {
+		// Its lost self leaves the metadata group before it joins anew:
+		// as that voter it would vote again with none of its state.
+		voters, learners, err := n.catalog.Members(ctx)
+		if err != nil {
+			return err
+		}
+		if slices.Contains(voters, uint64(b.ID)) || slices.Contains(learners, uint64(b.ID)) {
+			if err := n.catalog.RemoveMember(ctx, uint64(b.ID)); err != nil {
+				return fmt.Errorf("remove the lost node %d from the metadata group: %w", b.ID, err)
+			}
+		}
+	}
 	if err := n.catalog.RegisterBroker(ctx, b); err != nil {
 		return fmt.Errorf("register node %d: %w", b.ID, err)
 	}
@@ -215,17 +227,36 @@ func (n *Node) addMember(ctx context.Context, b meta.Broker) error {
 	return nil
 }
 
+// replacing reports whether node id is being replaced.
+func (n *Node) replacing(id int32) bool {
+	for _, b := range n.catalog.Brokers() {
+		if b.ID == id {
+			return b.Replacing
+		}
+	}
+	return false
+}
+
 // syncPeers gives the transport the raft address of every broker the
-// catalog records, so members that joined after this node started are
-// reached.
+// catalog records that this node's configuration does not name, so
+// members that joined after this node was configured are reached. A
+// configured address wins: it may be how this node must reach that peer
+// (through a proxy, say), not where the peer listens.
 func (n *Node) syncPeers() {
 	if n.transport == nil {
 		return
 	}
 	for _, b := range n.catalog.Brokers() {
-		if b.RaftAddr != "" && uint64(b.ID) != n.cfg.NodeID {
-			n.transport.SetPeer(uint64(b.ID), b.RaftAddr)
-		}
+		n.learnPeer(uint64(b.ID), b.RaftAddr)
+	}
+}
+
+// learnPeer gives the transport peer id's raft address, unless this node's
+// configuration names the peer (see syncPeers).
+func (n *Node) learnPeer(id uint64, addr string) {
+	configured := slices.ContainsFunc(n.cfg.Cluster.Peers.Nodes, func(p config.Peer) bool { return p.ID == id })
+	if addr != "" && id != n.cfg.NodeID && !configured {
+		n.transport.SetPeer(id, addr)
 	}
 }
 

@@ -52,12 +52,18 @@ func (n *Node) reconcileLoop() {
 func (n *Node) reconcile() error {
 	n.syncPeers()
 	self := int32(n.cfg.NodeID)
+	// A node replacing its lost self hosts no replica its old self is
+	// being removed from: it would be taken for that voter.
+	replacing := false
+	for _, b := range n.catalog.Brokers() {
+		replacing = replacing || b.ID == self && b.Replacing
+	}
 	want := map[replica.TopicPartition]replica.Identity{}
 	var errs []error
 	for _, t := range n.catalog.Topics() {
 		rc := topicconfig.Resolve(t.Configs, n.defaults)
 		for _, p := range t.Partitions {
-			if !slices.Contains(p.Replicas, self) {
+			if !slices.Contains(p.Replicas, self) || replacing && slices.Contains(p.Removing, self) {
 				continue
 			}
 			tp := replica.TopicPartition{Topic: t.Name, Partition: p.ID}

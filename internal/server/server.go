@@ -164,6 +164,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 		EntryCacheBytes:           cfg.Raft.Advanced.EntryCacheBytes,
 		Logger:                    logger,
 		Observer:                  electionObserver{n.metrics},
+		LearnerBytesPerSec:        cfg.Cluster.Rebalance.ThrottleBytesPerSec,
 	}, rt)
 	raftHost.Store(n.host)
 
@@ -255,12 +256,16 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 	if err := n.reconcile(); err != nil {
 		return nil, err
 	}
-	n.wg.Add(5)
+	if n.transport != nil {
+		n.transport.Handle(transferLeaderMethod, n.answerTransfer)
+	}
+	n.wg.Add(6)
 	go n.reconcileLoop()
 	go n.publisher.run()
 	go n.livenessLoop()
 	go n.reassignLoop()
 	go n.metadataVotersLoop()
+	go n.controllerLoop()
 
 	n.broker = broker.New(broker.Config{
 		NodeID:                   int32(cfg.NodeID),
@@ -476,7 +481,7 @@ func (n *Node) recordClusterID() error {
 func (n *Node) replaced(err error) {
 	n.fail(fmt.Errorf("%w.\nThis node must not rejoin the cluster as itself: it could vote twice in a raft term or lose writes the cluster acknowledged. "+
 		"The cluster keeps serving without it while every partition keeps a quorum of its replicas. Restore this node's data directory (%s) from a backup and start it again; "+
-		"a node that lost its data cannot yet rejoin as a new, empty replica (docs/replication.md, \"A node that lost its data\")", err, n.cfg.DataDir))
+		"or, if the data is lost, run `chronik-server cluster replace --node-id %d` against another node and start this one again on an empty data directory: it rejoins as a new, empty member (docs/replication.md, \"A node that lost its data\")", err, n.cfg.DataDir, n.cfg.NodeID))
 }
 
 // fail stops the node because of err; Start returns it, or Fatal reports it.
