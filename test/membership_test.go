@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -395,4 +396,69 @@ func TestDecommissionNode(t *testing.T) {
 	}
 	w.waitFor(t, 300)
 	checkWritten(t, c.Addrs()[:3], topic, w.finish())
+}
+
+// TestReplaceANodeThatLostItsData wipes a node's data directory while a
+// producer writes: it is refused when it comes back, until an operator
+// runs "cluster replace"; then it rejoins under its id as a new member of
+// every group, fills up from the others, votes again, and holds every
+// record (the test then stops another node and reads everything back).
+func TestReplaceANodeThatLostItsData(t *testing.T) {
+	c := harness.NewCluster(t, harness.ClusterOptions{Nodes: 3})
+	c.Start()
+	const topic = "replace"
+	ctx := harness.Context(t, 5*time.Minute)
+	cl := clusterClient(t, c, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	createTopic(t, cl, topic, 3, 3)
+	adm := kadm.NewClient(clusterClient(t, c))
+	harness.WaitFor(t, "every partition led", 30*time.Second, func() error {
+		_, _, err := leaderCounts(ctx, adm, topic)
+		return err
+	})
+	w := startWriter(t, ctx, cl, topic, 3)
+	w.waitFor(t, 300)
+
+	n3 := c.Node(3)
+	n3.Kill()
+	if err := os.RemoveAll(n3.DataDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(n3.DataDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	n3.StartNoWait()
+	if exit, ok := n3.WaitExit(60 * time.Second); !ok || exit == nil || !n3.LogContains("cluster replace --node-id 3") {
+		t.Fatalf("the wiped node was not refused with the way back (exit %v)", exit)
+	}
+	w.waitFor(t, 200)
+
+	addr := []string{"--admin-addr", c.Node(1).HTTPAddr()}
+	if out := mustCLI(t, append([]string{"cluster", "replace", "--node-id", "3"}, addr...)...); !strings.Contains(out, "Node 3 is being replaced") {
+		t.Fatalf("replace output:\n%s", out)
+	}
+	n3.Start()
+	harness.WaitFor(t, "node 3 to be a member of every group again", 2*time.Minute, func() error {
+		st, err := adminClient(c.Node(1)).Cluster(ctx)
+		if err != nil {
+			return err
+		}
+		for _, ns := range st.Nodes {
+			if ns.ID == 3 && (ns.Replacing || !ns.MetadataVoter) {
+				return fmt.Errorf("node 3: %+v", ns)
+			}
+		}
+		md, err := adm.Metadata(ctx, topic)
+		if err != nil {
+			return err
+		}
+		for _, p := range md.Topics[topic].Partitions {
+			if !slices.Contains(p.Replicas, 3) || len(p.ISR) != 3 {
+				return fmt.Errorf("partition %d: replicas %v ISR %v", p.Partition, p.Replicas, p.ISR)
+			}
+		}
+		return nil
+	})
+	acked := w.finish()
+	c.Node(1).Kill()
+	checkWritten(t, []string{c.Node(2).Addr(), n3.Addr()}, topic, acked)
 }

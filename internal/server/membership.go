@@ -43,11 +43,13 @@ type joinResponse struct {
 // begins: it asks its configured peers whether they form a cluster
 // already. If one does, the node joins it (the metadata leader adds it as
 // a learner and sends it a snapshot of the catalog): a node is never
-// started on a configuration of its own beside a running cluster. If none
-// does, a node that is one of the metadata group's voters by its
-// configuration bootstraps the cluster with its peers, as all of them do
-// when a new cluster starts; any other node waits for the cluster to form.
-func (n *Node) joinOrBootstrap(ctx context.Context, self meta.Broker, bootstrapVoter bool) (join bool, err error) {
+// started on a configuration of its own beside a running cluster. If a
+// majority of the metadata group's voters by its configuration, itself
+// among them, answer that they form none, it bootstraps the cluster with
+// its peers, as all of them do when a new cluster starts. Otherwise it
+// waits: peers that do not answer may form a cluster that refuses this
+// node (a node that lost its data is refused until it is replaced).
+func (n *Node) joinOrBootstrap(ctx context.Context, self meta.Broker, voters []uint64) (join bool, err error) {
 	payload, err := json.Marshal(joinRequest{Broker: self})
 	if err != nil {
 		return false, err
@@ -60,11 +62,17 @@ func (n *Node) joinOrBootstrap(ctx context.Context, self meta.Broker, bootstrapV
 	}
 	var lastSaid time.Time
 	for {
-		formed, joined, why := n.askToJoin(ctx, peers, payload)
+		formed, joined, unformed, why := n.askToJoin(ctx, peers, payload)
 		if joined {
 			return true, nil
 		}
-		if !formed && bootstrapVoter {
+		agree := 1 // this node forms none either
+		for _, id := range unformed {
+			if slices.Contains(voters, id) {
+				agree++
+			}
+		}
+		if !formed && slices.Contains(voters, n.cfg.NodeID) && agree > len(voters)/2 {
 			return false, nil
 		}
 		if time.Since(lastSaid) > 5*time.Second {
@@ -88,19 +96,19 @@ func (n *Node) joinOrBootstrap(ctx context.Context, self meta.Broker, bootstrapV
 
 // askToJoin asks every peer at once whether it belongs to a formed
 // cluster, then asks those that do, one by one, to add this node. It
-// reports whether a peer belongs to a formed cluster, and whether one
-// added this node (else why not).
-func (n *Node) askToJoin(ctx context.Context, peers []uint64, payload []byte) (formed, joined bool, why string) {
+// reports whether a peer belongs to a formed cluster, whether one added
+// this node (else why not), and the peers that answered they form none.
+func (n *Node) askToJoin(ctx context.Context, peers []uint64, payload []byte) (formed, joined bool, unformed []uint64, why string) {
 	var req joinRequest
 	if err := json.Unmarshal(payload, &req); err != nil {
-		return false, false, err.Error()
+		return false, false, nil, err.Error()
 	}
 	req.Probe = true
 	probe, err := json.Marshal(req)
 	if err != nil {
-		return false, false, err.Error()
+		return false, false, nil, err.Error()
 	}
-	ok := make([]bool, len(peers))
+	answered, ok := make([]bool, len(peers)), make([]bool, len(peers))
 	var wg sync.WaitGroup
 	for i, id := range peers {
 		wg.Add(1)
@@ -108,12 +116,15 @@ func (n *Node) askToJoin(ctx context.Context, peers []uint64, payload []byte) (f
 			defer wg.Done()
 			var resp joinResponse
 			if err := n.callJoin(ctx, id, joinProbeTimeout, probe, &resp); err == nil {
-				ok[i] = resp.Formed
+				answered[i], ok[i] = true, resp.Formed
 			}
 		}()
 	}
 	wg.Wait()
 	for i, id := range peers {
+		if answered[i] && !ok[i] {
+			unformed = append(unformed, id)
+		}
 		if !ok[i] {
 			continue
 		}
@@ -126,10 +137,10 @@ func (n *Node) askToJoin(ctx context.Context, peers []uint64, payload []byte) (f
 			why = fmt.Sprintf("node %d: %s", id, resp.Err)
 		case resp.Formed:
 			n.logger.Info("joining the running cluster", "via", id, "cluster_id", resp.ClusterID)
-			return true, true, ""
+			return true, true, nil, ""
 		}
 	}
-	return formed, false, why
+	return formed, false, unformed, why
 }
 
 func (n *Node) callJoin(ctx context.Context, peer uint64, timeout time.Duration, payload []byte, resp *joinResponse) error {

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -201,7 +200,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 		// run, if they run one, rather than start on its configuration.
 		if len(metaLog.ConfState()) == 0 && metaLog.LastIndex() == 0 {
 			n.setPhase("looking for a running cluster")
-			if join, err = n.joinOrBootstrap(ctx, self, slices.Contains(voters, cfg.NodeID)); err != nil {
+			if join, err = n.joinOrBootstrap(ctx, self, voters); err != nil {
 				return nil, err
 			}
 		}
