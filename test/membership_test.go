@@ -462,3 +462,113 @@ func TestReplaceANodeThatLostItsData(t *testing.T) {
 	c.Node(1).Kill()
 	checkWritten(t, []string{c.Node(2).Addr(), n3.Addr()}, topic, acked)
 }
+
+// TestStandaloneToCluster moves a node that ran standalone, with topics,
+// records and a group's committed offsets, into a three-node cluster: it
+// restarts as node 1 of the cluster's configuration, the two new nodes
+// join it (all three started at once), its partitions gain replicas by
+// reassignment, and every record is then served by the new nodes at its
+// old offset, the group's offsets too.
+func TestStandaloneToCluster(t *testing.T) {
+	ctx := harness.Context(t, 4*time.Minute)
+	sa := harness.NewNode(t, harness.NodeOptions{ID: 1})
+	sa.Start()
+	cl := franzClient(t, sa.Addr(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	createTopic(t, cl, "legacy", 2, 1)
+	for p := range int32(2) {
+		produceN(t, cl, "legacy", p, fmt.Sprintf("p%d", p), 100)
+	}
+	offsets := kadm.Offsets{}
+	offsets.Add(kadm.Offset{Topic: "legacy", Partition: 0, At: 42, LeaderEpoch: -1})
+	if res, err := kadm.NewClient(cl).CommitOffsets(ctx, "g", offsets); err != nil || res.Error() != nil {
+		t.Fatalf("commit: %v %v", err, res)
+	}
+	cl.Close()
+	if err := sa.Stop(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	c := harness.NewCluster(t, harness.ClusterOptions{Nodes: 3})
+	c.Node(1).DataDir = sa.DataDir
+	c.Start()
+	for _, n := range c.Nodes[1:] {
+		if !n.LogContains("joining the running cluster") {
+			t.Fatalf("node %d did not join the standalone node's cluster", n.ID)
+		}
+	}
+	adm := kadm.NewClient(clusterClient(t, c))
+	var req kadm.AlterPartitionAssignmentsReq
+	for _, topic := range []string{"legacy", "__consumer_offsets"} {
+		md, err := adm.Metadata(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range md.Topics[topic].Partitions {
+			req.Assign(topic, p.Partition, []int32{1, 2, 3})
+		}
+	}
+	res, err := adm.AlterPartitionAssignments(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Each(func(r kadm.AlterPartitionAssignmentsResponse) {
+		if r.Err != nil {
+			t.Fatalf("reassign %s/%d: %v", r.Topic, r.Partition, r.Err)
+		}
+	})
+	harness.WaitFor(t, "every partition on three in-sync replicas", 2*time.Minute, func() error {
+		for _, topic := range []string{"legacy", "__consumer_offsets"} {
+			md, err := adm.Metadata(ctx, topic)
+			if err != nil {
+				return err
+			}
+			for _, p := range md.Topics[topic].Partitions {
+				if len(p.Replicas) != 3 || len(p.ISR) != 3 {
+					return fmt.Errorf("%s/%d: replicas %v ISR %v", topic, p.Partition, p.Replicas, p.ISR)
+				}
+			}
+		}
+		return nil
+	})
+	harness.WaitFor(t, "three metadata voters", 30*time.Second, func() error {
+		if v, err := metadataVoters(c.Node(1)); err != nil || len(v) != 3 {
+			return fmt.Errorf("voters %v %v", v, err)
+		}
+		return nil
+	})
+
+	// Without the node that held everything, the new nodes serve it all.
+	c.Node(1).Kill()
+	rest := []string{c.Node(2).Addr(), c.Node(3).Addr()}
+	got := map[int32][]kgo.Record{}
+	rd, err := kgo.NewClient(kgo.SeedBrokers(rest...), kgo.ConsumeTopics("legacy"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	for n := 0; n < 200; {
+		fs := rd.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of 200 records", n)
+		}
+		fs.EachRecord(func(r *kgo.Record) { got[r.Partition] = append(got[r.Partition], *r); n++ })
+	}
+	for p := range int32(2) {
+		for i, r := range got[p] {
+			if r.Offset != int64(i) || string(r.Value) != fmt.Sprintf("p%d-%d", p, i) {
+				t.Fatalf("partition %d record %d: offset %d value %q", p, i, r.Offset, r.Value)
+			}
+		}
+	}
+	survivors := kadm.NewClient(franzClient(t, rest[0], kgo.RetryTimeout(30*time.Second)))
+	harness.WaitFor(t, "the group's offsets from the new nodes", time.Minute, func() error {
+		fo, err := survivors.FetchOffsets(ctx, "g")
+		if err != nil {
+			return err
+		}
+		if o, ok := fo.Lookup("legacy", 0); !ok || o.At != 42 {
+			return fmt.Errorf("committed offset %+v", o)
+		}
+		return nil
+	})
+}

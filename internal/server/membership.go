@@ -173,6 +173,11 @@ func (n *Node) answerJoin(ctx context.Context, from uint64, payload []byte) ([]b
 	n.learnPeer(from, req.Broker.RaftAddr)
 	c := n.catalogRef.Load()
 	if c == nil || c.ClusterID() == "" {
+		if cid := n.identity.ClusterID; cid != "" {
+			// Its data directory belongs to a cluster, whose catalog it is
+			// still opening: the asking node must join, not bootstrap.
+			return json.Marshal(joinResponse{Formed: true, ClusterID: cid, Err: fmt.Sprintf("node %d is starting", n.cfg.NodeID)})
+		}
 		return json.Marshal(joinResponse{})
 	}
 	resp := joinResponse{Formed: true, ClusterID: c.ClusterID()}
