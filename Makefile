@@ -25,7 +25,7 @@ PKGS      := ./...
 RACE_PKGS := ./internal/storage/... ./internal/raftnode/... ./internal/replica/... \
              ./internal/wire/... ./internal/broker/... ./internal/group/... ./internal/meta/... ./internal/server/... \
              ./internal/transport/...
-DEB_PKGS  := kcat python3-kafka python3-confluent-kafka prometheus e2fsprogs
+DEB_PKGS  := kcat python3-kafka python3-confluent-kafka prometheus e2fsprogs dnsmasq-base
 # Fuzz budgets are execution counts (about 10 s each here), not durations:
 # Go 1.26's fuzzing coordinator can fail a run with a spurious "context
 # deadline exceeded" when a duration ends while a worker is mid-execution

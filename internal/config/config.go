@@ -112,6 +112,8 @@ type DiscoveryConfig struct {
 	Mode                string `toml:"mode" desc:"static (cluster.peers.nodes) or dns"`
 	DNSService          string `toml:"dns_service" desc:"DNS name to resolve members from; required when mode is dns"`
 	RefreshIntervalSecs int    `toml:"refresh_interval_secs" desc:"how often DNS discovery re-resolves"`
+	DNSServer           string `toml:"dns_server" desc:"DNS server (host:port) DNS discovery asks; empty means the system's resolver"`
+	NodeIDFromHostname  bool   `toml:"node_id_from_hostname" desc:"take node_id from the host name's StatefulSet ordinal (<name>-<ordinal>: ordinal + 1)"`
 }
 
 // RaftConfig tunes consensus between the members.

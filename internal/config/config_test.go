@@ -882,6 +882,10 @@ func TestUnsupportedKeysAreRefused(t *testing.T) {
 	if err := d.Unsupported(); err != nil {
 		t.Fatalf("the defaults are refused: %v", err)
 	}
+	d.Cluster.Discovery = DiscoveryConfig{Mode: "dns", DNSService: "chronik.svc", RefreshIntervalSecs: 5, DNSServer: "127.0.0.1:5353"}
+	if err := d.Unsupported(); err != nil {
+		t.Fatalf("DNS discovery is refused: %v", err)
+	}
 	for _, c := range []struct {
 		name string
 		set  func(*Config)
@@ -891,9 +895,9 @@ func TestUnsupportedKeysAreRefused(t *testing.T) {
 		{"bucket", func(c *Config) { c.ObjectStore.Bucket = "b" }, "object_store.bucket"},
 		{"path", func(c *Config) { c.ObjectStore.Path = "/objects" }, "object_store.path"},
 		{"secret", func(c *Config) { c.ObjectStore.SecretAccessKey = "hush" }, "object_store.secret_access_key"},
-		{"dns", func(c *Config) { c.Cluster.Discovery.Mode = "dns" }, "cluster.discovery.mode"},
-		{"dns service", func(c *Config) { c.Cluster.Discovery.DNSService = "chronik.svc" }, "cluster.discovery.dns_service"},
-		{"refresh", func(c *Config) { c.Cluster.Discovery.RefreshIntervalSecs = 5 }, "cluster.discovery.refresh_interval_secs"},
+		{"dns service without dns", func(c *Config) { c.Cluster.Discovery.DNSService = "chronik.svc" }, "cluster.discovery.dns_service"},
+		{"refresh without dns", func(c *Config) { c.Cluster.Discovery.RefreshIntervalSecs = 5 }, "cluster.discovery.refresh_interval_secs"},
+		{"dns server without dns", func(c *Config) { c.Cluster.Discovery.DNSServer = "127.0.0.1:53" }, "cluster.discovery.dns_server"},
 	} {
 		cfg := Default()
 		c.set(&cfg)
@@ -903,6 +907,19 @@ func TestUnsupportedKeysAreRefused(t *testing.T) {
 		}
 		if strings.Contains(err.Error(), "hush") {
 			t.Errorf("%s: the error shows the secret: %v", c.name, err)
+		}
+	}
+}
+
+func TestNodeIDFromHostname(t *testing.T) {
+	for host, want := range map[string]uint64{"chronik-0": 1, "chronik-2.chronik-headless.default.svc.cluster.local": 3, "my-app-db-11": 12} {
+		if id, err := NodeIDFromHostname(host); err != nil || id != want {
+			t.Errorf("%s: %d %v, want %d", host, id, err, want)
+		}
+	}
+	for _, host := range []string{"chronik", "chronik-", "chronik-x.svc", "chronik-99999999999"} {
+		if _, err := NodeIDFromHostname(host); err == nil {
+			t.Errorf("%s gave a node id", host)
 		}
 	}
 }

@@ -50,6 +50,17 @@ func Load(path string, env func(string) (string, bool), overrides map[string]str
 		errs = append(errs, applyEnv(&c, env)...)
 	}
 	errs = append(errs, applyOverrides(&c, overrides)...)
+	if c.Cluster.Discovery.NodeIDFromHostname {
+		if c.NodeID != Default().NodeID {
+			errs = append(errs, fmt.Errorf("invalid config: node_id = %d and cluster.discovery.node_id_from_hostname = true: set only one", c.NodeID))
+		} else if host, err := os.Hostname(); err != nil {
+			errs = append(errs, fmt.Errorf("invalid config: cluster.discovery.node_id_from_hostname: %w", err))
+		} else if id, err := NodeIDFromHostname(host); err != nil {
+			errs = append(errs, fmt.Errorf("invalid config: cluster.discovery.node_id_from_hostname: %w", err))
+		} else {
+			c.NodeID = id
+		}
+	}
 	if err := c.Validate(); err != nil {
 		errs = append(errs, err)
 	}

@@ -123,3 +123,19 @@ func addrPort(s string) int {
 	}
 	return n
 }
+
+// NodeIDFromHostname returns the node id a StatefulSet-style host name
+// gives: the ordinal after the last '-' of its first label, plus one
+// ("chronik-0.chronik-headless..." is node 1).
+func NodeIDFromHostname(host string) (uint64, error) {
+	label, _, _ := strings.Cut(host, ".")
+	i := strings.LastIndexByte(label, '-')
+	if i < 0 || i == len(label)-1 {
+		return 0, fmt.Errorf("host name %q has no ordinal (a StatefulSet pod is named <name>-<ordinal>)", host)
+	}
+	n, err := strconv.ParseUint(label[i+1:], 10, 32)
+	if err != nil || n+1 > maxID {
+		return 0, fmt.Errorf("host name %q: ordinal %q is not a number between 0 and %d", host, label[i+1:], uint64(maxID)-1)
+	}
+	return n + 1, nil
+}

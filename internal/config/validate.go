@@ -267,6 +267,9 @@ func (c *Config) validateCluster(v *checker) {
 		v.fail("cluster.discovery.dns_service", d.DNSService, "must be set when cluster.discovery.mode = \"dns\"")
 	}
 	atLeast(v, "cluster.discovery.refresh_interval_secs", d.RefreshIntervalSecs, 1)
+	if d.DNSServer != "" {
+		v.addr("cluster.discovery.dns_server", d.DNSServer, true)
+	}
 	atLeast(v, "cluster.rebalance.interval_secs", cl.Rebalance.IntervalSecs, 1)
 	atLeast(v, "cluster.rebalance.max_concurrent_moves", cl.Rebalance.MaxConcurrentMoves, 1)
 	atLeast(v, "cluster.rebalance.throttle_bytes_per_sec", cl.Rebalance.ThrottleBytesPerSec, 0)
@@ -376,8 +379,9 @@ func (c *Config) validateObjectStore(v *checker) {
 }
 
 // Unsupported returns an error naming every key set to a value this
-// release does not act on: object storage and DNS discovery are not built
-// yet, and a key that would be silently ignored is refused instead. It is
+// release does not act on: object storage is not built yet, and DNS
+// discovery's keys do nothing under static discovery; a key that would be
+// silently ignored is refused instead. It is
 // nil when there is none; each joined error is a *FieldError.
 func (c *Config) Unsupported() error {
 	v := &checker{}
@@ -405,14 +409,17 @@ func (c *Config) Unsupported() error {
 		}
 	}
 	disc, dd := c.Cluster.Discovery, d.Cluster.Discovery
-	if disc.Mode != dd.Mode {
-		v.fail("cluster.discovery.mode", disc.Mode, "is not supported by this release: list the members in cluster.peers.nodes (static discovery)")
-	}
-	if disc.DNSService != dd.DNSService {
-		v.fail("cluster.discovery.dns_service", disc.DNSService, "is used only by DNS discovery, which this release does not support; remove the key")
-	}
-	if disc.RefreshIntervalSecs != dd.RefreshIntervalSecs {
-		v.fail("cluster.discovery.refresh_interval_secs", disc.RefreshIntervalSecs, "is used only by DNS discovery, which this release does not support; remove the key")
+	if disc.Mode != "dns" {
+		const onlyDNS = "is used only by DNS discovery (cluster.discovery.mode = \"dns\"); remove the key"
+		if disc.DNSService != dd.DNSService {
+			v.fail("cluster.discovery.dns_service", disc.DNSService, onlyDNS)
+		}
+		if disc.RefreshIntervalSecs != dd.RefreshIntervalSecs {
+			v.fail("cluster.discovery.refresh_interval_secs", disc.RefreshIntervalSecs, onlyDNS)
+		}
+		if disc.DNSServer != dd.DNSServer {
+			v.fail("cluster.discovery.dns_server", disc.DNSServer, onlyDNS)
+		}
 	}
 	return errors.Join(v.errs...)
 }

@@ -59,6 +59,12 @@ type ClusterStat struct {
 	UncommittedWaits                   uint64
 	// EntryCacheBytes is the raft entry data the groups keep in memory.
 	EntryCacheBytes int64
+	// Reassignments counts the partitions being moved (reassigned) as
+	// this node's catalog has it; LearnerBytes is what this node's leaders
+	// sent to replicas being added (bytes moved), LearnerThrottled the
+	// appends to them held back by the move throttle.
+	Reassignments                  int
+	LearnerBytes, LearnerThrottled uint64
 }
 
 // StateSource gives the node's state to the collector.
@@ -92,6 +98,9 @@ var (
 	descUncommLimit = prometheus.NewDesc("chronik_raft_uncommitted_bytes_limit", "The bound on chronik_raft_uncommitted_bytes (raft.advanced.max_uncommitted_bytes).", nil, nil)
 	descUncommWaits = prometheus.NewDesc("chronik_raft_uncommitted_waits_total", "Produces that waited for room under the node's bound on uncommitted bytes.", nil, nil)
 	descEntryCache  = prometheus.NewDesc("chronik_raft_entry_cache_bytes", "Bytes of raft entries the node's groups keep in memory (bounded by raft.advanced.entry_cache_bytes).", nil, nil)
+	descReassigning = prometheus.NewDesc("chronik_partition_reassignments_in_progress", "Partitions whose replicas are being moved (reassignments, rebalancing, decommissioning), as this node's catalog has it.", nil, nil)
+	descMovedBytes  = prometheus.NewDesc("chronik_raft_learner_sent_bytes_total", "Bytes of raft entries this node's leaders sent to replicas being added to a partition (bytes moved).", nil, nil)
+	descThrottled   = prometheus.NewDesc("chronik_raft_learner_throttled_total", "Appends to replicas being added that cluster.rebalance.throttle_bytes_per_sec held back.", nil, nil)
 	descSnapCount   = prometheus.NewDesc("chronik_raft_snapshot_count", "Raft snapshots taken or installed.", nil, nil)
 	descSnapBytes   = prometheus.NewDesc("chronik_raft_snapshot_size_bytes", "Total size of raft snapshots taken or installed.", nil, nil)
 	descLogBytes    = prometheus.NewDesc("chronik_log_size_bytes", "Bytes in a partition's segment files.", []string{"topic", "partition"}, nil)
@@ -110,7 +119,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLeaders, descFollowers, descISR, descReplicas, descTerm, descLagEntries, descLagMs,
 		descSnapCount, descSnapBytes, descLogBytes, descSegments, descLogStart, descHighWater, descLogEnd, descFailed, descDamaged,
 		descGroups, descGroupMember, descGroupLag, descMetaLeader, descPeers, descUnreachable,
-		descUncommitted, descUncommLimit, descUncommWaits, descEntryCache} {
+		descUncommitted, descUncommLimit, descUncommWaits, descEntryCache, descReassigning, descMovedBytes, descThrottled} {
 		ch <- d
 	}
 }
@@ -157,6 +166,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descUncommLimit, float64(cs.UncommittedLimit))
 	ch <- prometheus.MustNewConstMetric(descUncommWaits, prometheus.CounterValue, float64(cs.UncommittedWaits))
 	gauge(descEntryCache, float64(cs.EntryCacheBytes))
+	gauge(descReassigning, float64(cs.Reassignments))
+	ch <- prometheus.MustNewConstMetric(descMovedBytes, prometheus.CounterValue, float64(cs.LearnerBytes))
+	ch <- prometheus.MustNewConstMetric(descThrottled, prometheus.CounterValue, float64(cs.LearnerThrottled))
 	n, b := c.src.SnapshotStats()
 	ch <- prometheus.MustNewConstMetric(descSnapCount, prometheus.CounterValue, float64(n))
 	gauge(descSnapBytes, float64(b))

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -88,8 +89,11 @@ type Host struct {
 	cache cacheBound
 	// learnerRate bounds appends to learners; nil: no bound.
 	learnerRate *rate.Limiter
-	stop        chan struct{}
-	wg          sync.WaitGroup
+	// learnerBytes counts entry bytes sent to learners, learnerThrottled
+	// the appends to them the bound held back.
+	learnerBytes, learnerThrottled atomic.Uint64
+	stop                           chan struct{}
+	wg                             sync.WaitGroup
 }
 
 // NewHost starts the workers and the ticker. transport may be nil on a
@@ -142,7 +146,18 @@ func NewHost(cfg Config, transport Transport) *Host {
 // learnerSendAllowed reports whether an append of size bytes to a learner
 // fits the node's learner budget now (taking it if so).
 func (h *Host) learnerSendAllowed(size int) bool {
-	return h.learnerRate == nil || h.learnerRate.AllowN(time.Now(), size)
+	if h.learnerRate == nil || h.learnerRate.AllowN(time.Now(), size) {
+		h.learnerBytes.Add(uint64(size))
+		return true
+	}
+	h.learnerThrottled.Add(1)
+	return false
+}
+
+// LearnerStats returns the bytes of appends sent to learners and the
+// appends to them the bound held back, since start.
+func (h *Host) LearnerStats() (sent, throttled uint64) {
+	return h.learnerBytes.Load(), h.learnerThrottled.Load()
 }
 
 // CachedBytes returns the bytes of entry data the groups keep in memory.

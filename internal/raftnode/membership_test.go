@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/chronik-stream/chronik/internal/raftnode"
@@ -143,5 +144,31 @@ func TestMembershipChangesThroughJointConsensus(t *testing.T) {
 	waitFor(t, "the restarted replica to apply its entries", 5*time.Second, func() bool { return len(n4.sm.values()) >= 10 })
 	if v, _, _ := confOf(t, n4.group); !slices.Equal(v, want) {
 		t.Fatalf("restarted replica's voters %v, want %v", v, want)
+	}
+}
+
+// A leader bounds what it sends to learners (replicas being added): with a
+// small budget the learner still gets every entry, and the host counts
+// the bytes sent and the appends held back.
+func TestLearnerAppendsAreThrottled(t *testing.T) {
+	h := memnet.New()
+	const budget = 64 << 10
+	n1 := startNodeWith(t, h, t.TempDir(), 1, []uint64{1}, 0, raftnode.Config{LearnerBytesPerSec: budget, MaxSizePerMsg: 16 << 10})
+	defer n1.stop(h)
+	waitFor(t, "node 1 to lead", 5*time.Second, func() bool { return n1.group.Status().Role == raft.StateLeader })
+	value := make([]byte, 8<<10)
+	for range 40 {
+		if err := propose(t, n1.group, value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "40 entries applied", 5*time.Second, func() bool { return len(n1.sm.values()) == 40 })
+	n2 := startNode(t, h, t.TempDir(), 2, []uint64{1})
+	defer n2.stop(h)
+	proposeConf(t, n1.group, raftpb.ConfChangeV2{Changes: []raftpb.ConfChangeSingle{{Type: raftpb.ConfChangeAddLearnerNode, NodeID: 2}}})
+	waitFor(t, "the learner to get every entry", 30*time.Second, func() bool { return len(n2.sm.values()) == 40 })
+	sent, throttled := n1.host.LearnerStats()
+	if sent < 40*8<<10 || throttled == 0 {
+		t.Fatalf("learner bytes sent %d, appends held back %d: 320 KiB over a 64 KiB/s budget must be held back", sent, throttled)
 	}
 }

@@ -80,11 +80,19 @@ func startNode(t *testing.T, h *memnet.Hub, dir string, id uint64, peers []uint6
 // to applied: raft applies those after it again.
 func startNodeApplied(t *testing.T, h *memnet.Hub, dir string, id uint64, peers []uint64, applied uint64) *testNode {
 	t.Helper()
+	return startNodeWith(t, h, dir, id, peers, applied, raftnode.Config{})
+}
+
+// startNodeWith starts a node whose host has cfg (its node id and ticks
+// set here).
+func startNodeWith(t *testing.T, h *memnet.Hub, dir string, id uint64, peers []uint64, applied uint64, cfg raftnode.Config) *testNode {
+	t.Helper()
 	st, err := storage.Open(dir, storage.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	host := raftnode.NewHost(raftnode.Config{NodeID: id, TickInterval: 10 * time.Millisecond, ElectionTicks: 10}, h.Transport(id))
+	cfg.NodeID, cfg.TickInterval, cfg.ElectionTicks = id, 10*time.Millisecond, 10
+	host := raftnode.NewHost(cfg, h.Transport(id))
 	h.Attach(id, host)
 	l, err := st.OpenLog(storage.InternalLog("g-1"), storage.DefaultLogConfig())
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/chronik-stream/chronik/internal/config"
 	"github.com/chronik-stream/chronik/internal/meta"
 )
 
@@ -270,8 +269,7 @@ func (n *Node) syncPeers() {
 // learnPeer gives the transport peer id's raft address, unless this node's
 // configuration names the peer (see syncPeers).
 func (n *Node) learnPeer(id uint64, addr string) {
-	configured := slices.ContainsFunc(n.cfg.Cluster.Peers.Nodes, func(p config.Peer) bool { return p.ID == id })
-	if addr != "" && id != n.cfg.NodeID && !configured {
+	if addr != "" && id != n.cfg.NodeID && !slices.Contains(n.staticPeers, id) {
 		n.transport.SetPeer(id, addr)
 	}
 }

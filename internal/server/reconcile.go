@@ -320,6 +320,14 @@ func (s stateSource) ClusterStats() metrics.ClusterStat {
 	cs := metrics.ClusterStat{MetadataLeader: s.n.catalog.Group().Status().Lead,
 		UncommittedBytes: b.Used, UncommittedLimit: b.Limit, UncommittedWaits: b.Waits,
 		EntryCacheBytes: s.n.host.CachedBytes()}
+	cs.LearnerBytes, cs.LearnerThrottled = s.n.host.LearnerStats()
+	for _, t := range s.n.catalog.Topics() {
+		for _, p := range t.Partitions {
+			if p.Reassigning() {
+				cs.Reassignments++
+			}
+		}
+	}
 	if s.n.transport == nil {
 		return cs
 	}

@@ -68,8 +68,11 @@ type Node struct {
 	// catalogRef is the catalog once it exists, for the transport's
 	// callbacks, which start before it.
 	catalogRef atomic.Pointer[meta.Catalog]
-	stop       chan struct{}
-	wg         sync.WaitGroup
+	// staticPeers are the members the configuration lists (not those DNS
+	// discovery found): their addresses are never replaced.
+	staticPeers []uint64
+	stop        chan struct{}
+	wg          sync.WaitGroup
 
 	fatal     chan struct{}
 	fatalOnce sync.Once
@@ -112,6 +115,16 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 	}
 	if err := n.checkIdentity(); err != nil {
 		return nil, err
+	}
+	for _, p := range cfg.Cluster.Peers.Nodes {
+		n.staticPeers = append(n.staticPeers, p.ID)
+	}
+	if cfg.Cluster.Enabled && cfg.Cluster.Discovery.Mode == "dns" {
+		n.setPhase("resolving the cluster's members from DNS")
+		if err := n.discoverMembers(ctx); err != nil {
+			return nil, err
+		}
+		cfg = n.cfg
 	}
 	members := n.members()
 	var rt raftnode.Transport
@@ -257,6 +270,10 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 	}
 	if n.transport != nil {
 		n.transport.Handle(transferLeaderMethod, n.answerTransfer)
+	}
+	if cfg.Cluster.Enabled && cfg.Cluster.Discovery.Mode == "dns" {
+		n.wg.Add(1)
+		go n.discoveryLoop()
 	}
 	n.wg.Add(6)
 	go n.reconcileLoop()
