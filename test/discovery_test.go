@@ -141,7 +141,7 @@ func TestDNSDiscovery(t *testing.T) {
 		}
 		return nil
 	})
-	reassign(t, adm, "found", []int32{4, 2, 3})
+	reassign(t, adm, "found", 0, []int32{4, 2, 3})
 	harness.WaitFor(t, "found/0 on nodes 4, 2, 3", time.Minute, func() error {
 		md, err := adm.Metadata(ctx, "found")
 		if err != nil {

@@ -74,8 +74,8 @@ func TestNodesJoinARunningCluster(t *testing.T) {
 	})
 
 	adm := kadm.NewClient(clusterClient(t, c))
-	reassign(t, adm, topic, []int32{1, 2, 3})
-	waitReassigned(t, c, adm, topic, []int32{1, 2, 3})
+	reassign(t, adm, topic, 0, []int32{1, 2, 3})
+	waitReassigned(t, c, adm, topic, 0, []int32{1, 2, 3})
 	produceN(t, cl, topic, 0, "grown", 100)
 
 	c.Node(1).Kill()
@@ -223,6 +223,25 @@ func checkWritten(t *testing.T, addrs []string, topic string, acked map[int32][]
 	}
 }
 
+// writtenCluster starts a cluster of nodes with topic (partitions, three
+// replicas each) led, and a writer producing to it.
+func writtenCluster(t *testing.T, nodes int, topic string, partitions int32) (*harness.Cluster, context.Context, *kadm.Client, *writer) {
+	t.Helper()
+	c := harness.NewCluster(t, harness.ClusterOptions{Nodes: nodes})
+	c.Start()
+	ctx := harness.Context(t, 5*time.Minute)
+	cl := clusterClient(t, c, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	createTopic(t, cl, topic, partitions, 3)
+	adm := kadm.NewClient(clusterClient(t, c))
+	harness.WaitFor(t, "every partition led", 30*time.Second, func() error {
+		_, _, err := leaderCounts(ctx, adm, topic)
+		return err
+	})
+	w := startWriter(t, ctx, cl, topic, partitions)
+	w.waitFor(t, 300)
+	return c, ctx, adm, w
+}
+
 // leaderCounts returns how many partitions of topic each broker leads and
 // holds, from Metadata.
 func leaderCounts(ctx context.Context, adm *kadm.Client, topic string) (leaders, replicas map[int32]int, err error) {
@@ -338,19 +357,8 @@ func TestRebalanceWhenANodeJoins(t *testing.T) {
 // a topic's replicas is refused with the reason; a rebalance dry run then
 // shows nothing to do.
 func TestDecommissionNode(t *testing.T) {
-	c := harness.NewCluster(t, harness.ClusterOptions{Nodes: 4})
-	c.Start()
 	const topic = "decom"
-	ctx := harness.Context(t, 5*time.Minute)
-	cl := clusterClient(t, c, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	createTopic(t, cl, topic, 4, 3)
-	adm := kadm.NewClient(clusterClient(t, c))
-	harness.WaitFor(t, "every partition led", 30*time.Second, func() error {
-		_, _, err := leaderCounts(ctx, adm, topic)
-		return err
-	})
-	w := startWriter(t, ctx, cl, topic, 4)
-	w.waitFor(t, 300)
+	c, ctx, _, w := writtenCluster(t, 4, topic, 4)
 
 	addr := []string{"--admin-addr", c.Node(1).HTTPAddr()}
 	out := mustCLI(t, append([]string{"cluster", "decommission", "--node-id", "4", "--wait", "--timeout", "3m"}, addr...)...)
@@ -404,19 +412,8 @@ func TestDecommissionNode(t *testing.T) {
 // every group, fills up from the others, votes again, and holds every
 // record (the test then stops another node and reads everything back).
 func TestReplaceANodeThatLostItsData(t *testing.T) {
-	c := harness.NewCluster(t, harness.ClusterOptions{Nodes: 3})
-	c.Start()
 	const topic = "replace"
-	ctx := harness.Context(t, 5*time.Minute)
-	cl := clusterClient(t, c, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	createTopic(t, cl, topic, 3, 3)
-	adm := kadm.NewClient(clusterClient(t, c))
-	harness.WaitFor(t, "every partition led", 30*time.Second, func() error {
-		_, _, err := leaderCounts(ctx, adm, topic)
-		return err
-	})
-	w := startWriter(t, ctx, cl, topic, 3)
-	w.waitFor(t, 300)
+	c, ctx, adm, w := writtenCluster(t, 3, topic, 3)
 
 	n3 := c.Node(3)
 	n3.Kill()

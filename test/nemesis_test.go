@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/chronik-stream/chronik/test/harness"
@@ -250,8 +251,11 @@ func TestChaosNemesis(t *testing.T) {
 	w2 := startWorkload(t, c.Cluster, topic, "b", 4*time.Millisecond)
 
 	// One fault at a time, healed before the next; the cluster keeps a
-	// quorum except while a fault and a restart overlap.
-	faults := []string{"kill", "sigterm", "pause", "isolate", "blackhole"}
+	// quorum except while a fault and a restart overlap. "reassign" is a
+	// membership change: a partition's group drops a node (a
+	// reassignment to the other two) and takes it back as a new member.
+	faults := []string{"kill", "sigterm", "pause", "isolate", "blackhole", "reassign"}
+	adm := kadm.NewClient(clusterClient(t, c.Cluster))
 	end := time.Now().Add(dur)
 	for time.Now().Before(end) {
 		id := 1 + rng.IntN(3)
@@ -259,7 +263,13 @@ func TestChaosNemesis(t *testing.T) {
 		f := faults[rng.IntN(len(faults))]
 		hold := time.Duration(1000+rng.IntN(4000)) * time.Millisecond
 		h.event("%s node %d for %v", f, id, hold)
+		var moved int32
+		var replicas []int32
 		switch f {
+		case "reassign":
+			moved = rng.Int32N(parts)
+			replicas = partitionReplicas(t, adm, topic, moved)
+			reassign(t, adm, topic, moved, slices.DeleteFunc(slices.Clone(replicas), func(r int32) bool { return r == int32(id) }))
 		case "kill":
 			n.Kill()
 		case "sigterm":
@@ -279,6 +289,8 @@ func TestChaosNemesis(t *testing.T) {
 			n.Start()
 		case "pause":
 			n.Resume()
+		case "reassign":
+			reassign(t, adm, topic, moved, replicas)
 		default:
 			c.Heal()
 		}

@@ -37,7 +37,7 @@ func TestPartitionReassignment(t *testing.T) {
 		t.Fatalf("create: %v %v", err, res.Err)
 	}
 	lead := int32(waitAdminFullISR(t, c, topic, 0))
-	replicas := partitionReplicas(t, adm, topic)
+	replicas := partitionReplicas(t, adm, topic, 0)
 	var outside int32
 	for id := int32(1); id <= 4; id++ {
 		if !slices.Contains(replicas, id) {
@@ -57,8 +57,8 @@ func TestPartitionReassignment(t *testing.T) {
 			target1 = append(target1, id)
 		}
 	}
-	reassign(t, adm, topic, target1)
-	waitReassigned(t, c, adm, topic, target1)
+	reassign(t, adm, topic, 0, target1)
+	waitReassigned(t, c, adm, topic, 0, target1)
 	if !c.Node(int(lead)).WaitLogContains("removing replica of a partition deleted or moved off this node", 30*time.Second) {
 		t.Fatalf("node %d kept its replica after leaving the partition", lead)
 	}
@@ -78,8 +78,8 @@ func TestPartitionReassignment(t *testing.T) {
 	// 2: two replicas (the replication factor changes), the old leader
 	// first, so it is the preferred leader.
 	target2 := []int32{lead, outside}
-	reassign(t, adm, topic, target2)
-	waitReassigned(t, c, adm, topic, target2)
+	reassign(t, adm, topic, 0, target2)
+	waitReassigned(t, c, adm, topic, 0, target2)
 	if !c.Node(int(lead)).LogContains("restarted the log from the leader's snapshot") {
 		t.Errorf("node %d rejoined without a snapshot of the log's start", lead)
 	}
@@ -96,7 +96,7 @@ func TestPartitionReassignment(t *testing.T) {
 		t.Fatal(err)
 	}
 	target3 := append(slices.Clone(target2), down)
-	reassign(t, adm, topic, target3)
+	reassign(t, adm, topic, 0, target3)
 	lr, err := adm.ListPartitionReassignments(ctx, kadm.TopicsSet{topic: {0: {}}})
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +109,7 @@ func TestPartitionReassignment(t *testing.T) {
 	if res, err := adm.AlterPartitionAssignments(ctx, cancel); err != nil || res[topic][0].Err != nil {
 		t.Fatalf("cancel: %v %v", err, res)
 	}
-	waitReassigned(t, c, adm, topic, target2)
+	waitReassigned(t, c, adm, topic, 0, target2)
 	// A second cancel has nothing to cancel.
 	if res, err := adm.AlterPartitionAssignments(ctx, cancel); err != nil || !errors.Is(res[topic][0].Err, kerr.NoReassignmentInProgress) {
 		t.Fatalf("second cancel: %v %+v", err, res)
@@ -166,7 +166,7 @@ func TestPartitionReassignment(t *testing.T) {
 	}
 }
 
-func partitionReplicas(t *testing.T, adm *kadm.Client, topic string) []int32 {
+func partitionReplicas(t *testing.T, adm *kadm.Client, topic string, p int32) []int32 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -174,47 +174,47 @@ func partitionReplicas(t *testing.T, adm *kadm.Client, topic string) []int32 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return md.Topics[topic].Partitions[0].Replicas
+	return md.Topics[topic].Partitions[p].Replicas
 }
 
-func reassign(t *testing.T, adm *kadm.Client, topic string, replicas []int32) {
+func reassign(t *testing.T, adm *kadm.Client, topic string, p int32, replicas []int32) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var req kadm.AlterPartitionAssignmentsReq
-	req.Assign(topic, 0, replicas)
+	req.Assign(topic, p, replicas)
 	res, err := adm.AlterPartitionAssignments(ctx, req)
 	if err == nil {
-		err = res[topic][0].Err
+		err = res[topic][p].Err
 	}
 	if err != nil {
-		t.Fatalf("reassign %s/0 to %v: %v", topic, replicas, err)
+		t.Fatalf("reassign %s/%d to %v: %v", topic, p, replicas, err)
 	}
 }
 
-// waitReassigned waits until no reassignment of topic/0 is listed and
+// waitReassigned waits until no reassignment of topic/p is listed and
 // Metadata gives target as its replicas, all in sync.
-func waitReassigned(t *testing.T, c *harness.Cluster, adm *kadm.Client, topic string, target []int32) {
+func waitReassigned(t *testing.T, c *harness.Cluster, adm *kadm.Client, topic string, p int32, target []int32) {
 	t.Helper()
-	harness.WaitFor(t, fmt.Sprintf("%s/0 to move to %v", topic, target), 2*time.Minute, func() error {
+	harness.WaitFor(t, fmt.Sprintf("%s/%d to move to %v", topic, p, target), 2*time.Minute, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		lr, err := adm.ListPartitionReassignments(ctx, kadm.TopicsSet{topic: {0: {}}})
+		lr, err := adm.ListPartitionReassignments(ctx, kadm.TopicsSet{topic: {p: {}}})
 		if err != nil {
 			return err
 		}
-		if p, ok := lr[topic][0]; ok {
-			return fmt.Errorf("in progress: replicas %v adding %v removing %v", p.Replicas, p.AddingReplicas, p.RemovingReplicas)
+		if r, ok := lr[topic][p]; ok {
+			return fmt.Errorf("in progress: replicas %v adding %v removing %v", r.Replicas, r.AddingReplicas, r.RemovingReplicas)
 		}
 		md, err := adm.Metadata(ctx, topic)
 		if err != nil {
 			return err
 		}
-		p := md.Topics[topic].Partitions[0]
-		if !slices.Equal(p.Replicas, target) || len(p.ISR) != len(target) {
-			return fmt.Errorf("replicas %v, ISR %v, leader %d", p.Replicas, p.ISR, p.Leader)
+		pm := md.Topics[topic].Partitions[p]
+		if !slices.Equal(pm.Replicas, target) || len(pm.ISR) != len(target) {
+			return fmt.Errorf("replicas %v, ISR %v, leader %d", pm.Replicas, pm.ISR, pm.Leader)
 		}
-		l, err := partitionOn(c.Node(int(p.Leader)), topic, 0)
+		l, err := partitionOn(c.Node(int(pm.Leader)), topic, p)
 		if err != nil {
 			return err
 		}

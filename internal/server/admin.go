@@ -228,10 +228,31 @@ func (n *Node) handleAdminRebalance(w http.ResponseWriter, r *http.Request) {
 	writeAdminJSON(w, http.StatusOK, out)
 }
 
-func (n *Node) handleAdminDecommission(w http.ResponseWriter, r *http.Request) {
+// pathNodeID reads the {id} of a /admin/nodes/{id}/... request, answering
+// 400 if it is not a node id.
+func pathNodeID(w http.ResponseWriter, r *http.Request) (int64, bool) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 32)
 	if err != nil || id <= 0 {
 		writeAdminError(w, http.StatusBadRequest, admin.Error{Message: fmt.Sprintf("%q is not a node id", r.PathValue("id"))})
+		return 0, false
+	}
+	return id, true
+}
+
+// writeNodeStatus answers with node id's entry as the catalog has it.
+func (n *Node) writeNodeStatus(w http.ResponseWriter, id int64) {
+	for _, b := range n.catalog.Brokers() {
+		if int64(b.ID) == id {
+			writeAdminJSON(w, http.StatusOK, n.nodeStatus(b))
+			return
+		}
+	}
+	writeAdminJSON(w, http.StatusOK, admin.NodeStatus{ID: uint64(id)})
+}
+
+func (n *Node) handleAdminDecommission(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathNodeID(w, r)
+	if !ok {
 		return
 	}
 	cancelIt, err := strconv.ParseBool(cmp.Or(r.URL.Query().Get("cancel"), "false"))
@@ -251,19 +272,12 @@ func (n *Node) handleAdminDecommission(w http.ResponseWriter, r *http.Request) {
 		writeAdminError(w, http.StatusServiceUnavailable, admin.Error{Message: fmt.Sprintf("decommission node %d: %v", id, err)})
 		return
 	}
-	for _, b := range n.catalog.Brokers() {
-		if int64(b.ID) == id {
-			writeAdminJSON(w, http.StatusOK, n.nodeStatus(b))
-			return
-		}
-	}
-	writeAdminJSON(w, http.StatusOK, admin.NodeStatus{ID: uint64(id)})
+	n.writeNodeStatus(w, id)
 }
 
 func (n *Node) handleAdminReplace(w http.ResponseWriter, r *http.Request) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 32)
-	if err != nil || id <= 0 {
-		writeAdminError(w, http.StatusBadRequest, admin.Error{Message: fmt.Sprintf("%q is not a node id", r.PathValue("id"))})
+	id, ok := pathNodeID(w, r)
+	if !ok {
 		return
 	}
 	if id == int64(n.cfg.NodeID) {
@@ -284,13 +298,7 @@ func (n *Node) handleAdminReplace(w http.ResponseWriter, r *http.Request) {
 		writeAdminError(w, status, admin.Error{Message: fmt.Sprintf("replace node %d: %v", id, err)})
 		return
 	}
-	for _, b := range n.catalog.Brokers() {
-		if int64(b.ID) == id {
-			writeAdminJSON(w, http.StatusOK, n.nodeStatus(b))
-			return
-		}
-	}
-	writeAdminJSON(w, http.StatusOK, admin.NodeStatus{ID: uint64(id)})
+	n.writeNodeStatus(w, id)
 }
 
 // metadataVoters returns the metadata group's voters as this node knows

@@ -272,6 +272,21 @@ func (p *publisher) publish(tp replica.TopicPartition, st leaderState) bool {
 	}
 }
 
+// every runs fn every d until the node stops.
+func (n *Node) every(d time.Duration, fn func()) {
+	defer n.wg.Done()
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		fn()
+	}
+}
+
 // livenessLoop runs on every node and acts on the metadata leader: it
 // records which brokers the leader hears from, so Metadata lists only live
 // brokers and no leader on a dead one. A broker is live while the leader

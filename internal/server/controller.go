@@ -22,9 +22,10 @@ const transferLeaderMethod = "replica.transfer_leader"
 // leader to hand over to the replica a rebalance made preferred.
 const leaderMoveTimeout = 2 * time.Minute
 
-// controller is the metadata leader's loop state: it drains nodes being
-// decommissioned, removes them once drained, and rebalances replicas and
-// leaderships.
+// controller runs every second on every node and acts on the metadata
+// leader: it drains nodes being decommissioned and removes them once
+// drained, moves replaced nodes out of and back into their groups, keeps
+// the metadata group's voters, and rebalances replicas and leaderships.
 type controller struct {
 	n           *Node
 	lastBalance time.Time
@@ -41,26 +42,21 @@ type leaderMove struct {
 	since, asked time.Time
 }
 
-func (n *Node) controllerLoop() {
-	defer n.wg.Done()
-	c := &controller{n: n, leaderMoves: map[replica.TopicPartition]leaderMove{}}
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.stop:
-			return
-		case <-t.C:
-		}
-		if !n.catalog.IsLeader() {
-			c.brokers = nil
-			clear(c.leaderMoves)
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		c.step(ctx, time.Now())
-		cancel()
+// pass takes one step on the metadata leader; a node that does not lead
+// forgets what it tracked.
+func (c *controller) pass() {
+	if !c.n.catalog.IsLeader() {
+		c.brokers = nil
+		clear(c.leaderMoves)
+		return
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c.step(ctx, time.Now())
+}
+
+func newController(n *Node) *controller {
+	return &controller{n: n, leaderMoves: map[replica.TopicPartition]leaderMove{}}
 }
 
 // brokerSets splits the registered brokers: those that may take replicas
@@ -123,6 +119,7 @@ func (c *controller) step(ctx context.Context, now time.Time) {
 		}
 	}
 	c.moveLeaders(ctx, now)
+	n.promoteMetadataVoter(ctx)
 	for _, id := range draining {
 		c.finishDecommission(ctx, id)
 	}

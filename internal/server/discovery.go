@@ -57,29 +57,19 @@ func (n *Node) discoverMembers(ctx context.Context) error {
 	}
 }
 
-// discoveryLoop resolves the members again every refresh interval, so a
+// refreshMembers resolves the members again (every refresh interval), so a
 // member's address follows its record (a pod rescheduled elsewhere).
 // Members that appear later join the cluster by themselves.
-func (n *Node) discoveryLoop() {
-	defer n.wg.Done()
+func (n *Node) refreshMembers() {
 	r := n.resolver()
-	t := time.NewTicker(time.Duration(n.cfg.Cluster.Discovery.RefreshIntervalSecs) * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.stop:
-			return
-		case <-t.C:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		found, err := r.Members(ctx)
-		cancel()
-		if err != nil {
-			n.logger.Warn("resolving the cluster's members from DNS", "service", r.Service, "err", err)
-			continue
-		}
-		for _, p := range found {
-			n.learnPeer(p.ID, p.RaftAddress())
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	found, err := r.Members(ctx)
+	if err != nil {
+		n.logger.Warn("resolving the cluster's members from DNS", "service", r.Service, "err", err)
+		return
+	}
+	for _, p := range found {
+		n.learnPeer(p.ID, p.RaftAddress())
 	}
 }

@@ -76,12 +76,19 @@ func (n *Node) joinOrBootstrap(ctx context.Context, self meta.Broker, voters []u
 		}
 		if time.Since(lastSaid) > 5*time.Second {
 			lastSaid = time.Now()
-			if formed {
+			switch {
+			case formed:
 				n.logger.Warn("the cluster did not add this node yet; retrying", "reason", why)
-			} else {
+				n.setPhase("joining the cluster")
+			case slices.Contains(voters, n.cfg.NodeID):
+				// A new cluster forms once a quorum of its voters is up.
+				msg := fmt.Sprintf("waiting for quorum (%d/%d nodes)", agree, len(voters))
+				n.setPhase(msg)
+				n.logger.Info(msg, "answering", agree, "voters", len(voters), "needed", len(voters)/2+1)
+			default:
 				n.logger.Info("waiting for a member of a running cluster to answer, to join it", "peers", peers)
+				n.setPhase("joining the cluster")
 			}
-			n.setPhase("joining the cluster")
 		}
 		select {
 		case <-ctx.Done():
@@ -274,29 +281,10 @@ func (n *Node) learnPeer(id uint64, addr string) {
 	}
 }
 
-// metadataVotersLoop runs on every node and acts on the metadata leader:
-// it keeps the metadata group at three voters (five in a cluster of five
-// or more members, every member in one of fewer than three), promoting
-// caught-up learners, lowest id first, when there are too few.
-func (n *Node) metadataVotersLoop() {
-	defer n.wg.Done()
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.stop:
-			return
-		case <-t.C:
-		}
-		if !n.catalog.IsLeader() {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		n.promoteMetadataVoter(ctx)
-		cancel()
-	}
-}
-
+// promoteMetadataVoter keeps the metadata group at three voters (five in
+// a cluster of five or more members, every member in one of fewer than
+// three), promoting a caught-up, live learner (lowest id first) when there
+// are too few; on the metadata leader.
 func (n *Node) promoteMetadataVoter(ctx context.Context) {
 	voters, learners, err := n.catalog.Members(ctx)
 	if err != nil || len(learners) == 0 {

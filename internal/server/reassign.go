@@ -26,22 +26,12 @@ const reassignInterval = 250 * time.Millisecond
 // does not hold up the commits of the new configuration for long.
 const learnerCaughtUp = 64
 
-// reassignLoop moves the replicas of the partitions this node leads to
+// reassignPass moves the replicas of the partitions this node leads to
 // what the catalog assigns them (a reassignment, or its cancellation).
-func (n *Node) reassignLoop() {
-	defer n.wg.Done()
-	t := time.NewTicker(reassignInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.stop:
-			return
-		case <-t.C:
-		}
-		for _, topic := range n.catalog.Topics() {
-			for _, p := range topic.Partitions {
-				n.stepReassignment(topic, p)
-			}
+func (n *Node) reassignPass() {
+	for _, topic := range n.catalog.Topics() {
+		for _, p := range topic.Partitions {
+			n.stepReassignment(topic, p)
 		}
 	}
 }
@@ -94,8 +84,10 @@ func (n *Node) stepReassignment(topic *meta.Topic, p meta.Partition) {
 		case done:
 			return reassignDone
 		case transfer != 0:
-			n.logger.Info("handing leadership to a new replica before leaving the partition", "topic", tp.Topic, "partition", tp.Partition, "to", transfer)
-			l.TransferLeader(transfer)
+			if st.LeadTransferee != transfer {
+				n.logger.Info("handing leadership to a new replica before leaving the partition", "topic", tp.Topic, "partition", tp.Partition, "to", transfer)
+				l.TransferLeader(transfer)
+			}
 		case len(cc.Changes) > 0:
 			n.logger.Info("changing a partition's replicas", "topic", tp.Topic, "partition", tp.Partition, "changes", cc.String())
 			if err := l.ProposeConfChange(cc); err != nil {

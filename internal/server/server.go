@@ -273,15 +273,14 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 	}
 	if cfg.Cluster.Enabled && cfg.Cluster.Discovery.Mode == "dns" {
 		n.wg.Add(1)
-		go n.discoveryLoop()
+		go n.every(time.Duration(cfg.Cluster.Discovery.RefreshIntervalSecs)*time.Second, n.refreshMembers)
 	}
-	n.wg.Add(6)
+	n.wg.Add(5)
 	go n.reconcileLoop()
 	go n.publisher.run()
 	go n.livenessLoop()
-	go n.reassignLoop()
-	go n.metadataVotersLoop()
-	go n.controllerLoop()
+	go n.every(reassignInterval, n.reassignPass)
+	go n.every(time.Second, newController(n).pass)
 
 	n.broker = broker.New(broker.Config{
 		NodeID:                   int32(cfg.NodeID),
