@@ -346,8 +346,9 @@ func TestChaosNemesis(t *testing.T) {
 			unacked++
 		}
 	}
-	t.Logf("FIGURE %s: seed %d, %v, %d faults; produces acknowledged %d, failed %d; log holds %d; consumer observations %d; violations %d",
-		t.Name(), seed, dur, strings.Count(strings.Join(h.events, "\n"), "healed"), acked, unacked, len(recs), len(obs), len(bad))
+	timeline := strings.Join(h.events, "\n")
+	t.Logf("FIGURE %s: seed %d, %v, %d faults (%d membership changes); produces acknowledged %d, failed %d; log holds %d; consumer observations %d; violations %d",
+		t.Name(), seed, dur, strings.Count(timeline, "healed"), strings.Count(timeline, "reassign node"), acked, unacked, len(recs), len(obs), len(bad))
 	if len(bad) > 0 {
 		t.Errorf("nemesis seed %d: %d violations; first ones:\n%s", seed, len(bad), strings.Join(bad[:min(10, len(bad))], "\n"))
 		t.Logf("history excerpt around the first violation:\n%s", excerpt(bad[0], acks, obs))
