@@ -354,11 +354,7 @@ func (c *Catalog) ReassignDone(ctx context.Context, topic string, partition int3
 // Decommission marks node id to have every replica moved off it and be
 // removed (cancel: no longer).
 func (c *Catalog) Decommission(ctx context.Context, id int32, cancel bool) error {
-	var on int64
-	if !cancel {
-		on = 1
-	}
-	_, err := c.propose(ctx, &Command{Op: opDecommission, Leader: id, Count: on})
+	_, err := c.propose(ctx, &Command{Op: opDecommission, Node: id, Cancel: cancel})
 	return err
 }
 
@@ -367,19 +363,19 @@ func (c *Catalog) Decommission(ctx context.Context, id int32, cancel bool) error
 // directory is accepted. Partitions being reassigned are left for a later
 // call.
 func (c *Catalog) Replace(ctx context.Context, id int32) error {
-	_, err := c.propose(ctx, &Command{Op: opReplace, Leader: id})
+	_, err := c.propose(ctx, &Command{Op: opReplace, Node: id})
 	return err
 }
 
 // ReplaceDone records that node id is a member again everywhere.
 func (c *Catalog) ReplaceDone(ctx context.Context, id int32) error {
-	_, err := c.propose(ctx, &Command{Op: opReplaceDone, Leader: id})
+	_, err := c.propose(ctx, &Command{Op: opReplaceDone, Node: id})
 	return err
 }
 
 // RemoveBroker removes a decommissioned node that holds no replica.
 func (c *Catalog) RemoveBroker(ctx context.Context, id int32) error {
-	_, err := c.propose(ctx, &Command{Op: opRemoveBroker, Leader: id})
+	_, err := c.propose(ctx, &Command{Op: opRemoveBroker, Node: id})
 	return err
 }
 

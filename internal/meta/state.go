@@ -160,6 +160,10 @@ type Command struct {
 	// Replicas is a reassignment's target (nil cancels the reassignment
 	// in progress), or the target a finished one reached.
 	Replicas []int32 `json:"replicas,omitempty"`
+	// Node is the broker a decommission, replacement or removal is about;
+	// Cancel stops a decommission.
+	Node   int32 `json:"node,omitempty"`
+	Cancel bool  `json:"cancel,omitempty"`
 }
 
 // Command ops.
@@ -297,14 +301,14 @@ func (s *State) apply(c *Command) Result {
 		}
 		s.Topics[c.Topic] = t
 	case opDecommission:
-		b, ok := s.Brokers[c.Leader]
+		b, ok := s.Brokers[c.Node]
 		if !ok {
 			return Result{Err: kerr.BrokerNotAvailable}
 		}
-		b.Decommissioning = c.Count != 0
-		s.Brokers[c.Leader] = b
+		b.Decommissioning = !c.Cancel
+		s.Brokers[c.Node] = b
 	case opReplace:
-		b, ok := s.Brokers[c.Leader]
+		b, ok := s.Brokers[c.Node]
 		if !ok {
 			return Result{Err: kerr.BrokerNotAvailable}
 		}
@@ -317,7 +321,9 @@ func (s *State) apply(c *Command) Result {
 			// The new node joined: its groups are adding it back.
 			return Result{}
 		}
-		for name, t := range s.Topics {
+		// In name order: apply must be deterministic.
+		for _, name := range slices.Sorted(maps.Keys(s.Topics)) {
+			t := s.Topics[name]
 			changed := false
 			for i, p := range t.Partitions {
 				if p.Reassigning() || p.Restore != nil || !slices.Contains(p.Replicas, b.ID) || len(p.Replicas) < 2 {
@@ -338,14 +344,14 @@ func (s *State) apply(c *Command) Result {
 			}
 		}
 	case opReplaceDone:
-		b, ok := s.Brokers[c.Leader]
+		b, ok := s.Brokers[c.Node]
 		if !ok {
 			return Result{Err: kerr.BrokerNotAvailable}
 		}
 		b.Replacing = false
 		s.Brokers[b.ID] = b
 	case opRemoveBroker:
-		b, ok := s.Brokers[c.Leader]
+		b, ok := s.Brokers[c.Node]
 		if !ok {
 			return Result{Err: kerr.BrokerNotAvailable}
 		}

@@ -97,17 +97,17 @@ func TestDecommissionAndRemove(t *testing.T) {
 	if err := apply(Command{Op: opCreateTopic, Topic: "t", Assignment: [][]int32{{1, 3}}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := apply(Command{Op: opRemoveBroker, Leader: 3}); err == nil {
+	if err := apply(Command{Op: opRemoveBroker, Node: 3}); err == nil {
 		t.Fatal("a node not being decommissioned was removed")
 	}
-	if err := apply(Command{Op: opDecommission, Leader: 3, Count: 1}); err != nil || !s.Brokers[3].Decommissioning {
+	if err := apply(Command{Op: opDecommission, Node: 3}); err != nil || !s.Brokers[3].Decommissioning {
 		t.Fatalf("decommission: %v %+v", err, s.Brokers[3])
 	}
 	// Registering again (a restart) keeps the flag.
 	if err := apply(Command{Op: opRegisterBroker, Broker: &Broker{ID: 3, Incarnation: "i"}}); err != nil || !s.Brokers[3].Decommissioning {
 		t.Fatalf("re-registered: %v %+v", err, s.Brokers[3])
 	}
-	if err := apply(Command{Op: opRemoveBroker, Leader: 3}); err == nil {
+	if err := apply(Command{Op: opRemoveBroker, Node: 3}); err == nil {
 		t.Fatal("a node holding a replica was removed")
 	}
 	if err := apply(Command{Op: opReassign, Topic: "t", Replicas: []int32{1, 2}}); err != nil {
@@ -116,7 +116,7 @@ func TestDecommissionAndRemove(t *testing.T) {
 	if err := apply(Command{Op: opReassignDone, Topic: "t", Replicas: []int32{1, 2}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := apply(Command{Op: opRemoveBroker, Leader: 3}); err != nil {
+	if err := apply(Command{Op: opRemoveBroker, Node: 3}); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := s.Brokers[3]; ok {
@@ -149,7 +149,7 @@ func TestReplaceNode(t *testing.T) {
 	if err := apply(Command{Op: opCreateTopic, Topic: "t", Assignment: [][]int32{{3, 1, 2}, {1, 2, 3}, {3}}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := apply(Command{Op: opReplace, Leader: 3}); err != nil {
+	if err := apply(Command{Op: opReplace, Node: 3}); err != nil {
 		t.Fatal(err)
 	}
 	if b := s.Brokers[3]; !b.Replacing || b.Incarnation != "" {
@@ -175,7 +175,7 @@ func TestReplaceNode(t *testing.T) {
 	if err := apply(Command{Op: opRegisterBroker, Broker: &Broker{ID: 3, Incarnation: "new"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := apply(Command{Op: opReplaceDone, Leader: 3}); err != nil || s.Brokers[3].Replacing {
+	if err := apply(Command{Op: opReplaceDone, Node: 3}); err != nil || s.Brokers[3].Replacing {
 		t.Fatalf("replace done: %v %+v", err, s.Brokers[3])
 	}
 }
