@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -223,4 +224,52 @@ func waitReassigned(t *testing.T, c *harness.Cluster, adm *kadm.Client, topic st
 		}
 		return nil
 	})
+}
+
+// TestMoveSendsEachEntryOnce moves a partition of large batches (about 1
+// MiB each, 200 MiB in all) to a new replica: the leader sends the new
+// replica about what its log holds, not many times over. (Without a bound
+// on the bytes in flight to one follower, the leader sent hundreds of MiB
+// at once, the transport dropped most of it, and the leader read and sent
+// it again and again: 68 GB sent in a minute for a move of 1 GB.)
+func TestMoveSendsEachEntryOnce(t *testing.T) {
+	c := harness.NewCluster(t, harness.ClusterOptions{Nodes: 4, ExtraConfig: "[cluster.rebalance]\nenabled = false\n"})
+	c.Start()
+	const topic = "big"
+	cl := clusterClient(t, c, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerBatchMaxBytes(1<<20), kgo.ProducerLinger(50*time.Millisecond), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	createTopic(t, cl, topic, 1, 3)
+	adm := kadm.NewClient(cl)
+	replicas := partitionReplicas(t, adm, topic, 0)
+	value := make([]byte, 100<<10)
+	rand.Read(value) // incompressible, whatever a layer might do
+	ctx := harness.Context(t, 3*time.Minute)
+	for range 2000 {
+		cl.Produce(ctx, &kgo.Record{Topic: topic, Partition: 0, Value: value}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				t.Errorf("produce: %v", err)
+			}
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var outside int32
+	for id := int32(1); id <= 4; id++ {
+		if !slices.Contains(replicas, id) {
+			outside = id
+		}
+	}
+	target := append(slices.Clone(replicas[:2]), outside)
+	reassign(t, adm, topic, 0, target)
+	waitReassigned(t, c, adm, topic, 0, target)
+	var sent, logBytes int64
+	for _, n := range c.Nodes {
+		sent += metricValue(n, "chronik_raft_learner_sent_bytes_total")
+	}
+	logBytes = metricValue(c.Node(int(outside)), fmt.Sprintf(`chronik_log_size_bytes{partition="0",topic="%s"}`, topic))
+	t.Logf("FIGURE %s: moved a %d MiB log; the leader sent the new replica %d MiB", t.Name(), logBytes>>20, sent>>20)
+	if logBytes < 150<<20 || sent > 2*logBytes {
+		t.Fatalf("the new replica holds %d bytes; %d bytes were sent to it", logBytes, sent)
+	}
 }

@@ -388,6 +388,7 @@ func (h *Host) raftConfig(st raft.Storage, applied uint64, logger *slog.Logger) 
 		MaxCommittedSizePerReady:  8 << 20,
 		MaxUncommittedEntriesSize: h.cfg.MaxUncommittedEntriesSize,
 		MaxInflightMsgs:           h.cfg.MaxInflightMsgs,
+		MaxInflightBytes:          h.maxInflightBytes(),
 		CheckQuorum:               true,
 		PreVote:                   true,
 		// A leader whose removal from the group's voters takes effect
@@ -398,6 +399,20 @@ func (h *Host) raftConfig(st raft.Storage, applied uint64, logger *slog.Logger) 
 		DisableProposalForwarding: true,
 		Logger:                    raftLogger{logger},
 	}
+}
+
+// inflightBytesPerFollower bounds the bytes of appends a leader has in
+// flight to one follower. Without it a follower far behind (a new
+// replica, one back from a long absence) is sent max_inflight_messages
+// appends of up to MaxSizePerMsg each at once, hundreds of MiB with large
+// batches: more than the transport queues for a peer, so most are dropped
+// and read from disk and sent again, and the follower catches up at a
+// crawl. 16 MiB in flight still fills a fast link at a few ms of round
+// trip.
+const inflightBytesPerFollower = 16 << 20
+
+func (h *Host) maxInflightBytes() uint64 {
+	return max(inflightBytesPerFollower, h.maxSizePerMsg())
 }
 
 // maxSizePerMsg is raft's MaxSizePerMsg: 0 makes raft send at most one
