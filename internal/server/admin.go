@@ -220,7 +220,7 @@ func (n *Node) handleAdminRebalance(w http.ResponseWriter, r *http.Request) {
 	if !dry {
 		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 		defer cancel()
-		if errs := n.applyMoves(ctx, moves, inFlight, 0, nil); len(errs) > 0 {
+		if _, errs := n.applyMoves(ctx, moves, inFlight, 0, nil); len(errs) > 0 {
 			writeAdminError(w, http.StatusServiceUnavailable, admin.Error{Message: errors.Join(errs...).Error()})
 			return
 		}

@@ -109,12 +109,14 @@ func (c *controller) step(ctx context.Context, now time.Time) {
 		(now.Sub(c.lastBalance) >= time.Duration(rb.IntervalSecs)*time.Second || !slices.Equal(ids, c.brokers))
 	if balance || len(draining) > 0 {
 		moves, inFlight := n.plan(balance)
-		n.applyMoves(ctx, moves, inFlight, rb.MaxConcurrentMoves, func(m rebalance.Move) {
+		deferred, _ := n.applyMoves(ctx, moves, inFlight, rb.MaxConcurrentMoves, func(m rebalance.Move) {
 			if m.To[0] != m.From[0] {
 				c.leaderMoves[replica.TopicPartition{Topic: m.Topic, Partition: m.Partition}] = leaderMove{to: m.To[0], since: now}
 			}
 		})
-		if balance {
+		// A balance is done once every move of its plan was started; until
+		// then each step starts more as earlier ones finish.
+		if balance && deferred == 0 {
 			c.lastBalance, c.brokers = now, ids
 		}
 	}
@@ -173,18 +175,20 @@ func (c *controller) advanceReplace(ctx context.Context, b meta.Broker) {
 // applyMoves writes moves into the catalog as reassignments: a new order
 // of the same replicas at once (it moves no data), others while fewer
 // than limit reassignments are in progress (limit 0: no limit). done is
-// called for each move written.
-func (n *Node) applyMoves(ctx context.Context, moves []rebalance.Move, inFlight map[replica.TopicPartition]bool, limit int, done func(rebalance.Move)) []error {
+// called for each move written. It returns how many moves it left for
+// later (their partition is being moved, or the limit was reached).
+func (n *Node) applyMoves(ctx context.Context, moves []rebalance.Move, inFlight map[replica.TopicPartition]bool, limit int, done func(rebalance.Move)) (deferred int, errs []error) {
 	busy := len(inFlight)
-	var errs []error
 	for _, m := range moves {
 		tp := replica.TopicPartition{Topic: m.Topic, Partition: m.Partition}
 		if inFlight[tp] {
+			deferred++
 			continue
 		}
 		reorder := slices.Equal(slices.Sorted(slices.Values(m.From)), slices.Sorted(slices.Values(m.To)))
 		if !reorder {
 			if limit > 0 && busy >= limit {
+				deferred++
 				continue
 			}
 			busy++
@@ -199,7 +203,7 @@ func (n *Node) applyMoves(ctx context.Context, moves []rebalance.Move, inFlight 
 			done(m)
 		}
 	}
-	return errs
+	return deferred, errs
 }
 
 // moveLeaders asks the leaders of partitions a rebalance reordered to hand
