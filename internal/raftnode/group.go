@@ -501,9 +501,12 @@ func (g *Group) handleReadies() {
 			default:
 				g.withholdVote(&m)
 				if m.Type == raftpb.MsgApp && g.learners[m.To] && len(m.Entries) > 0 && !g.host.learnerSendAllowed(m.Size()) {
-					// Over the learners' budget: raft sends again once
-					// it probes the learner.
-					g.rn.ReportUnreachable(m.To)
+					// Over the learners' budget: dropped. The learner
+					// rejects the next append (it does not follow on) or
+					// heartbeat round, and raft sends again from where the
+					// learner stands. (Reporting it unreachable instead
+					// would make raft probe from its last acknowledged
+					// entry and send again what is already on the way.)
 					continue
 				}
 				out = append(out, Envelope{Group: g.id, Msg: m})

@@ -59,8 +59,8 @@ type Config struct {
 	Observer Observer
 	// LearnerBytesPerSec bounds, node-wide, the bytes of appends sent to
 	// learners (replicas being added, catching up); 0: no bound. An append
-	// over the bound is not sent and the learner is reported unreachable,
-	// so raft probes it with one message at a time until it fits.
+	// over the bound is not sent; raft sends it again once the learner
+	// shows it is missing.
 	LearnerBytesPerSec int64
 }
 

@@ -168,7 +168,12 @@ func TestLearnerAppendsAreThrottled(t *testing.T) {
 	proposeConf(t, n1.group, raftpb.ConfChangeV2{Changes: []raftpb.ConfChangeSingle{{Type: raftpb.ConfChangeAddLearnerNode, NodeID: 2}}})
 	waitFor(t, "the learner to get every entry", 30*time.Second, func() bool { return len(n2.sm.values()) == 40 })
 	sent, throttled := n1.host.LearnerStats()
+	t.Logf("learner bytes sent %d for %d of entries, appends held back %d", sent, 40*8<<10, throttled)
 	if sent < 40*8<<10 || throttled == 0 {
 		t.Fatalf("learner bytes sent %d, appends held back %d: 320 KiB over a 64 KiB/s budget must be held back", sent, throttled)
+	}
+	// What was held back is sent once it fits, not again what was sent.
+	if sent > 40*8<<10*3/2 {
+		t.Fatalf("learner bytes sent %d for %d of entries: sent again what had gone", sent, 40*8<<10)
 	}
 }
