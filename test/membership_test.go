@@ -569,3 +569,48 @@ func TestStandaloneToCluster(t *testing.T) {
 		return nil
 	})
 }
+
+// TestDecommissionADeadNode decommissions a node that is down (its disk
+// died, say), a metadata voter: its replicas move to the live nodes
+// without it, as each of its partitions keeps a quorum; it leaves the
+// metadata group and the broker list, and the learner that remains is
+// promoted so the group has three voters again. This is how a dead node is
+// replaced by one of another id.
+func TestDecommissionADeadNode(t *testing.T) {
+	const topic = "dead"
+	c, ctx, adm, w := writtenCluster(t, 4, topic, 4)
+	c.Node(3).Kill()
+	w.waitFor(t, 200)
+	if _, err := adminClient(c.Node(1)).Decommission(ctx, 3, false); err != nil {
+		t.Fatal(err)
+	}
+	harness.WaitFor(t, "node 3 to leave the cluster", 2*time.Minute, func() error {
+		st, err := adminClient(c.Node(1)).Cluster(ctx)
+		if err != nil {
+			return err
+		}
+		for _, ns := range st.Nodes {
+			if ns.ID == 3 && ns.KafkaAddr != "" {
+				return fmt.Errorf("node 3 holds %d replicas", ns.Replicas)
+			}
+		}
+		md, err := adm.Metadata(ctx, topic)
+		if err != nil {
+			return err
+		}
+		for _, p := range md.Topics[topic].Partitions {
+			if slices.Contains(p.Replicas, 3) || len(p.ISR) != 3 {
+				return fmt.Errorf("partition %d: replicas %v ISR %v", p.Partition, p.Replicas, p.ISR)
+			}
+		}
+		return nil
+	})
+	harness.WaitFor(t, "voters 1, 2 and 4", 30*time.Second, func() error {
+		if v, err := metadataVoters(c.Node(1)); err != nil || !slices.Equal(v, []uint64{1, 2, 4}) {
+			return fmt.Errorf("voters %v %v", v, err)
+		}
+		return nil
+	})
+	w.waitFor(t, 200)
+	checkWritten(t, []string{c.Node(1).Addr(), c.Node(2).Addr(), c.Node(4).Addr()}, topic, w.finish())
+}
