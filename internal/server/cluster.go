@@ -313,7 +313,7 @@ func (n *Node) livenessLoop() {
 			return
 		}
 		if n.decommissioned() {
-			n.fail(fmt.Errorf("node %d was decommissioned: it holds no replica and left the cluster; stop it (to bring it back, start it on an empty data directory: it joins as a new member)", n.cfg.NodeID))
+			n.fail(n.decommissionedErr())
 			return
 		}
 		if !n.catalog.IsLeader() {
@@ -339,6 +339,10 @@ func (n *Node) livenessLoop() {
 		}
 		cancel()
 	}
+}
+
+func (n *Node) decommissionedErr() error {
+	return fmt.Errorf("node %d was decommissioned: it holds no replica and left the cluster; stop it (to bring it back, start it on an empty data directory: it joins as a new member)", n.cfg.NodeID)
 }
 
 // decommissioned reports whether this node was decommissioned and has

@@ -18,6 +18,10 @@ import (
 // another replica.
 const transferLeaderMethod = "replica.transfer_leader"
 
+// decommissionedMethod tells a node that it was decommissioned and left the
+// cluster.
+const decommissionedMethod = "node.decommissioned"
+
 // leaderMoveTimeout is how long the controller keeps asking a partition's
 // leader to hand over to the replica a rebalance made preferred.
 const leaderMoveTimeout = 2 * time.Minute
@@ -306,10 +310,31 @@ func (c *controller) finishDecommission(ctx context.Context, id int32) {
 	switch err := n.catalog.RemoveBroker(ctx, id); {
 	case err == nil:
 		n.logger.Info("node decommissioned: it holds no replica and left the cluster", "node", id)
+		// Tell it, in case it did not learn it left the metadata group
+		// (it may also be down: then nobody answers).
+		if n.transport != nil {
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			n.transport.Call(cctx, uint64(id), decommissionedMethod, nil)
+			cancel()
+		}
 	case errors.Is(err, meta.ErrNotController):
 	default:
 		n.logger.Warn("decommission: removing the node", "node", id, "err", err)
 	}
+}
+
+// answerDecommissioned stops this node when the metadata leader says it
+// was decommissioned and has left; its own catalog must agree that it was
+// being decommissioned.
+func (n *Node) answerDecommissioned(context.Context, uint64, []byte) ([]byte, error) {
+	self := int32(n.cfg.NodeID)
+	for _, b := range n.catalog.Brokers() {
+		if b.ID == self && !b.Decommissioning {
+			return nil, fmt.Errorf("node %d is not being decommissioned", self)
+		}
+	}
+	n.fail(n.decommissionedErr())
+	return nil, nil
 }
 
 // checkDecommission refuses to decommission node id when the nodes that

@@ -270,6 +270,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 	}
 	if n.transport != nil {
 		n.transport.Handle(transferLeaderMethod, n.answerTransfer)
+		n.transport.Handle(decommissionedMethod, n.answerDecommissioned)
 	}
 	if cfg.Cluster.Enabled && cfg.Cluster.Discovery.Mode == "dns" {
 		n.wg.Add(1)
