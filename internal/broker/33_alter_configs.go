@@ -49,6 +49,31 @@ func (b *Broker) handleAlterConfigs(r *wire.Request, respond func(kmsg.Response)
 	respond(resp)
 }
 
+// reassignmentThrottles are Kafka's dynamic broker configs that bound the
+// traffic of partition reassignments. Chronik has none of them: its move
+// throttle is cluster.rebalance.throttle_bytes_per_sec. Deleting them is
+// what kafka-reassign-partitions --verify and --cancel do once a move is
+// over, and succeeds (there is nothing to remove); setting them is
+// refused.
+var reassignmentThrottles = []string{"leader.replication.throttled.rate", "follower.replication.throttled.rate", "replica.alter.log.dirs.io.max.bytes.per.second"}
+
+// alterBrokerConfigs answers a change of broker configs: they are read
+// only, but for removing the reassignment throttles, which are never set.
+func alterBrokerConfigs(change configChange) error {
+	if len(change.set) == 0 && len(change.lists) == 0 && !change.replace {
+		unknown := slices.DeleteFunc(slices.Clone(change.del), func(k string) bool { return slices.Contains(reassignmentThrottles, k) })
+		if len(unknown) == 0 {
+			return nil
+		}
+	}
+	for k := range change.set {
+		if slices.Contains(reassignmentThrottles, k) {
+			return describe(kerr.InvalidConfig, "%s is not a Chronik broker config: moves are throttled by cluster.rebalance.throttle_bytes_per_sec in the chronik-server configuration", k)
+		}
+	}
+	return describe(kerr.InvalidRequest, "broker configs are read only; change the chronik-server configuration and restart")
+}
+
 // configChange is a change to one topic's configs.
 type configChange struct {
 	set map[string]string
@@ -73,7 +98,7 @@ func (b *Broker) alterTopicConfigs(ctx context.Context, typ kmsg.ConfigResourceT
 	switch typ {
 	case kmsg.ConfigResourceTypeTopic:
 	case kmsg.ConfigResourceTypeBroker:
-		return describe(kerr.InvalidRequest, "broker configs are read only; change the chronik-server configuration and restart")
+		return alterBrokerConfigs(change)
 	default:
 		return describe(kerr.InvalidRequest, "resource type %d is not supported", typ)
 	}

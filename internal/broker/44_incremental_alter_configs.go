@@ -19,7 +19,8 @@ import (
 // Kafka does; on another config they get INVALID_CONFIG.
 // * A config named twice for one resource gets INVALID_REQUEST, as in
 // Kafka. validate_only checks without changing; broker configs are read
-// only.
+// only, but deleting Kafka's reassignment throttles (which Chronik never
+// has) succeeds, so that kafka-reassign-partitions --verify can finish.
 //
 // Version notes:
 // * v1 flexible.

@@ -300,3 +300,26 @@ func TestIncrementalAlterListConfigs(t *testing.T) {
 		t.Fatalf("after the legacy alter: %v", cfg)
 	}
 }
+
+// TestReassignmentThrottlesOfBrokers: kafka-reassign-partitions --verify
+// removes Kafka's reassignment throttles from every broker once a move is
+// over; Chronik has none, and the removal succeeds. Setting one, or any
+// other broker config, is refused.
+func TestReassignmentThrottlesOfBrokers(t *testing.T) {
+	n := startWithDefaults(t)
+	alter := func(ops ...kmsg.IncrementalAlterConfigsRequestResourceConfig) kmsg.IncrementalAlterConfigsResponseResource {
+		t.Helper()
+		req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+		req.Resources = []kmsg.IncrementalAlterConfigsRequestResource{{ResourceType: kmsg.ConfigResourceTypeBroker, ResourceName: "1", Configs: ops}}
+		return n.handle(t, req, 1).(*kmsg.IncrementalAlterConfigsResponse).Resources[0]
+	}
+	del := func(name string) kmsg.IncrementalAlterConfigsRequestResourceConfig {
+		return kmsg.IncrementalAlterConfigsRequestResourceConfig{Name: name, Op: kmsg.IncrementalAlterConfigOpDelete}
+	}
+	res := alter(del("leader.replication.throttled.rate"), del("follower.replication.throttled.rate"), del("replica.alter.log.dirs.io.max.bytes.per.second"))
+	wantError(t, "removing the throttles", res.ErrorCode, res.ErrorMessage, nil)
+	res = alter(alterOp("leader.replication.throttled.rate", kmsg.IncrementalAlterConfigOpSet, "1000000"))
+	wantError(t, "setting a throttle", res.ErrorCode, res.ErrorMessage, kerr.InvalidConfig, "cluster.rebalance.throttle_bytes_per_sec")
+	res = alter(del("log.retention.ms"))
+	wantError(t, "removing another broker config", res.ErrorCode, res.ErrorMessage, kerr.InvalidRequest, "read only")
+}
