@@ -58,6 +58,9 @@ type Partition struct {
 	// the replicas it started from.
 	Adding   []int32 `json:"adding,omitempty"`
 	Removing []int32 `json:"removing,omitempty"`
+	// Original are the replicas, in their order, before the reassignment
+	// in progress: a cancel goes back to them.
+	Original []int32 `json:"original,omitempty"`
 	// Initial are the voters the partition's raft group was created with
 	// (nil: Replicas, as no reassignment ever changed them). A new replica
 	// starts its group on them and replays the configuration changes
@@ -105,6 +108,7 @@ func (t *Topic) clone() *Topic {
 		c.Partitions[i].Removing = slices.Clone(t.Partitions[i].Removing)
 		c.Partitions[i].Initial = slices.Clone(t.Partitions[i].Initial)
 		c.Partitions[i].Restore = slices.Clone(t.Partitions[i].Restore)
+		c.Partitions[i].Original = slices.Clone(t.Partitions[i].Original)
 	}
 	c.Configs = maps.Clone(t.Configs)
 	return &c
@@ -433,7 +437,10 @@ func decodeCommand(b []byte) (*Command, error) {
 // target replaces one in progress; what counts as added and removed is
 // always against the replicas before any reassignment, as in Kafka.
 func (p *Partition) reassign(target []int32) error {
-	orig := slices.DeleteFunc(slices.Clone(p.Replicas), func(id int32) bool { return slices.Contains(p.Adding, id) })
+	orig := p.Original
+	if !p.Reassigning() || orig == nil {
+		orig = slices.DeleteFunc(slices.Clone(p.Replicas), func(id int32) bool { return slices.Contains(p.Adding, id) })
+	}
 	if target == nil {
 		if !p.Reassigning() {
 			return kerr.NoReassignmentInProgress
@@ -443,7 +450,7 @@ func (p *Partition) reassign(target []int32) error {
 	if p.Initial == nil {
 		p.Initial = slices.Clone(p.Replicas)
 	}
-	p.Adding, p.Removing, p.Restore = nil, nil, nil
+	p.Adding, p.Removing, p.Restore, p.Original = nil, nil, nil, nil
 	for _, id := range target {
 		if !slices.Contains(orig, id) {
 			p.Adding = append(p.Adding, id)
@@ -455,6 +462,9 @@ func (p *Partition) reassign(target []int32) error {
 		}
 	}
 	p.Replicas = append(slices.Clone(target), p.Removing...)
+	if p.Reassigning() {
+		p.Original = orig
+	}
 	return nil
 }
 
@@ -465,7 +475,7 @@ func (p *Partition) reassignDone(target []int32) error {
 	if !p.Reassigning() || !slices.Equal(p.Target(), target) {
 		return kerr.NoReassignmentInProgress
 	}
-	p.Replicas, p.Adding, p.Removing = slices.Clone(target), nil, nil
+	p.Replicas, p.Adding, p.Removing, p.Original = slices.Clone(target), nil, nil, nil
 	if restore := p.Restore; restore != nil {
 		// The node being replaced has left the group: it joins again.
 		p.Restore = nil

@@ -71,6 +71,17 @@ func TestReassignment(t *testing.T) {
 	if p = part(); !eq(p.Replicas, []int32{1, 2, 3}) || p.Reassigning() {
 		t.Fatalf("cancelled: %+v", p)
 	}
+	// A cancel goes back to the original order too (the preferred
+	// leader), although a reassignment lists the removed replicas last.
+	if err := apply(Command{Op: opReassign, Topic: "t", Replicas: []int32{4, 2, 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := apply(Command{Op: opReassign, Topic: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	if p = part(); !eq(p.Replicas, []int32{1, 2, 3}) || p.Reassigning() {
+		t.Fatalf("cancelled after removing the first replica: %+v", p)
+	}
 	if err := apply(Command{Op: opReassign, Topic: "t", Replicas: []int32{2, 3}}); err != nil {
 		t.Fatal(err)
 	}
