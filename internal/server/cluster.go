@@ -287,57 +287,48 @@ func (n *Node) every(d time.Duration, fn func()) {
 	}
 }
 
-// livenessLoop runs on every node and acts on the metadata leader: it
-// records which brokers the leader hears from, so Metadata lists only live
-// brokers and no leader on a dead one. A broker is live while the leader
+// checkLiveness runs on every node every half second: it stops a node
+// whose catalog failed or that was decommissioned, and on the metadata
+// leader records which brokers the leader hears from, so Metadata lists
+// only live brokers and no leader on a dead one. A broker is live while the leader
 // heard from it (any raft traffic: every member answers the catalog's
 // heartbeats) within livenessTimeout. Raft's own "recently active" flags
 // are not used: check-quorum clears them every election timeout, and one
 // sampled just after that looks dead, which under load made brokers flap
 // in and out of Metadata and stalled clients for seconds.
-func (n *Node) livenessLoop() {
-	defer n.wg.Done()
-	t := time.NewTicker(500 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.stop:
-			return
-		case <-t.C:
-		}
-		if err := n.catalog.Group().Failed(); err != nil {
-			// The catalog is the node's view of the cluster; it is not
-			// reopened in place: the node stops, and its supervisor starts
-			// it again on the catalog's log as it is on disk.
-			n.fail(fmt.Errorf("the cluster catalog's log failed: %w; the node stops so that it starts again from what its disk holds", err))
-			return
-		}
-		if n.decommissioned() {
-			n.fail(n.decommissionedErr())
-			return
-		}
-		if !n.catalog.IsLeader() {
-			continue
-		}
-		live := []int32{int32(n.cfg.NodeID)}
-		if n.transport != nil {
-			timeout, connected := n.livenessTimeout(), n.transport.Connected()
-			for id, at := range n.transport.LastHeard() {
-				// A peer whose listener refuses connections is gone at once.
-				if connected[id] && time.Since(at) < timeout {
-					live = append(live, int32(id))
-				}
+func (n *Node) checkLiveness() {
+	if err := n.catalog.Group().Failed(); err != nil {
+		// The catalog is the node's view of the cluster; it is not
+		// reopened in place: the node stops, and its supervisor starts
+		// it again on the catalog's log as it is on disk.
+		n.fail(fmt.Errorf("the cluster catalog's log failed: %w; the node stops so that it starts again from what its disk holds", err))
+		return
+	}
+	if n.decommissioned() {
+		n.fail(n.decommissionedErr())
+		return
+	}
+	if !n.catalog.IsLeader() {
+		return
+	}
+	live := []int32{int32(n.cfg.NodeID)}
+	if n.transport != nil {
+		timeout, connected := n.livenessTimeout(), n.transport.Connected()
+		for id, at := range n.transport.LastHeard() {
+			// A peer whose listener refuses connections is gone at once.
+			if connected[id] && time.Since(at) < timeout {
+				live = append(live, int32(id))
 			}
 		}
-		slices.Sort(live)
-		if slices.Equal(live, n.catalog.LiveBrokers()) {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := n.catalog.SetLiveBrokers(ctx, live); err == nil {
-			n.logger.Info("live brokers changed", "live", live)
-		}
-		cancel()
+	}
+	slices.Sort(live)
+	if slices.Equal(live, n.catalog.LiveBrokers()) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := n.catalog.SetLiveBrokers(ctx, live); err == nil {
+		n.logger.Info("live brokers changed", "live", live)
 	}
 }
 

@@ -279,7 +279,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 	n.wg.Add(5)
 	go n.reconcileLoop()
 	go n.publisher.run()
-	go n.livenessLoop()
+	go n.every(500*time.Millisecond, n.checkLiveness)
 	go n.every(reassignInterval, n.reassignPass)
 	go n.every(time.Second, newController(n).pass)
 
