@@ -304,18 +304,31 @@ func (s *State) apply(c *Command) Result {
 			return Result{Err: err}
 		}
 		s.Topics[c.Topic] = t
+	case opDecommission, opReplace, opReplaceDone, opRemoveBroker:
+		b, ok := s.Brokers[c.Node]
+		if !ok {
+			return Result{Err: kerr.BrokerNotAvailable}
+		}
+		return s.applyToBroker(c, b)
+	case opLiveBrokers:
+		s.Live = slices.Clone(c.Live)
+	case opAllocProducerIDs:
+		first := s.NextProducerID
+		s.NextProducerID += max(c.Count, 1)
+		return Result{Value: first}
+	default:
+		return Result{Err: fmt.Errorf("unknown catalog command %q", c.Op)}
+	}
+	return Result{}
+}
+
+// applyToBroker applies a membership command to registered broker b.
+func (s *State) applyToBroker(c *Command, b Broker) Result {
+	switch c.Op {
 	case opDecommission:
-		b, ok := s.Brokers[c.Node]
-		if !ok {
-			return Result{Err: kerr.BrokerNotAvailable}
-		}
 		b.Decommissioning = !c.Cancel
-		s.Brokers[c.Node] = b
+		s.Brokers[b.ID] = b
 	case opReplace:
-		b, ok := s.Brokers[c.Node]
-		if !ok {
-			return Result{Err: kerr.BrokerNotAvailable}
-		}
 		if !b.Replacing {
 			// The directory the node comes back with is a new one.
 			b.Replacing, b.Incarnation = true, ""
@@ -348,17 +361,9 @@ func (s *State) apply(c *Command) Result {
 			}
 		}
 	case opReplaceDone:
-		b, ok := s.Brokers[c.Node]
-		if !ok {
-			return Result{Err: kerr.BrokerNotAvailable}
-		}
 		b.Replacing = false
 		s.Brokers[b.ID] = b
 	case opRemoveBroker:
-		b, ok := s.Brokers[c.Node]
-		if !ok {
-			return Result{Err: kerr.BrokerNotAvailable}
-		}
 		if !b.Decommissioning {
 			return Result{Err: fmt.Errorf("node %d is not being decommissioned", b.ID)}
 		}
@@ -372,14 +377,6 @@ func (s *State) apply(c *Command) Result {
 		delete(s.Brokers, b.ID)
 		s.Live = slices.DeleteFunc(s.Live, func(id int32) bool { return id == b.ID })
 		s.Removed = append(s.Removed, b.ID)
-	case opLiveBrokers:
-		s.Live = slices.Clone(c.Live)
-	case opAllocProducerIDs:
-		first := s.NextProducerID
-		s.NextProducerID += max(c.Count, 1)
-		return Result{Value: first}
-	default:
-		return Result{Err: fmt.Errorf("unknown catalog command %q", c.Op)}
 	}
 	return Result{}
 }
