@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"slices"
 	"testing"
@@ -25,15 +26,21 @@ const (
 // member, target chronik-<ordinal>.chronik.test, port its Kafka port.
 type dnsServer struct {
 	t    *testing.T
+	bin  string
 	addr string
 	cmd  *exec.Cmd
 }
 
 func newDNSServer(t *testing.T) *dnsServer {
-	if _, err := exec.LookPath("dnsmasq"); err != nil {
-		t.Fatalf("dnsmasq is needed (Debian's dnsmasq-base; make deps installs it): %v", err)
+	// Debian installs it in /usr/sbin, which a non-root PATH may lack.
+	bin, err := exec.LookPath("dnsmasq")
+	if err != nil {
+		if _, serr := os.Stat("/usr/sbin/dnsmasq"); serr != nil {
+			t.Fatalf("dnsmasq is needed (Debian's dnsmasq-base; make deps installs it): %v", err)
+		}
+		bin = "/usr/sbin/dnsmasq"
 	}
-	d := &dnsServer{t: t, addr: fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))}
+	d := &dnsServer{t: t, bin: bin, addr: fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))}
 	t.Cleanup(d.stop)
 	return d
 }
@@ -49,7 +56,7 @@ func (d *dnsServer) serve(nodes ...*harness.Node) {
 		host := fmt.Sprintf("chronik-%d.%s", n.ID-1, dnsDomain)
 		args = append(args, fmt.Sprintf("--srv-host=%s,%s,%d", dnsService, host, n.Port), fmt.Sprintf("--host-record=%s,127.0.0.1", host))
 	}
-	d.cmd = exec.Command("dnsmasq", args...)
+	d.cmd = exec.Command(d.bin, args...)
 	if err := d.cmd.Start(); err != nil {
 		d.t.Fatalf("start dnsmasq: %v", err)
 	}

@@ -394,6 +394,14 @@ func TestDecommissionNode(t *testing.T) {
 		}
 	}
 
+	// A node that is not a member, and a live node, cannot be handled.
+	if res := runCLI(t, append([]string{"cluster", "decommission", "--node-id", "9"}, addr...)...); res.code == 0 || !strings.Contains(res.stderr, "node 9 is not a member") {
+		t.Fatalf("decommissioning node 9: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	if res := runCLI(t, append([]string{"cluster", "replace", "--node-id", "2"}, addr...)...); res.code == 0 || !strings.Contains(res.stderr, "node 2 is live") {
+		t.Fatalf("replacing live node 2: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+
 	// Three nodes remain for three replicas: none can go.
 	res := runCLI(t, append([]string{"cluster", "decommission", "--node-id", "3"}, addr...)...)
 	if res.code == 0 || !strings.Contains(res.stderr, "only 2 nodes would remain") {
