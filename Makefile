@@ -4,8 +4,11 @@
 #   make test    everything CI runs: format, vet, unit tests (race detector on the
 #                concurrent packages), fuzz smoke runs, and the end-to-end tests
 #                with real clients against the real binary
-#   make deps    install the Debian packages the tests need (kcat, python3-kafka,
-#                python3-confluent-kafka, prometheus) when they are missing
+#   make deps    install what the tests need: the Debian packages (kcat,
+#                python3-kafka, python3-confluent-kafka, prometheus, dnsmasq)
+#                when missing, a Python venv with current PyPI clients
+#                (test/clients/.venv) and the Kafka jars from Maven Central
+#                (test/clients/java/target)
 #   make bench   storage benchmarks (figures, not pass/fail)
 #   make figures failover times of a 3-node cluster over 10 runs (figures)
 #   make chaos   the chaos scenarios and a 2-minute nemesis (docs/fault-tolerance.md)
@@ -38,10 +41,15 @@ STORAGE_FUZZTIME ?= 800x
 # each new interesting input (60 s by default) would take all its time.
 HANDLER_FUZZTIME ?= 5000x
 
+PYTHON   ?= python3
+VENV     := test/clients/.venv
+MVN      ?= mvn
+JAVA_DIR := test/clients/java
+
 NEMESIS_DURATION ?= 30m
 NEMESIS_SEED     ?=
 
-.PHONY: all build run test deps fmt vet unit race fuzz e2e bench figures clean chaos nemesis benchmarks sustained
+.PHONY: all build run test deps deps-debian deps-python deps-java fmt vet unit race fuzz e2e bench figures clean chaos nemesis benchmarks sustained
 
 all: build
 
@@ -51,7 +59,9 @@ build:
 run:
 	$(GO) run ./cmd/chronik-server standalone
 
-deps:
+deps: deps-debian deps-python deps-java
+
+deps-debian:
 	@missing=""; for p in $(DEB_PKGS); do \
 		dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -59,6 +69,22 @@ deps:
 		SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
+
+# Current releases of the Python clients from PyPI, beside Debian's old ones.
+$(VENV)/.installed: test/clients/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r test/clients/requirements.txt
+	touch $@
+
+deps-python: $(VENV)/.installed
+
+# The Java client, Kafka's tools, Streams, Connect and the Kafka broker, from
+# Maven Central: compiled scenarios in target/classes, every jar in target/lib.
+$(JAVA_DIR)/target/.built: $(JAVA_DIR)/pom.xml $(shell find $(JAVA_DIR)/src -name '*.java' 2>/dev/null)
+	cd $(JAVA_DIR) && $(MVN) -q -B package -DskipTests
+	touch $@
+
+deps-java: $(JAVA_DIR)/target/.built
 
 fmt:
 	@out="$$(gofmt -l cmd internal test)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -106,4 +132,4 @@ figures:
 	CHRONIK_FIGURES=1 $(GO) test -count=1 -run TestFailoverFigures -v ./test/
 
 clean:
-	rm -rf bin data
+	rm -rf bin data $(VENV) $(JAVA_DIR)/target
