@@ -27,9 +27,11 @@ import (
 //     not the leader) gets the current generation back without a rebalance.
 //   - Static members (v5+, group instance id): a known instance id joining
 //     with an empty member id replaces the old member id, which is fenced
-//     (FENCED_INSTANCE_ID). In a Stable group whose protocol and this
-//     member's metadata are unchanged, there is no rebalance: the new member
-//     id is written to the log and the member gets the current generation
+//     (FENCED_INSTANCE_ID). In a Stable group whose selected protocol does
+//     not change, there is no rebalance (as in Kafka, even if the member's
+//     metadata changed: a cooperative consumer's lists the partitions it
+//     owns, which a restarted one no longer does): the new member id and
+//     metadata are written to the log and the member gets the current generation
 //     (from v9 the leader is told it leads and to skip the assignment;
 //     before v9 the old leader id is returned so it does not reassign).
 //
@@ -245,8 +247,8 @@ func (s *shard) replaceStaticMember(g *group, oldID, newID string, cl Client, re
 
 	switch g.state {
 	case stateStable:
-		if g.selectProtocol() != g.protocol || !m.matches(old.protocols) {
-			s.prepareRebalance(g, "static member "+inst+" rejoined with new metadata")
+		if g.selectProtocol() != g.protocol {
+			s.prepareRebalance(g, "static member "+inst+" rejoined with protocols that change the group's")
 			return
 		}
 		// No rebalance: persist the new member id, then answer with the
