@@ -27,10 +27,14 @@ import (
 // reserved name not yet created (__consumer_offsets is created by
 // FindCoordinator) get INVALID_TOPIC_EXCEPTION.
 // * A partition with no known leader reports LEADER_NOT_AVAILABLE.
+// * Authorized operations, when asked for, are every operation Kafka
+// supports on a topic (and on the cluster), as a Kafka broker without an
+// authorizer answers; not asked for, they are omitted (INT32_MIN).
 //
 // Version notes:
 // * v1 controller id and internal flag, v2 cluster id, v5 offline replicas,
-// v7 leader epoch, v9 flexible, v10 topic ids.
+// v7 leader epoch, v8 authorized operations (the cluster's until v10), v9
+// flexible, v10 topic ids.
 func init() { register(kmsg.Metadata, 0, 12, (*Broker).handleMetadata) }
 
 func (b *Broker) handleMetadata(r *wire.Request, respond func(kmsg.Response)) {
@@ -62,8 +66,29 @@ func (b *Broker) handleMetadata(r *wire.Request, respond func(kmsg.Response)) {
 	for _, t := range topics {
 		resp.Topics = append(resp.Topics, b.metadataTopic(t))
 	}
+	if req.Version >= 8 && req.Version <= 10 && req.IncludeClusterAuthorizedOperations {
+		resp.AuthorizedOperations = clusterOperations
+	}
+	if req.Version >= 8 && req.IncludeTopicAuthorizedOperations {
+		for i := range resp.Topics {
+			resp.Topics[i].AuthorizedOperations = topicOperations
+		}
+	}
 	respond(resp)
 }
+
+// Chronik has no ACLs: any client may do anything, and it is told so with
+// the operations Kafka supports on each kind of resource (Kafka's
+// AclEntry.supportedOperations), as a Kafka broker without an authorizer
+// tells it. Bits are AclOperation codes.
+const (
+	// topicOperations: READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE,
+	// DESCRIBE_CONFIGS, ALTER_CONFIGS.
+	topicOperations = 1<<3 | 1<<4 | 1<<5 | 1<<6 | 1<<7 | 1<<8 | 1<<10 | 1<<11
+	// clusterOperations: CREATE, ALTER, DESCRIBE, CLUSTER_ACTION,
+	// DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE.
+	clusterOperations = 1<<5 | 1<<7 | 1<<8 | 1<<9 | 1<<10 | 1<<11 | 1<<12
+)
 
 // lookupMetadataTopic finds (or auto-creates) a requested topic. If it
 // cannot, it returns the error entry for the response.

@@ -13,6 +13,8 @@ import (
 // Behavior:
 // * The cluster id, the controller (the metadata group's leader) and every
 // live broker.
+// * Authorized operations, when asked for, are every operation Kafka
+// supports on the cluster (no ACLs); else omitted (INT32_MIN).
 //
 // Version notes:
 // * v1 endpoint type (brokers only).
@@ -23,7 +25,9 @@ func (b *Broker) handleDescribeCluster(r *wire.Request, respond func(kmsg.Respon
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
 	resp.ClusterID = b.catalog.ClusterID()
 	resp.ControllerID = b.controllerID()
-	resp.ClusterAuthorizedOperations = -2147483648
+	if req.IncludeClusterAuthorizedOperations {
+		resp.ClusterAuthorizedOperations = clusterOperations
+	}
 	live := b.brokerIDs()
 	for _, br := range b.catalog.Brokers() {
 		if slices.Contains(live, br.ID) {
