@@ -1,7 +1,9 @@
 #!/usr/bin/python3
-"""The client scenario with confluent-kafka (Debian python3-confluent-kafka
-1.7, librdkafka 2.0.2). Same phases and output as kafka_python_scenario.py;
-the producer is idempotent (enable.idempotence=true).
+"""The client scenario with confluent-kafka: Debian's python3-confluent-kafka
+1.7 (librdkafka 2.0.2) under /usr/bin/python3, or PyPI's confluent-kafka
+(bundling a current librdkafka) under the venv's python. Same phases and
+output as kafka_python_scenario.py; the producer is always idempotent
+(enable.idempotence=true).
 """
 import argparse
 import json
@@ -11,28 +13,27 @@ import time
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-
-def key(i):
-    return "key-%05d" % i
-
-
-def value(i):
-    return "value-%05d-payload" % i
+from scenario_steps import key, produce_in_steps, value
 
 
 def produce(args):
     admin = AdminClient({"bootstrap.servers": args.bootstrap})
-    for _, f in admin.create_topics([NewTopic(args.topic, num_partitions=3, replication_factor=1)]).items():
+    topic = NewTopic(args.topic, num_partitions=3, replication_factor=args.replication)
+    for _, f in admin.create_topics([topic]).items():
         f.result(timeout=30)
     errors = []
+    ok = [0]
 
     def delivered(err, msg):
         if err is not None:
             errors.append(err)
+        else:
+            ok[0] += 1
 
     p = Producer({"bootstrap.servers": args.bootstrap, "enable.idempotence": True, "acks": "all",
                   "linger.ms": 5})
-    for i in range(args.count):
+
+    def send(i):
         while True:
             try:
                 p.produce(args.topic, key=key(i), value=value(i), headers=[("idx", str(i))], on_delivery=delivered)
@@ -40,9 +41,17 @@ def produce(args):
             except BufferError:
                 p.poll(0.1)
         p.poll(0)
-    left = p.flush(60)
-    if left or errors:
-        sys.exit("%d messages undelivered, errors: %s" % (left, errors[:3]))
+
+    def flush():
+        left = p.flush(120)
+        if left or errors:
+            sys.exit("%d messages undelivered, errors: %s" % (left, errors[:3]))
+
+    def acked():
+        p.poll(0)  # serves the delivery reports that arrived meanwhile
+        return ok[0]
+
+    produce_in_steps(args.count, args.kill_at, send, flush, acked)
 
 
 def group(args):
@@ -118,6 +127,8 @@ def main():
     p.add_argument("--group", default="")
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--commit", action="store_true")
+    p.add_argument("--replication", type=int, default=1)
+    p.add_argument("--kill-at", type=int, default=0, help="see scenario_steps.produce_in_steps")
     args = p.parse_args()
     {"produce": produce, "group": group, "admin": admin}[args.phase](args)
 

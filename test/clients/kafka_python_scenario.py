@@ -1,12 +1,15 @@
 #!/usr/bin/python3
-"""The client scenario with kafka-python (Debian python3-kafka, 2.0.2).
+"""The client scenario with kafka-python: Debian's python3-kafka 2.0.2 under
+/usr/bin/python3, or PyPI's kafka-python 2.x under the venv's python.
 
 Run by test/pyclients_test.go, one phase at a time, against a real
 chronik-server; the Go test kills and restarts the server between phases and
 checks what each phase printed.
 
   produce  create the topic (3 partitions) and produce N keyed messages with an
-           "idx" header, acks=all
+           "idx" header, acks=all; idempotent with --idempotent (kafka-python
+           2.1 and later), and with --kill-at a leader is killed on the way
+           (scenario_steps.produce_in_steps)
   group    consume exactly --count messages with a group of two members and
            commit exactly what was consumed
   admin    list and describe topics, configs and groups
@@ -25,26 +28,41 @@ from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 
-
-def key(i):
-    return "key-%05d" % i
-
-
-def value(i):
-    return "value-%05d-payload" % i
+from scenario_steps import key, produce_in_steps, value
 
 
 def produce(args):
     admin = KafkaAdminClient(bootstrap_servers=args.bootstrap, client_id="kp-admin")
-    admin.create_topics([NewTopic(name=args.topic, num_partitions=3, replication_factor=1)])
+    admin.create_topics([NewTopic(name=args.topic, num_partitions=3, replication_factor=args.replication)])
     admin.close()
-    producer = KafkaProducer(bootstrap_servers=args.bootstrap, acks="all", retries=5, linger_ms=5)
-    futures = [producer.send(args.topic, key=key(i).encode(), value=value(i).encode(),
-                             headers=[("idx", str(i).encode())]) for i in range(args.count)]
-    producer.flush()
-    for f in futures:
-        f.get(timeout=30)  # raises on any failed send
+    opts = {"acks": "all", "retries": 5, "linger_ms": 5}
+    if args.idempotent:
+        # kafka-python 2.0.2 has no such setting and refuses it.
+        opts = {"acks": "all", "enable_idempotence": True, "linger_ms": 5}
+    producer = KafkaProducer(bootstrap_servers=args.bootstrap, **opts)
+    futures = []
+
+    def send(i):
+        futures.append(producer.send(args.topic, key=key(i).encode(), value=value(i).encode(),
+                                     headers=[("idx", str(i).encode())]))
+
+    def flush():
+        producer.flush()
+        for f in futures:
+            f.get(timeout=30)  # raises on any failed send
+
+    def acked():
+        return sum(1 for f in futures if f.succeeded())
+
+    produce_in_steps(args.count, args.kill_at, send, flush, acked)
     producer.close()
+
+
+def offset_and_metadata(offset):
+    # kafka-python 2.1 added the leader epoch (-1: unknown) to the tuple.
+    if "leader_epoch" in OffsetAndMetadata._fields:
+        return OffsetAndMetadata(offset, "", -1)
+    return OffsetAndMetadata(offset, None)
 
 
 class PauseUntilStarted(ConsumerRebalanceListener):
@@ -105,7 +123,7 @@ class Member(threading.Thread):
                         break  # the total is reached: leave the rest uncommitted
                     self.taken[tp] = r.offset + 1
         if self.args.commit and self.taken:
-            c.commit({tp: OffsetAndMetadata(off, None) for tp, off in self.taken.items()})
+            c.commit({tp: offset_and_metadata(off) for tp, off in self.taken.items()})
 
 
 class Shared:
@@ -185,6 +203,9 @@ def main():
     p.add_argument("--group", default="")
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--commit", action="store_true")
+    p.add_argument("--replication", type=int, default=1)
+    p.add_argument("--idempotent", action="store_true")
+    p.add_argument("--kill-at", type=int, default=0, help="see scenario_steps.produce_in_steps")
     args = p.parse_args()
     {"produce": produce, "group": group, "admin": admin}[args.phase](args)
 
