@@ -122,7 +122,7 @@ bench:
 
 BENCH_FLAGS ?=
 
-benchmarks:
+benchmarks: deps-java
 	$(GO) run ./cmd/chronik-benchreport $(BENCH_FLAGS)
 
 sustained:

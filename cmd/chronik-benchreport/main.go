@@ -1,7 +1,8 @@
 // Command chronik-benchreport measures franz-go's in-memory kfake, a
-// standalone chronik-server and a 3-node chronik cluster on this machine,
-// one system at a time, and writes docs/BENCHMARKS.md with a chart.
-// `make benchmarks` runs it; see the flags for a quick smoke run.
+// standalone chronik-server, a 3-node chronik cluster and Apache Kafka (one
+// and three nodes, with its defaults and with a flush per batch) on this
+// machine, one system at a time, and writes docs/BENCHMARKS.md with a
+// chart. `make benchmarks` runs it; see the flags for a quick smoke run.
 package main
 
 import (
@@ -19,14 +20,20 @@ import (
 	"time"
 
 	"github.com/chronik-stream/chronik/internal/bench"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-type binaries struct{ server, kfake string }
+type binaries struct {
+	server, kfake string
+	kafka         kafkaDist
+}
 
 type settings struct {
 	systems, acks       []string
 	sizes               []int
 	warmup, maxDuration time.Duration
+	startWarmup         time.Duration
 	latencyDuration     time.Duration
 	partitions          int
 	producers           int
@@ -34,16 +41,21 @@ type settings struct {
 	segmentBytes        int64
 	out, chart, jsonOut string
 	binDir              string
+	kafkaLib, kafkaHeap string
 	smoke               bool
 }
+
+// allSystems are the systems measured by default, in order.
+const allSystems = "kfake,standalone,cluster,kafka,kafka-flush,kafka-cluster,kafka-cluster-flush"
 
 func main() {
 	var s settings
 	var systems, acks, sizes string
-	flag.StringVar(&systems, "systems", "kfake,standalone,cluster", "systems to measure, in order")
+	flag.StringVar(&systems, "systems", allSystems, "systems to measure, in order")
 	flag.StringVar(&acks, "acks", "1,all", "acks values")
 	flag.StringVar(&sizes, "sizes", "100,1024", "message sizes in bytes")
 	flag.DurationVar(&s.warmup, "warmup", 3*time.Second, "warm-up before each maximum-throughput run")
+	flag.DurationVar(&s.startWarmup, "start-warmup", 12*time.Second, "warm-up of each system right after it starts, over every acks × size (with --smoke: --warmup unless given)")
 	flag.DurationVar(&s.maxDuration, "duration", 10*time.Second, "length of each maximum-throughput run")
 	flag.DurationVar(&s.latencyDuration, "latency-duration", 10*time.Second, "length of each run at 50% of the maximum")
 	flag.IntVar(&s.partitions, "partitions", 3, "partitions of each bench topic")
@@ -54,9 +66,20 @@ func main() {
 	flag.StringVar(&s.chart, "chart", "docs/benchmarks.png", "chart to write (PNG; empty: none)")
 	flag.StringVar(&s.jsonOut, "json", "docs/benchmarks.json", "raw results to write (empty: none)")
 	flag.StringVar(&s.binDir, "bin-dir", "", "directory with prebuilt chronik-server and kfake-server (default: build them)")
+	flag.StringVar(&s.kafkaLib, "kafka-lib", "test/clients/java/target/lib", "directory with Apache Kafka's jars (`make deps-java` puts them there)")
+	flag.StringVar(&s.kafkaHeap, "kafka-heap", "1g", "JVM heap of each Kafka node (-Xms and -Xmx)")
 	flag.BoolVar(&s.smoke, "smoke", false, "mark the report as a smoke run (short points, not the real benchmark)")
 	flag.Parse()
+	if s.smoke && !flagSet("start-warmup") {
+		s.startWarmup = s.warmup
+	}
 	s.systems = splitList(systems)
+	for _, name := range s.systems {
+		if !knownSystem(name) {
+			fmt.Fprintf(os.Stderr, "chronik-benchreport: --systems: unknown system %q (use %s)\n", name, allSystems)
+			os.Exit(2)
+		}
+	}
 	s.acks = splitList(acks)
 	for _, v := range splitList(sizes) {
 		n, err := strconv.Atoi(v)
@@ -73,6 +96,16 @@ func main() {
 		fmt.Fprintln(os.Stderr, "chronik-benchreport:", err)
 		os.Exit(1)
 	}
+}
+
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+func knownSystem(name string) bool {
+	return name == "kfake" || name == "standalone" || name == "cluster" || isKafkaSystem(name)
 }
 
 func splitList(s string) []string {
@@ -101,21 +134,39 @@ func run(ctx context.Context, s settings, args string) error {
 	if err := os.WriteFile(filepath.Join(dir, "pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		return err
 	}
+	// The Kafka reference is checked first: a missing jar fails the run
+	// before anything is measured.
+	var kafka kafkaDist
+	for _, name := range s.systems {
+		if isKafkaSystem(name) {
+			if kafka, err = findKafka(ctx, s.kafkaLib, s.kafkaHeap); err != nil {
+				return err
+			}
+			break
+		}
+	}
 	bins, err := buildBinaries(ctx, s.binDir, dir)
 	if err != nil {
 		return err
 	}
-	rep := Report{Machine: describeMachine(time.Now()), Smoke: s.smoke, Command: "make benchmarks"}
+	bins.kafka = kafka
+	rep := Report{Machine: describeMachine(time.Now()), Smoke: s.smoke, Command: "make benchmarks",
+		KafkaVersion: kafka.version}
+	rep.Machine.Java = kafka.java
 	if args != "" {
 		rep.Command = "go run ./cmd/chronik-benchreport " + args
 	}
 	rep.Settings = [][2]string{
+		{"warm-up of each system after it starts", s.startWarmup.String()},
 		{"warm-up per point", s.warmup.String()},
 		{"maximum-throughput run", s.maxDuration.String()},
 		{"latency run at 50%", s.latencyDuration.String()},
 		{"partitions", strconv.Itoa(s.partitions)},
 		{"producer clients", strconv.Itoa(s.producers)},
 		{"topic retention.bytes / segment.bytes", fmt.Sprintf("%d / %d", s.retentionBytes, s.segmentBytes)},
+	}
+	if kafka.version != "" {
+		rep.Settings = append(rep.Settings, [2]string{"Kafka JVM heap per node", kafka.heap})
 	}
 	for _, name := range s.systems {
 		points, err := measureSystem(ctx, s, bins, dir, name)
@@ -223,12 +274,15 @@ func measureSystem(ctx context.Context, s settings, bins binaries, dir, name str
 	case "cluster":
 		sys, err = startCluster(ctx, bins, sysDir)
 	default:
-		return nil, fmt.Errorf("unknown system (use kfake, standalone, cluster)")
+		sys, err = startKafka(ctx, bins.kafka, sysDir, name)
 	}
 	if err != nil {
 		return nil, err
 	}
 	defer sys.stop()
+	if err := warmUpSystem(ctx, s, sys); err != nil {
+		return nil, err
+	}
 	var points []Point
 	for _, acks := range s.acks {
 		for _, size := range s.sizes {
@@ -242,28 +296,79 @@ func measureSystem(ctx context.Context, s settings, bins binaries, dir, name str
 	return points, nil
 }
 
-func measurePoint(ctx context.Context, s settings, sys *system, acks string, size int) (Point, error) {
+// benchTopic creates a bench topic on sys with the run's retention and
+// the system's own topic configs, and returns the load's options and a
+// function that deletes the topic with its data.
+func benchTopic(ctx context.Context, s settings, sys *system, topic, acks string, size int) (bench.Options, func(), error) {
 	retention, segment := strconv.FormatInt(s.retentionBytes, 10), strconv.FormatInt(s.segmentBytes, 10)
+	configs := map[string]*string{"retention.bytes": &retention, "segment.bytes": &segment}
+	for k, v := range sys.topicConfigs {
+		configs[k] = &v
+	}
 	o := bench.Options{
-		Bootstrap: sys.bootstrap, Topic: fmt.Sprintf("bench-%s-acks%s-%d", sys.name, acks, size),
+		Bootstrap: sys.bootstrap, Topic: topic,
 		Partitions: int32(s.partitions), Replication: sys.replication, Size: size, Acks: acks,
-		Producers: s.producers, Compression: "none", Progress: os.Stderr,
-		TopicConfigs: map[string]*string{"retention.bytes": &retention, "segment.bytes": &segment},
+		Producers: s.producers, Compression: "none", Progress: os.Stderr, TopicConfigs: configs,
 	}
 	// A cluster may still be electing partition leaders for its catalog
 	// right after it reports ready: retry creation briefly.
 	err := waitUntil(ctx, "the bench topic to be created", 30*time.Second, sys.procs, func() error { return bench.EnsureTopic(ctx, o) })
 	if err != nil {
-		return Point{}, err
+		return o, nil, err
 	}
-	defer func() {
-		// The topic goes with its data, whatever happened to the point.
+	drop := func() {
 		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := bench.DeleteTopic(dctx, o.Bootstrap, o.Topic); err != nil {
 			fmt.Fprintf(os.Stderr, "warning: %v\n", err)
 		}
-	}()
+	}
+	// The broker asked may learn of the new topic a moment after its
+	// creation is answered.
+	err = waitUntil(ctx, "the bench topic's configs", 30*time.Second, sys.procs, func() error {
+		return checkTopicConfigs(ctx, o.Bootstrap, o.Topic, sys.topicConfigs)
+	})
+	if err != nil {
+		drop()
+		return o, nil, err
+	}
+	return o, drop, nil
+}
+
+// warmUpSystem produces to a throwaway topic right after a system starts,
+// every acks × size in turn, so that no point pays for a cold start (the
+// JVM's just-in-time compilation above all; Go's code runs compiled from
+// the first request).
+func warmUpSystem(ctx context.Context, s settings, sys *system) error {
+	n := len(s.acks) * len(s.sizes)
+	if s.startWarmup <= 0 || n == 0 {
+		return nil
+	}
+	fmt.Fprintf(os.Stderr, "== %s: warm-up after start, %v\n", sys.name, s.startWarmup)
+	for _, acks := range s.acks {
+		for _, size := range s.sizes {
+			o, drop, err := benchTopic(ctx, s, sys, fmt.Sprintf("bench-%s-start-acks%s-%d", sys.name, acks, size), acks, size)
+			if err != nil {
+				return fmt.Errorf("warm-up after start: %w", err)
+			}
+			o.Duration = s.startWarmup / time.Duration(n)
+			_, err = bench.Produce(ctx, o)
+			drop()
+			if err != nil {
+				return fmt.Errorf("warm-up after start: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+func measurePoint(ctx context.Context, s settings, sys *system, acks string, size int) (Point, error) {
+	o, drop, err := benchTopic(ctx, s, sys, fmt.Sprintf("bench-%s-acks%s-%d", sys.name, acks, size), acks, size)
+	if err != nil {
+		return Point{}, err
+	}
+	// The topic goes with its data, whatever happened to the point.
+	defer drop()
 	p := Point{System: sys.name, Acks: acks, Size: size}
 	fmt.Fprintf(os.Stderr, "== %s acks=%s size=%d: warm-up %v\n", sys.name, acks, size, s.warmup)
 	o.Duration = s.warmup
@@ -328,3 +433,40 @@ func produceMeasuringCPU(ctx context.Context, o bench.Options) (bench.Result, fl
 // run, so the run does not pay for the previous one's data (gigabytes at
 // full speed, deleted or not yet written back) and every run starts alike.
 func settleDisk() { syscall.Sync() }
+
+// checkTopicConfigs verifies that the topic has the configs a system's
+// figures depend on (Kafka's flush.messages), so a setting the broker
+// ignored cannot pass unnoticed.
+func checkTopicConfigs(ctx context.Context, bootstrap []string, topic string, want map[string]string) error {
+	if len(want) == 0 {
+		return nil
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(bootstrap...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	rcs, err := kadm.NewClient(cl).DescribeTopicConfigs(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("describe the configs of %s: %w", topic, err)
+	}
+	rc, err := rcs.On(topic, nil)
+	if err == nil {
+		err = rc.Err
+	}
+	if err != nil {
+		return fmt.Errorf("describe the configs of %s: %w", topic, err)
+	}
+	for k, v := range want {
+		got := "(unset)"
+		for _, c := range rc.Configs {
+			if c.Key == k {
+				got = c.MaybeValue()
+			}
+		}
+		if got != v {
+			return fmt.Errorf("topic %s has %s=%s, want %s", topic, k, got, v)
+		}
+	}
+	return nil
+}

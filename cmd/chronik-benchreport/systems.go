@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -22,8 +23,11 @@ type system struct {
 	// replication is the replication factor of its bench topics.
 	replication int16
 	procs       []*proc
-	// metrics are the nodes' metrics addresses (none for kfake).
+	// metrics are the nodes' metrics addresses (none for kfake and Kafka).
 	metrics []string
+	// topicConfigs are set on its bench topics beside retention and
+	// segment size.
+	topicConfigs map[string]string
 }
 
 // proc is one server process; its output goes to a log file in the run's
@@ -86,16 +90,28 @@ func (p *proc) exited() bool {
 
 func (p *proc) tail() string {
 	b, _ := os.ReadFile(p.log)
+	return tailOf(b)
+}
+
+func tailOf(b []byte) string {
 	if len(b) > 4000 {
 		b = b[len(b)-4000:]
 	}
 	return string(b)
 }
 
+// stop stops every process at once: a node stopped after the others may
+// otherwise wait out its grace period for a quorum that is gone.
 func (s *system) stop() {
+	var wg sync.WaitGroup
 	for _, p := range s.procs {
-		p.stop()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.stop()
+		}()
 	}
+	wg.Wait()
 }
 
 // freePort returns a loopback TCP port that is free now.
