@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/chronik-stream/chronik/internal/storage"
 	"github.com/chronik-stream/chronik/test/harness"
@@ -450,6 +451,23 @@ func TestClusterKafkaPythonE2E(t *testing.T) {
 	c.Node(int(lead0)).Kill()
 	produce(2000, 5000)
 	newLead := waitLeader(t, c, "test-cluster", 0, lead0)
+	// Like Metadata, DescribeCluster lists only the live brokers.
+	harness.WaitFor(t, "DescribeCluster to drop the killed node", 30*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		resp, err := kmsg.NewPtrDescribeClusterRequest().RequestWith(ctx, cl)
+		if err != nil {
+			return err
+		}
+		var ids []int32
+		for _, b := range resp.Brokers {
+			ids = append(ids, b.NodeID)
+		}
+		if len(ids) != 2 || slices.Contains(ids, lead0) {
+			return fmt.Errorf("DescribeCluster lists %v", ids)
+		}
+		return nil
+	})
 	wg.Wait()
 	t.Logf("partition 0: leader %d killed, new leader %d, all idempotent produces acknowledged %v after the kill", lead0, newLead, time.Since(start))
 

@@ -28,7 +28,7 @@ func (b *Broker) handleDescribeCluster(r *wire.Request, respond func(kmsg.Respon
 	if req.IncludeClusterAuthorizedOperations {
 		resp.ClusterAuthorizedOperations = clusterOperations
 	}
-	live := b.brokerIDs()
+	live := b.catalog.LiveBrokers()
 	for _, br := range b.catalog.Brokers() {
 		if slices.Contains(live, br.ID) {
 			resp.Brokers = append(resp.Brokers, kmsg.DescribeClusterResponseBroker{NodeID: br.ID, Host: br.Host, Port: br.Port})
