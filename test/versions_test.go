@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/chronik-stream/chronik/internal/recordbatch"
@@ -433,6 +435,57 @@ func groupAPIs(t *testing.T, rc *rawConn, topic string, covered map[int16]func(i
 		r := rc.do(req, v).(*kmsg.OffsetDeleteResponse)
 		if r.ErrorCode != 0 || r.Topics[0].Partitions[0].ErrorCode != 0 {
 			t.Fatalf("OffsetDelete v%d: %v", v, kerr.ErrorForCode(r.ErrorCode))
+		}
+	}
+}
+
+// TestListOffsetsSpecialTimestamps checks the special timestamps of
+// ListOffsets at the versions that introduced them: the record with the
+// largest timestamp (v7), the earliest local offset (v8) and the latest
+// tiered one (v9, none without tiered storage); asked of an older version
+// they are invalid.
+func TestListOffsetsSpecialTimestamps(t *testing.T) {
+	n := harness.NewNode(t, harness.NodeOptions{})
+	n.Start()
+	cl := franzClient(t, n.Addr(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	createTopic(t, cl, "ts", 1, 1)
+	base := time.Now().Add(-time.Hour).UnixMilli()
+	// Two records share the largest timestamp: the first is the answer.
+	stamps := []int64{base, base + 300, base + 100, base + 300, base + 200}
+	ctx := harness.Context(t, 30*time.Second)
+	for i, ts := range stamps {
+		r := &kgo.Record{Topic: "ts", Value: []byte(strconv.Itoa(i)), Timestamp: time.UnixMilli(ts)}
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rc := dialRaw(t, n.Addr())
+	list := func(v int16, ts int64) kmsg.ListOffsetsResponseTopicPartition {
+		req := kmsg.NewPtrListOffsetsRequest()
+		req.ReplicaID = -1
+		req.Topics = []kmsg.ListOffsetsRequestTopic{{Topic: "ts", Partitions: []kmsg.ListOffsetsRequestTopicPartition{{Partition: 0, Timestamp: ts, CurrentLeaderEpoch: -1}}}}
+		return rc.do(req, v).(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0]
+	}
+	for _, c := range []struct {
+		v       int16
+		ts      int64
+		offset  int64
+		stamp   int64
+		errCode int16
+	}{
+		{6, -3, -1, -1, kerr.InvalidRequest.Code},
+		{7, -3, 1, base + 300, 0},
+		{7, -4, -1, -1, kerr.InvalidRequest.Code},
+		{8, -4, 0, -1, 0},
+		{8, -5, -1, -1, kerr.InvalidRequest.Code},
+		{9, -5, -1, -1, 0},
+		{9, -6, -1, -1, kerr.InvalidRequest.Code},
+		{9, base + 50, 1, base + 300, 0},
+	} {
+		p := list(c.v, c.ts)
+		if p.ErrorCode != c.errCode || p.Offset != c.offset || p.Timestamp != c.stamp {
+			t.Errorf("ListOffsets v%d timestamp %d: %v offset %d timestamp %d, want %v %d %d", c.v, c.ts,
+				kerr.ErrorForCode(p.ErrorCode), p.Offset, p.Timestamp, kerr.ErrorForCode(c.errCode), c.offset, c.stamp)
 		}
 	}
 }

@@ -917,6 +917,20 @@ func (p *Partition) OffsetForTimestamp(ts int64) (int64, int64, error) {
 	return -1, -1, nil
 }
 
+// OffsetOfMaxTimestamp returns the first offset holding the largest record
+// timestamp of the log, and that timestamp; -1, -1 if there is none (or if
+// that record is before the log start).
+func (p *Partition) OffsetOfMaxTimestamp() (int64, int64, error) {
+	if err := p.CheckLeader(); err != nil {
+		return -1, -1, err
+	}
+	m := p.log.MaxTimestamp()
+	if m < 0 {
+		return -1, -1, nil
+	}
+	return p.OffsetForTimestamp(m)
+}
+
 // DeleteRecords moves the log start offset to offset (-1: the high
 // watermark) on every replica. cb gets the new log start offset.
 func (p *Partition) DeleteRecords(offset int64, cb func(int64, error)) {

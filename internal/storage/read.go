@@ -275,6 +275,26 @@ func (l *Log) FindTimestamp(ts int64) ([]byte, error) {
 	return e.Batch(), nil
 }
 
+// MaxTimestamp returns the largest record timestamp of the committed log,
+// or -1 if it holds no record. Like Kafka it reads the segments' running
+// maxima, which in the first segment may include records before the log
+// start.
+func (l *Log) MaxTimestamp() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	m := int64(-1)
+	for _, s := range l.segs {
+		if s.nextOffset() <= l.logStart {
+			continue
+		}
+		k := sort.Search(s.idx.len(), func(i int) bool { return s.idx.at(i).nextOffset > l.hw }) - 1
+		if k >= 0 {
+			m = max(m, s.idx.at(k).maxTimestamp)
+		}
+	}
+	return m
+}
+
 // TermAtOffset returns the term (leader epoch) of the batch holding offset,
 // or -1 if the log does not hold it.
 func (l *Log) TermAtOffset(offset int64) int64 {
