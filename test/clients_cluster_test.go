@@ -233,8 +233,9 @@ func (s *scenarioTarget) checkOffsets(group string) {
 // to the client and wait returns once the first n records handed over are
 // acknowledged (failing the test otherwise). With a kill, the first killAt
 // records are acknowledged, the next killAt are handed over and the leader
-// is killed while the client sends them, and the rest follow.
-func (s *scenarioTarget) produceInSteps(idempotent bool, send func(from, to int), wait func(n int)) {
+// is killed while the client sends them, and the rest follow. acked, if the
+// client tells, counts the records acknowledged so far.
+func (s *scenarioTarget) produceInSteps(idempotent bool, send func(from, to int), wait func(n int), acked func() int) {
 	s.t.Helper()
 	k := s.killAt(idempotent)
 	if k == 0 {
@@ -248,6 +249,9 @@ func (s *scenarioTarget) produceInSteps(idempotent bool, send func(from, to int)
 	second := min(2*k, scenarioMessages)
 	send(first, second)
 	s.killLeader()
+	if acked != nil {
+		s.t.Logf("%d of the %d records handed over were acknowledged when the leader was killed", acked(), second)
+	}
 	send(second, scenarioMessages)
 	wait(scenarioMessages)
 }

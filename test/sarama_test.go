@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"testing"
@@ -21,7 +22,10 @@ func saramaConfig() *sarama.Config {
 	c.Producer.Return.Successes = true
 	c.Producer.Idempotent = true
 	c.Net.MaxOpenRequests = 1
-	c.Producer.Retry.Max = 10
+	// Enough retries to outlast a failover: Kafka's producers retry until a
+	// two-minute delivery timeout.
+	c.Producer.Retry.Max = 60
+	c.Producer.Retry.Backoff = 250 * time.Millisecond
 	c.Consumer.Offsets.Initial = sarama.OffsetOldest
 	c.Consumer.Offsets.AutoCommit.Enable = false
 	c.Consumer.Group.Session.Timeout = 10 * time.Second
@@ -32,7 +36,7 @@ func saramaConfig() *sarama.Config {
 // saramaGroupRun consumes want records with a group of members sarama
 // consumer groups. Sarama delivers per claim; a shared counter stops every
 // member at exactly want and marks (then commits) only what was taken.
-func saramaGroupRun(t *testing.T, addr, topic, group string, members, want int, commit bool) []received {
+func saramaGroupRun(t *testing.T, addrs []string, topic, group string, members, want int, commit bool) []received {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -40,7 +44,7 @@ func saramaGroupRun(t *testing.T, addr, topic, group string, members, want int, 
 	var wg sync.WaitGroup
 	var groups []sarama.ConsumerGroup
 	for range members {
-		cg, err := sarama.NewConsumerGroup([]string{addr}, group, saramaConfig())
+		cg, err := sarama.NewConsumerGroup(addrs, group, saramaConfig())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -48,9 +52,22 @@ func saramaGroupRun(t *testing.T, addr, topic, group string, members, want int, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			logged := map[string]bool{}
 			for ctx.Err() == nil && !h.finished() {
-				if err := cg.Consume(ctx, []string{topic}, h); err != nil && !errors.Is(err, sarama.ErrClosedConsumerGroup) && ctx.Err() == nil {
-					t.Logf("consume: %v", err)
+				err := cg.Consume(ctx, []string{topic}, h)
+				if err == nil || errors.Is(err, sarama.ErrClosedConsumerGroup) || ctx.Err() != nil {
+					continue
+				}
+				// A node is down (cluster mode): Consume fails at once until
+				// sarama finds the coordinator elsewhere. Retry after a
+				// backoff, as an application would, and log each error once.
+				if !logged[err.Error()] {
+					logged[err.Error()] = true
+					t.Logf("consume: %v (retrying)", err)
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(100 * time.Millisecond):
 				}
 			}
 		}()
@@ -129,66 +146,124 @@ func (h *saramaHandler) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama
 	return nil
 }
 
+// saramaProduceScenario produces the scenario's records with sarama's
+// idempotent async producer, through the target's kill.
+func saramaProduceScenario(t *testing.T, s *scenarioTarget, topic string) {
+	t.Helper()
+	p, err := sarama.NewAsyncProducer(s.addrs(), saramaConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var acked, failed int
+	var firstErr error
+	var drained sync.WaitGroup
+	drained.Add(2)
+	go func() {
+		defer drained.Done()
+		for range p.Successes() {
+			mu.Lock()
+			acked++
+			mu.Unlock()
+		}
+	}()
+	go func() {
+		defer drained.Done()
+		for e := range p.Errors() {
+			mu.Lock()
+			failed++
+			if firstErr == nil {
+				firstErr = e
+			}
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		p.AsyncClose() // closes Successes and Errors once everything is answered
+		drained.Wait()
+	}()
+	ctx := harness.Context(t, 2*time.Minute)
+	send := func(from, to int) {
+		for i := from; i < to; i++ {
+			m := &sarama.ProducerMessage{
+				Topic: topic, Key: sarama.StringEncoder(msgKey(i)), Value: sarama.StringEncoder(msgValue(i)),
+				Headers: []sarama.RecordHeader{{Key: []byte("idx"), Value: []byte(strconv.Itoa(i))}},
+			}
+			select {
+			case p.Input() <- m:
+			case <-ctx.Done():
+				t.Fatalf("sarama took no more records after %d", i)
+			}
+		}
+	}
+	wait := func(n int) {
+		harness.WaitFor(t, fmt.Sprintf("sarama's answers to %d records", n), 2*time.Minute, func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			if acked+failed < n {
+				return fmt.Errorf("%d acknowledged, %d failed", acked, failed)
+			}
+			return nil
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		if failed > 0 {
+			t.Fatalf("%d of %d records failed, first: %v", failed, n, firstErr)
+		}
+	}
+	s.produceInSteps(true, send, wait, func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return acked
+	})
+}
+
 // TestSaramaScenario runs the client scenario with sarama.
 func TestSaramaScenario(t *testing.T) {
-	n := harness.NewNode(t, harness.NodeOptions{})
-	n.Start()
-	topic, group := "sarama-e2e", "sarama-group"
+	forEachMode(t, func(t *testing.T, mode scenarioMode) {
+		topic, group := "sarama-e2e", "sarama-group"
+		s := newScenarioTarget(t, mode, topic)
+		adm, err := sarama.NewClusterAdmin(s.addrs(), saramaConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := adm.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 3, ReplicationFactor: s.replication()}, false); err != nil {
+			t.Fatal(err)
+		}
+		adm.Close()
+		saramaProduceScenario(t, s, topic)
+		s.afterProduce()
 
-	adm, err := sarama.NewClusterAdmin([]string{n.Addr()}, saramaConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := adm.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 3, ReplicationFactor: 1}, false); err != nil {
-		t.Fatal(err)
-	}
-	adm.Close()
+		// Members share one counter that stops at exactly the number wanted
+		// and marks only what it counted; every session commits its marks
+		// when it ends (also at a rebalance), so a partition that moves is
+		// resumed where it was left.
+		first := saramaGroupRun(t, s.addrs(), topic, group, 2, scenarioFirst, true)
+		s.betweenPasses(group)
+		resumed := saramaGroupRun(t, s.addrs(), topic, group, 2, scenarioMessages-scenarioFirst, true)
+		fresh := saramaGroupRun(t, s.addrs(), topic, "sarama-fresh", 2, scenarioMessages, false)
+		checkScenario(t, first, resumed, fresh)
 
-	p, err := sarama.NewSyncProducer([]string{n.Addr()}, saramaConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	msgs := make([]*sarama.ProducerMessage, 0, scenarioMessages)
-	for i := range scenarioMessages {
-		msgs = append(msgs, &sarama.ProducerMessage{
-			Topic: topic, Key: sarama.StringEncoder(msgKey(i)), Value: sarama.StringEncoder(msgValue(i)),
-			Headers: []sarama.RecordHeader{{Key: []byte("idx"), Value: []byte(strconv.Itoa(i))}},
-		})
-	}
-	if err := p.SendMessages(msgs); err != nil {
-		t.Fatal(err)
-	}
-	p.Close()
-
-	// Members share one counter that stops at exactly the number wanted and
-	// marks only what it counted; every session commits its marks when it
-	// ends (also at a rebalance), so a partition that moves is resumed
-	// where it was left.
-	first := saramaGroupRun(t, n.Addr(), topic, group, 2, scenarioFirst, true)
-	n.Kill()
-	n.Start()
-	resumed := saramaGroupRun(t, n.Addr(), topic, group, 2, scenarioMessages-scenarioFirst, true)
-	fresh := saramaGroupRun(t, n.Addr(), topic, "sarama-fresh", 2, scenarioMessages, false)
-	checkScenario(t, first, resumed, fresh)
-
-	adm, err = sarama.NewClusterAdmin([]string{n.Addr()}, saramaConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
-	topics, err := adm.ListTopics()
-	if err != nil || topics[topic].NumPartitions != 3 {
-		t.Fatalf("list topics: %v %+v", err, topics[topic])
-	}
-	groups, err := adm.ListConsumerGroups()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := groups[group]; !ok {
-		t.Fatalf("group %s not listed: %v", group, groups)
-	}
-	cfg, err := adm.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic})
-	if err != nil || len(cfg) == 0 {
-		t.Fatalf("describe config: %v %v", err, cfg)
-	}
+		adm, err = sarama.NewClusterAdmin(s.addrs(), saramaConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer adm.Close()
+		topics, err := adm.ListTopics()
+		if err != nil || topics[topic].NumPartitions != 3 {
+			t.Fatalf("list topics: %v %+v", err, topics[topic])
+		}
+		groups, err := adm.ListConsumerGroups()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := groups[group]; !ok {
+			t.Fatalf("group %s not listed: %v", group, groups)
+		}
+		cfg, err := adm.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic})
+		if err != nil || len(cfg) == 0 {
+			t.Fatalf("describe config: %v %v", err, cfg)
+		}
+		s.checkOffsets(group)
+	})
 }
