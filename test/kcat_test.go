@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/chronik-stream/chronik/test/harness"
@@ -98,54 +100,117 @@ func TestKcatCompressionRoundTrip(t *testing.T) {
 	}
 }
 
+// kcatProduceScenario produces the scenario's records with one idempotent
+// kcat producer (librdkafka's enable.idempotence, acks=all) fed line by line
+// through the target's kill; kcat exits 0 only if every record was
+// delivered. kcat tells nothing of acknowledgements while it runs, and it
+// holds the last lines it was given until it reads more (it reads ahead of
+// each line): the first step is taken as under way once the partitions'
+// end offsets hold half of it, and the rest of it is in kcat's hands with
+// the second step when the leader is killed.
+func kcatProduceScenario(t *testing.T, s *scenarioTarget, topic string) {
+	t.Helper()
+	ctx := harness.Context(t, 3*time.Minute)
+	cmd := exec.CommandContext(ctx, needKcat(t), "-b", s.bootstrap(), "-P", "-t", topic, "-K", ":", "-H", "source=kcat",
+		"-X", "acks=all", "-X", "enable.idempotence=true")
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill() // the test failed before kcat ended
+	send := func(from, to int) {
+		var in strings.Builder
+		for i := from; i < to; i++ {
+			fmt.Fprintf(&in, "%s:%s\n", msgKey(i), msgValue(i))
+		}
+		if _, err := io.WriteString(stdin, in.String()); err != nil {
+			t.Fatalf("write to kcat: %v\n%s", err, errb.String())
+		}
+	}
+	wait := func(n int) {
+		if n < scenarioMessages {
+			n /= 2
+			cl := s.running()
+			defer cl.Close()
+			harness.WaitFor(t, fmt.Sprintf("%s to hold %d records", topic, n), time.Minute, func() error {
+				ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				defer cancel()
+				ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+				if err != nil {
+					return err
+				}
+				total := 0
+				ends.Each(func(o kadm.ListedOffset) { total += int(o.Offset) })
+				if total < n {
+					return fmt.Errorf("%d records", total)
+				}
+				return nil
+			})
+			return
+		}
+		stdin.Close()
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("kcat -P: %v\n%s", err, errb.String())
+		}
+	}
+	s.produceInSteps(true, send, wait, nil)
+}
+
 // TestKcatScenario runs the client scenario with kcat: a balanced consumer
 // group (-G) of two kcat processes, each stopping after its share (-c), with
 // librdkafka committing what each delivered. kcat cannot give each message
 // its own header, so every message carries the same one and the message
 // number comes from the key.
 func TestKcatScenario(t *testing.T) {
-	n := harness.NewNode(t, harness.NodeOptions{})
-	n.Start()
-	topic, group := "kcat-e2e", "kcat-group"
-	kadmCreate(t, n.Addr(), topic, 3)
-	var in strings.Builder
-	for i := range scenarioMessages {
-		fmt.Fprintf(&in, "%s:%s\n", msgKey(i), msgValue(i))
-	}
-	kcat(t, in.String(), "-b", n.Addr(), "-P", "-t", topic, "-K", ":", "-H", "source=kcat", "-X", "acks=all")
-
-	consume := func(group string, members, each int) []received {
-		var mu sync.Mutex
-		var out []received
-		var wg sync.WaitGroup
-		for range members {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				s := kcat(t, "", "-b", n.Addr(), "-G", group, "-c", strconv.Itoa(each), "-q", "-f", "%t %p %o %k %s %h\n",
-					"-X", "auto.offset.reset=earliest", "-X", "session.timeout.ms=10000", topic)
-				for _, l := range strings.Split(strings.TrimSpace(s), "\n") {
-					f := strings.Fields(l)
-					if len(f) != 6 || f[5] != "source=kcat" {
-						t.Errorf("bad kcat line %q", l)
-						return
-					}
-					p, _ := strconv.Atoi(f[1])
-					o, _ := strconv.ParseInt(f[2], 10, 64)
-					i, _ := strconv.Atoi(strings.TrimPrefix(f[3], "key-"))
-					mu.Lock()
-					out = append(out, received{Topic: f[0], Partition: int32(p), Offset: o, Key: f[3], Value: f[4], Header: strconv.Itoa(i)})
-					mu.Unlock()
-				}
-			}()
+	forEachMode(t, func(t *testing.T, mode scenarioMode) {
+		topic, group := "kcat-e2e", "kcat-group"
+		s := newScenarioTarget(t, mode, topic)
+		adm := kadm.NewClient(seedsClient(t, s.addrs()))
+		if _, err := adm.CreateTopic(harness.Context(t, time.Minute), 3, s.replication(), nil, topic); err != nil {
+			t.Fatalf("create %s: %v", topic, err)
 		}
-		wg.Wait()
-		return out
-	}
-	first := consume(group, 2, scenarioFirst/2)
-	n.Kill()
-	n.Start()
-	resumed := consume(group, 1, scenarioMessages-scenarioFirst)
-	fresh := consume(topic+"-fresh", 1, scenarioMessages)
-	checkScenario(t, first, resumed, fresh)
+		adm.Close()
+		kcatProduceScenario(t, s, topic)
+		s.afterProduce()
+
+		consume := func(group string, members, each int) []received {
+			var mu sync.Mutex
+			var out []received
+			var wg sync.WaitGroup
+			for range members {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					out1 := kcat(t, "", "-b", s.bootstrap(), "-G", group, "-c", strconv.Itoa(each), "-q", "-f", "%t %p %o %k %s %h\n",
+						"-X", "auto.offset.reset=earliest", "-X", "session.timeout.ms=10000", topic)
+					for _, l := range strings.Split(strings.TrimSpace(out1), "\n") {
+						f := strings.Fields(l)
+						if len(f) != 6 || f[5] != "source=kcat" {
+							t.Errorf("bad kcat line %q", l)
+							return
+						}
+						p, _ := strconv.Atoi(f[1])
+						o, _ := strconv.ParseInt(f[2], 10, 64)
+						i, _ := strconv.Atoi(strings.TrimPrefix(f[3], "key-"))
+						mu.Lock()
+						out = append(out, received{Topic: f[0], Partition: int32(p), Offset: o, Key: f[3], Value: f[4], Header: strconv.Itoa(i)})
+						mu.Unlock()
+					}
+				}()
+			}
+			wg.Wait()
+			return out
+		}
+		first := consume(group, 2, scenarioFirst/2)
+		s.betweenPasses(group)
+		resumed := consume(group, 1, scenarioMessages-scenarioFirst)
+		fresh := consume(topic+"-fresh", 1, scenarioMessages)
+		checkScenario(t, first, resumed, fresh)
+		s.checkOffsets(group)
+	})
 }
