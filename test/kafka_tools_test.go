@@ -91,6 +91,13 @@ func TestKafkaTools(t *testing.T) {
 		if !strings.Contains(desc, "PartitionCount: 4") {
 			t.Fatalf("after --alter --partitions 4:\n%s", desc)
 		}
+		// One partition per answer: the tool pages through
+		// DescribeTopicPartitions.
+		paged := kafkaTool(t, "", kafkaTopics, "--bootstrap-server", boot, "--describe", "--topic", "tools",
+			"--partition-size-limit-per-response", "1")
+		if n := strings.Count(paged, "\tPartition: "); n != 4 {
+			t.Fatalf("--describe one partition per response lists %d partitions:\n%s", n, paged)
+		}
 		kafkaTool(t, "", kafkaTopics, "--bootstrap-server", boot, "--create", "--topic", "doomed", "--partitions", "1", "--replication-factor", "3")
 		kafkaTool(t, "", kafkaTopics, "--bootstrap-server", boot, "--delete", "--topic", "doomed")
 		harness.WaitFor(t, "the deleted topic to leave --list", 30*time.Second, func() error {

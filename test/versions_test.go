@@ -150,6 +150,15 @@ func TestEveryAdvertisedVersion(t *testing.T) {
 			t.Fatalf("Metadata v%d: %+v", v, r)
 		}
 	}
+	covered[kmsg.DescribeTopicPartitions.Int16()] = func(v int16) {
+		req := kmsg.NewPtrDescribeTopicPartitionsRequest()
+		req.Topics = []kmsg.DescribeTopicPartitionsRequestTopic{{Topic: topic}}
+		req.ResponsePartitionLimit = 10
+		r := rc.do(req, v).(*kmsg.DescribeTopicPartitionsResponse)
+		if len(r.Topics) != 1 || r.Topics[0].ErrorCode != 0 || len(r.Topics[0].Partitions) < 2 || r.Topics[0].Partitions[0].LeaderID != 1 || r.NextCursor != nil {
+			t.Fatalf("DescribeTopicPartitions v%d: %+v", v, r)
+		}
+	}
 	covered[kmsg.FindCoordinator.Int16()] = func(v int16) {
 		req := kmsg.NewPtrFindCoordinatorRequest()
 		req.CoordinatorKey = "g-versions"
@@ -487,5 +496,69 @@ func TestListOffsetsSpecialTimestamps(t *testing.T) {
 			t.Errorf("ListOffsets v%d timestamp %d: %v offset %d timestamp %d, want %v %d %d", c.v, c.ts,
 				kerr.ErrorForCode(p.ErrorCode), p.Offset, p.Timestamp, kerr.ErrorForCode(c.errCode), c.offset, c.stamp)
 		}
+	}
+}
+
+// TestDescribeTopicPartitionsPages checks the paging of
+// DescribeTopicPartitions: every partition of every topic once, in order,
+// at most the asked number per answer, continued from each next cursor;
+// unknown topics and a cursor outside the list get errors.
+func TestDescribeTopicPartitionsPages(t *testing.T) {
+	n := harness.NewNode(t, harness.NodeOptions{})
+	n.Start()
+	cl := franzClient(t, n.Addr())
+	createTopic(t, cl, "pages-a", 3, 1)
+	createTopic(t, cl, "pages-b", 2, 1)
+	createTopic(t, cl, "pages-c", 4, 1)
+	rc := dialRaw(t, n.Addr())
+	describe := func(topics []string, cursor *kmsg.DescribeTopicPartitionsRequestCursor) *kmsg.DescribeTopicPartitionsResponse {
+		req := kmsg.NewPtrDescribeTopicPartitionsRequest()
+		for _, name := range topics {
+			req.Topics = append(req.Topics, kmsg.DescribeTopicPartitionsRequestTopic{Topic: name})
+		}
+		req.ResponsePartitionLimit = 2
+		req.Cursor = cursor
+		return rc.do(req, 0).(*kmsg.DescribeTopicPartitionsResponse)
+	}
+	var seen []string
+	var cursor *kmsg.DescribeTopicPartitionsRequestCursor
+	for pages := 0; ; pages++ {
+		if pages > 10 {
+			t.Fatalf("still paging after 10 answers: %v", seen)
+		}
+		r := describe([]string{"pages-c", "pages-a", "pages-b", "pages-none"}, cursor)
+		n := 0
+		for _, dt := range r.Topics {
+			if *dt.Topic == "pages-none" {
+				if dt.ErrorCode != kerr.UnknownTopicOrPartition.Code {
+					t.Fatalf("unknown topic: %v", kerr.ErrorForCode(dt.ErrorCode))
+				}
+				continue
+			}
+			for _, p := range dt.Partitions {
+				seen = append(seen, fmt.Sprintf("%s/%d", *dt.Topic, p.Partition))
+				n++
+			}
+		}
+		if n > 2 {
+			t.Fatalf("an answer held %d partitions, limit 2", n)
+		}
+		if r.NextCursor == nil {
+			break
+		}
+		cursor = &kmsg.DescribeTopicPartitionsRequestCursor{Topic: r.NextCursor.Topic, Partition: r.NextCursor.Partition}
+	}
+	want := "[pages-a/0 pages-a/1 pages-a/2 pages-b/0 pages-b/1 pages-c/0 pages-c/1 pages-c/2 pages-c/3]"
+	if fmt.Sprint(seen) != want {
+		t.Fatalf("paged through %v, want %s", seen, want)
+	}
+	r := describe([]string{"pages-a"}, &kmsg.DescribeTopicPartitionsRequestCursor{Topic: "pages-b"})
+	if len(r.Topics) != 1 || r.Topics[0].ErrorCode != kerr.InvalidRequest.Code {
+		t.Fatalf("a cursor outside the topic list: %+v", r.Topics)
+	}
+	// No topics: every topic, internal ones included.
+	all := describe(nil, nil)
+	if len(all.Topics) == 0 || *all.Topics[0].Topic != "pages-a" || all.NextCursor == nil {
+		t.Fatalf("every topic, first page: %+v", all)
 	}
 }

@@ -64,7 +64,7 @@ func (b *Broker) handleMetadata(r *wire.Request, respond func(kmsg.Response)) {
 		resp.Topics = append(resp.Topics, mt)
 	}
 	for _, t := range topics {
-		resp.Topics = append(resp.Topics, b.metadataTopic(t))
+		resp.Topics = append(resp.Topics, b.metadataTopic(t, live))
 	}
 	if req.Version >= 8 && req.Version <= 10 && req.IncludeClusterAuthorizedOperations {
 		resp.AuthorizedOperations = clusterOperations
@@ -141,7 +141,7 @@ func (b *Broker) lookupMetadataTopic(req *kmsg.MetadataRequest, rt kmsg.Metadata
 	return t, mt
 }
 
-func (b *Broker) metadataTopic(t *meta.Topic) kmsg.MetadataResponseTopic {
+func (b *Broker) metadataTopic(t *meta.Topic, live []int32) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
 	name := t.Name
 	mt.Topic = &name
@@ -155,7 +155,7 @@ func (b *Broker) metadataTopic(t *meta.Topic) kmsg.MetadataResponseTopic {
 		mp.LeaderEpoch = st.epoch
 		mp.Replicas = st.replicas
 		mp.ISR = st.isr
-		mp.OfflineReplicas = []int32{}
+		mp.OfflineReplicas = offlineReplicas(st.replicas, live)
 		if st.leader < 0 {
 			mp.ErrorCode = kerr.LeaderNotAvailable.Code
 		}

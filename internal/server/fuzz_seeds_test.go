@@ -159,7 +159,9 @@ func seedRequests() map[int16][]func(v int16) kmsg.Request {
 		func(int16) kmsg.Request { return listOffsets(fuzzTopic, -1, 0, 1) },
 		func(int16) kmsg.Request { return listOffsets(fuzzTopic, -2, 0, -1, 9) },
 		func(int16) kmsg.Request { return listOffsets(fuzzTopic, 0, 0) },
-		func(int16) kmsg.Request { return listOffsets(fuzzTopic, -3, 0) }, // max timestamp: not supported
+		func(int16) kmsg.Request { return listOffsets(fuzzTopic, -3, 0) },    // max timestamp (v7+)
+		func(int16) kmsg.Request { return listOffsets(fuzzTopic, -5, 0, 1) }, // latest tiered (v9+)
+		func(int16) kmsg.Request { return listOffsets(fuzzTopic, -7, 0) },    // no such special timestamp
 		func(int16) kmsg.Request {
 			r := listOffsets(seedMissing, -1, 0).(*kmsg.ListOffsetsRequest)
 			r.Topics = append(r.Topics, listOffsets(seedOffsets, -1, 0).(*kmsg.ListOffsetsRequest).Topics...)
@@ -597,10 +599,55 @@ func seedRequests() map[int16][]func(v int16) kmsg.Request {
 			return r
 		},
 	)
+	add(kmsg.DescribeTopicPartitions,
+		func(int16) kmsg.Request { return kmsg.NewPtrDescribeTopicPartitionsRequest() }, // every topic
+		func(int16) kmsg.Request {
+			r := kmsg.NewPtrDescribeTopicPartitionsRequest()
+			r.Topics = []kmsg.DescribeTopicPartitionsRequestTopic{{Topic: fuzzTopic}, {Topic: seedMissing}, {Topic: fuzzTopic}, {Topic: seedInvalid}}
+			r.ResponsePartitionLimit = 1
+			r.Cursor = &kmsg.DescribeTopicPartitionsRequestCursor{Topic: fuzzTopic, Partition: 1}
+			return r
+		},
+		func(int16) kmsg.Request {
+			r := kmsg.NewPtrDescribeTopicPartitionsRequest()
+			r.Topics = []kmsg.DescribeTopicPartitionsRequestTopic{{Topic: fuzzTopic}}
+			r.ResponsePartitionLimit = -1
+			r.Cursor = &kmsg.DescribeTopicPartitionsRequestCursor{Topic: seedMissing, Partition: -5}
+			return r
+		},
+	)
 	add(kmsg.DescribeCluster, func(int16) kmsg.Request {
 		r := kmsg.NewPtrDescribeClusterRequest()
 		r.IncludeClusterAuthorizedOperations = true
 		return r
 	})
+	add(kmsg.DescribeLogDirs,
+		func(int16) kmsg.Request { return kmsg.NewPtrDescribeLogDirsRequest() }, // null topics: all of them
+		func(int16) kmsg.Request {
+			r := kmsg.NewPtrDescribeLogDirsRequest()
+			r.Topics = []kmsg.DescribeLogDirsRequestTopic{
+				{Topic: fuzzTopic, Partitions: []int32{0, 0, -1, 99}}, {Topic: fuzzTopic, Partitions: many},
+				{Topic: seedOffsets, Partitions: []int32{0}}, {Topic: seedMissing, Partitions: []int32{0}},
+				{Topic: seedCatalog, Partitions: []int32{0}}, {Topic: seedInvalid, Partitions: []int32{0}}, {Topic: fuzzTopic},
+			}
+			return r
+		},
+	)
+	add(kmsg.DescribeProducers,
+		func(int16) kmsg.Request {
+			r := kmsg.NewPtrDescribeProducersRequest()
+			r.Topics = []kmsg.DescribeProducersRequestTopic{{Topic: fuzzTopic, Partitions: []int32{0, 1}}}
+			return r
+		},
+		func(int16) kmsg.Request {
+			r := kmsg.NewPtrDescribeProducersRequest()
+			r.Topics = []kmsg.DescribeProducersRequestTopic{
+				{Topic: fuzzTopic, Partitions: many}, {Topic: seedOffsets, Partitions: []int32{0}},
+				{Topic: seedMissing, Partitions: []int32{0}}, {Topic: seedCatalog, Partitions: []int32{0}},
+				{Topic: seedInvalid, Partitions: []int32{0}}, {Topic: fuzzTopic},
+			}
+			return r
+		},
+	)
 	return s
 }
