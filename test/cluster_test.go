@@ -452,7 +452,7 @@ func TestClusterKafkaPythonE2E(t *testing.T) {
 	produce(2000, 5000)
 	newLead := waitLeader(t, c, "test-cluster", 0, lead0)
 	// Like Metadata, DescribeCluster lists only the live brokers.
-	harness.WaitFor(t, "DescribeCluster to drop the killed node", 30*time.Second, func() error {
+	harness.WaitFor(t, "DescribeCluster to drop the killed node and Metadata to call its replicas offline", 30*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		resp, err := kmsg.NewPtrDescribeClusterRequest().RequestWith(ctx, cl)
@@ -465,6 +465,18 @@ func TestClusterKafkaPythonE2E(t *testing.T) {
 		}
 		if len(ids) != 2 || slices.Contains(ids, lead0) {
 			return fmt.Errorf("DescribeCluster lists %v", ids)
+		}
+		// Metadata names the killed node's replicas offline.
+		mreq := kmsg.NewPtrMetadataRequest()
+		mreq.Topics = []kmsg.MetadataRequestTopic{{Topic: kmsg.StringPtr("test-cluster")}}
+		md, err := mreq.RequestWith(ctx, cl)
+		if err != nil {
+			return err
+		}
+		for _, p := range md.Topics[0].Partitions {
+			if fmt.Sprint(p.OfflineReplicas) != fmt.Sprintf("[%d]", lead0) {
+				return fmt.Errorf("partition %d: offline replicas %v, want [%d]", p.Partition, p.OfflineReplicas, lead0)
+			}
 		}
 		return nil
 	})
