@@ -68,6 +68,12 @@ public final class WordCount {
         // after each commit (DeleteRecords), not every 30 s.
         props.put(StreamsConfig.REPARTITION_PURGE_INTERVAL_MS_CONFIG, 500);
         props.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, 1);
+        // A static member: closing with leaveGroup removes it from the group
+        // (through the admin client), so a restarted client is given the
+        // tasks at once. A dynamic member would not leave: Streams' consumer
+        // does not send LeaveGroup on close, and a restarted client would
+        // wait for its session to expire.
+        props.put(StreamsConfig.consumerPrefix(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG), appId + "-1");
         props.put(StreamsConfig.consumerPrefix(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG), 10000);
         props.put(StreamsConfig.consumerPrefix(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG), 1000);
 
@@ -108,8 +114,6 @@ public final class WordCount {
         AtomicBoolean stopping = new AtomicBoolean();
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             stopping.set(true);
-            // Leave the group, so a restarted client is given the tasks at
-            // once instead of after this member's session times out.
             boolean clean = streams.close(new KafkaStreams.CloseOptions().leaveGroup(true).timeout(Duration.ofSeconds(30)));
             say(clean ? "CLOSED" : "CLOSE_TIMED_OUT");
             closed.countDown();
