@@ -28,6 +28,7 @@ const (
 	kafkaProducerPerf    = "org.apache.kafka.tools.ProducerPerformance"
 	kafkaConsumerPerf    = "org.apache.kafka.tools.ConsumerPerformance"
 	kafkaReassign        = "org.apache.kafka.tools.reassign.ReassignPartitionsCommand"
+	kafkaLeaderElection  = "org.apache.kafka.tools.LeaderElectionCommand"
 )
 
 // kafkaTool runs one of Kafka's tools to completion and returns its

@@ -159,6 +159,20 @@ func TestEveryAdvertisedVersion(t *testing.T) {
 			t.Fatalf("DescribeTopicPartitions v%d: %+v", v, r)
 		}
 	}
+	covered[kmsg.ElectLeaders.Int16()] = func(v int16) {
+		// One node leads every partition it has: no election is needed.
+		req := kmsg.NewPtrElectLeadersRequest()
+		req.Topics = []kmsg.ElectLeadersRequestTopic{{Topic: topic, Partitions: []int32{0}}}
+		req.TimeoutMillis = 5000
+		r := rc.do(req, v).(*kmsg.ElectLeadersResponse)
+		want := kerr.ElectionNotNeeded.Code
+		if v == 0 {
+			want = 0
+		}
+		if r.ErrorCode != 0 || len(r.Topics) != 1 || r.Topics[0].Partitions[0].ErrorCode != want {
+			t.Fatalf("ElectLeaders v%d: %+v", v, r)
+		}
+	}
 	covered[kmsg.FindCoordinator.Int16()] = func(v int16) {
 		req := kmsg.NewPtrFindCoordinatorRequest()
 		req.CoordinatorKey = "g-versions"

@@ -53,7 +53,9 @@ type Config struct {
 	// QueuedMaxFetchBytes is the node-wide budget of Fetch response bytes
 	// read from the log and not yet written; 0 means 256 MiB.
 	QueuedMaxFetchBytes int64
-	Logger              *slog.Logger
+	// Leaders moves leaderships for ElectLeaders; nil refuses elections.
+	Leaders LeaderTransferrer
+	Logger  *slog.Logger
 }
 
 // Broker answers Kafka requests on one node.

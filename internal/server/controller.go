@@ -255,6 +255,13 @@ func (n *Node) askTransfer(ctx context.Context, leader uint64, tp replica.TopicP
 	return err
 }
 
+// leaderTransferrer moves leaderships for the broker's ElectLeaders.
+type leaderTransferrer struct{ n *Node }
+
+func (lt leaderTransferrer) TransferLeader(ctx context.Context, tp replica.TopicPartition, leader, to int32) error {
+	return lt.n.askTransfer(ctx, uint64(leader), tp, uint64(to))
+}
+
 // answerTransfer hands a partition's leadership to an in-sync replica, if
 // this node leads it.
 func (n *Node) answerTransfer(_ context.Context, _ uint64, payload []byte) ([]byte, error) {

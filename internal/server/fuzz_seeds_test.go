@@ -599,6 +599,22 @@ func seedRequests() map[int16][]func(v int16) kmsg.Request {
 			return r
 		},
 	)
+	add(kmsg.ElectLeaders,
+		func(int16) kmsg.Request { return kmsg.NewPtrElectLeadersRequest() }, // null topics: every partition
+		func(int16) kmsg.Request {
+			r := kmsg.NewPtrElectLeadersRequest()
+			r.ElectionType = 1
+			r.TimeoutMillis = 100
+			r.Topics = []kmsg.ElectLeadersRequestTopic{{Topic: fuzzTopic, Partitions: []int32{0, -1, 99}}, {Topic: seedMissing, Partitions: []int32{0}}}
+			return r
+		},
+		func(int16) kmsg.Request {
+			r := kmsg.NewPtrElectLeadersRequest()
+			r.ElectionType = 7
+			r.Topics = []kmsg.ElectLeadersRequestTopic{{Topic: fuzzTopic, Partitions: many}}
+			return r
+		},
+	)
 	add(kmsg.DescribeTopicPartitions,
 		func(int16) kmsg.Request { return kmsg.NewPtrDescribeTopicPartitionsRequest() }, // every topic
 		func(int16) kmsg.Request {

@@ -295,6 +295,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 		TopicDefaults:            n.defaults,
 		FetchMaxBytes:            cfg.Kafka.FetchMaxBytes,
 		QueuedMaxFetchBytes:      cfg.Kafka.QueuedMaxFetchBytes,
+		Leaders:                  leaderTransferrer{n},
 		Logger:                   logger,
 	}, n.catalog, n.replicas, n.groups)
 	n.kafka, err = wire.Listen(cfg.KafkaListenAddr(), n.broker, wire.Options{
