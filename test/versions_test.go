@@ -301,6 +301,8 @@ func TestEveryAdvertisedVersion(t *testing.T) {
 			t.Fatalf("ListPartitionReassignments v%d: %+v", v, r)
 		}
 	}
+	covered[kmsg.DescribeLogDirs.Int16()] = describeLogDirsVersion(t, rc, n.DataDir, topic)
+	covered[kmsg.DescribeProducers.Int16()] = describeProducersVersion(t, rc, topic)
 	groupAPIs(t, rc, topic, covered)
 
 	for _, k := range av.ApiKeys {

@@ -282,6 +282,9 @@ func (m *Manager) SnapshotStats() (count, bytes uint64) {
 	return m.snapshots.count.Load(), m.snapshots.bytes.Load()
 }
 
+// DataDir returns the directory holding the node's partition logs.
+func (m *Manager) DataDir() string { return m.store.Dir() }
+
 // Get returns the local replica of tp, or nil.
 func (m *Manager) Get(tp TopicPartition) *Partition {
 	m.mu.RLock()

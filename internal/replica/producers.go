@@ -1,13 +1,18 @@
 package replica
 
 import (
+	"cmp"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/chronik-stream/chronik/internal/raftnode"
 	"github.com/chronik-stream/chronik/internal/recordbatch"
 )
 
@@ -255,4 +260,55 @@ func (s *producerState) load(data []byte) error {
 		s.m[sp.ID] = p
 	}
 	return nil
+}
+
+// ProducerInfo is what a partition keeps of one idempotent producer.
+type ProducerInfo struct {
+	ID    int64
+	Epoch int16
+	// LastSequence is the sequence number of the producer's last record;
+	// -1 if no batch of it is kept.
+	LastSequence int32
+	// LastTimestamp is the largest record timestamp of its last batch.
+	LastTimestamp int64
+}
+
+// ActiveProducers returns the idempotent producers of the partition as of
+// its commit index (batches proposed but not committed are not counted),
+// ordered by producer id. Only a ready leader answers: others get
+// NOT_LEADER_OR_FOLLOWER, a failed replica KAFKA_STORAGE_ERROR.
+func (p *Partition) ActiveProducers(ctx context.Context) ([]ProducerInfo, error) {
+	if err := p.CheckLeader(); err != nil {
+		return nil, err
+	}
+	type result struct {
+		producers []ProducerInfo
+		err       error
+	}
+	res, err := raftnode.Query(ctx, p.group, func(raftnode.Loop) result {
+		switch {
+		case p.failed != nil:
+			return result{err: kerr.KafkaStorageError}
+		case !p.leader || !p.ready:
+			return result{err: errNotLeader}
+		}
+		m := p.producers.committedSnapshot()
+		out := make([]ProducerInfo, 0, len(m))
+		for id, pr := range m {
+			info := ProducerInfo{ID: id, Epoch: pr.epoch, LastSequence: -1, LastTimestamp: pr.lastTS}
+			if n := len(pr.batches); n > 0 {
+				info.LastSequence = pr.batches[n-1].lastSeq
+			}
+			out = append(out, info)
+		}
+		slices.SortFunc(out, func(a, b ProducerInfo) int { return cmp.Compare(a.ID, b.ID) })
+		return result{producers: out}
+	})
+	switch {
+	case errors.Is(err, raftnode.ErrStopped):
+		return nil, errNotLeader
+	case err != nil:
+		return nil, kerr.RequestTimedOut
+	}
+	return res.producers, res.err
 }
