@@ -14,8 +14,10 @@
 #   make chaos   the chaos scenarios and a 2-minute nemesis (docs/fault-tolerance.md)
 #   make nemesis a long randomized fault run with the history checker
 #                (NEMESIS_DURATION, default 30m; NEMESIS_SEED to replay a run)
-#   make benchmarks  kfake vs standalone vs a 3-node cluster, writes
-#                docs/BENCHMARKS.md and docs/benchmarks.png (about 6 minutes;
+#   make benchmarks  Chronik standalone and a 3-node cluster against Apache
+#                Kafka 4.1 (one and three nodes, its defaults and a flush per
+#                batch) and kfake, one system at a time; writes
+#                docs/BENCHMARKS.md and docs/benchmarks.png (about 17 minutes;
 #                BENCH_FLAGS="--warmup 1s --duration 2s --latency-duration 2s --smoke"
 #                for a quick smoke run)
 #   make sustained   acks=all at 100K msg/s for 10 minutes against a fresh
