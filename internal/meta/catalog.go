@@ -45,6 +45,8 @@ type Catalog struct {
 	state   *State
 	applied uint64
 	changed chan struct{} // closed and replaced on every change
+	// onTopicDeleted is told each topic deletion as it is applied.
+	onTopicDeleted func(name string)
 
 	// Worker-owned.
 	leader   bool
@@ -463,6 +465,17 @@ func (c *Catalog) abandon(err error) {
 	c.pending = nil
 }
 
+// OnTopicDeleted makes the catalog call fn with the name of every topic
+// it deletes from now on, as the deletion is applied: before any reader
+// sees the catalog without it (or with a new topic of that name). fn must
+// not block or call the catalog. A deletion that arrives inside a snapshot
+// is not told.
+func (c *Catalog) OnTopicDeleted(fn func(name string)) {
+	c.mu.Lock()
+	c.onTopicDeleted = fn
+	c.mu.Unlock()
+}
+
 // Apply implements raftnode.StateMachine.
 func (c *Catalog) Apply(entries []raftpb.Entry) {
 	c.mu.Lock()
@@ -478,6 +491,9 @@ func (c *Catalog) Apply(entries []raftpb.Entry) {
 			res.Err = err
 		} else {
 			res = c.state.apply(cmd)
+			if res.Err == nil && cmd.Op == opDeleteTopic && c.onTopicDeleted != nil {
+				c.onTopicDeleted(cmd.Topic)
+			}
 		}
 		if res.Err != nil && !errors.As(res.Err, new(*kerr.Error)) {
 			c.logger.Error("catalog command failed", "index", e.Index, "err", res.Err)

@@ -251,6 +251,8 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 		OffsetsRetention:      time.Duration(cfg.Kafka.OffsetsRetentionMinutes) * time.Minute,
 		Logger:                logger.With("component", "groups"),
 	}, offsetsPartitions{n})
+	// Kafka deletes every group's offsets of a deleted topic.
+	n.catalog.OnTopicDeleted(n.groups.TopicDeleted)
 	n.publisher = newPublisher(n)
 	n.replicas = replica.NewManager(replica.Settings{
 		NodeID:               cfg.NodeID,
