@@ -63,6 +63,10 @@ def group(args):
                       "session.timeout.ms": 10000, "heartbeat.interval.ms": 500})
 
         def on_assign(consumer, partitions):
+            # Assign here, then pause: the assign confluent-kafka does after
+            # the callback returns clears a pause (librdkafka 2.16 fetches
+            # the partitions at once).
+            consumer.assign(partitions)
             if not started[0]:
                 consumer.pause(partitions)
 
@@ -71,7 +75,9 @@ def group(args):
     deadline = time.time() + 120
     while True:
         for c in members:
-            c.poll(0.1)
+            msg = c.poll(0.1)
+            if msg is not None and not msg.error():
+                sys.exit("a paused partition delivered %s [%d] offset %d" % (msg.topic(), msg.partition(), msg.offset()))
         owned = [len(c.assignment()) for c in members]
         if sum(owned) == 3 and all(owned):
             break

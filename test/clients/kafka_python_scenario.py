@@ -107,7 +107,9 @@ class Member(threading.Thread):
     def loop(self):
         c = self.consumer
         while not self.started.is_set() and not self.stop.is_set():
-            c.poll(timeout_ms=100)
+            for tp, records in c.poll(timeout_ms=100).items():
+                if records:
+                    raise RuntimeError("paused partition %s delivered offset %d" % (tp, records[0].offset))
             self.owned = len(c.assignment())
         if self.stop.is_set():
             return
