@@ -228,6 +228,42 @@ func (s *scenarioTarget) checkOffsets(group string) {
 	}
 }
 
+// Record batch codecs (the attributes' low bits).
+const (
+	codecNone   = 0
+	codecGzip   = 1
+	codecSnappy = 2
+	codecLZ4    = 3
+	codecZstd   = 4
+)
+
+// checkCodec reads the first thousand records of the topic back and checks
+// that they are stored in batches compressed with codec, as the client sent
+// them (most of them: librdkafka sends a batch uncompressed when
+// compressing does not make it smaller).
+func (s *scenarioTarget) checkCodec(codec uint8) {
+	s.t.Helper()
+	cl := s.running(kgo.ConsumeTopics(s.topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	defer cl.Close()
+	ctx := harness.Context(s.t, time.Minute)
+	got, with := 0, 0
+	for got < 1000 && ctx.Err() == nil {
+		cl.PollRecords(ctx, 1000-got).EachRecord(func(r *kgo.Record) {
+			got++
+			switch c := r.Attrs.CompressionType(); c {
+			case codec:
+				with++
+			case codecNone:
+			default:
+				s.t.Fatalf("record at %d/%d stored with codec %d, sent with %d", r.Partition, r.Offset, c, codec)
+			}
+		})
+	}
+	if got < 1000 || with < got/2 {
+		s.t.Fatalf("read %d records of %s, %d of them compressed with codec %d", got, s.topic, with, codec)
+	}
+}
+
 // produceInSteps produces the scenario's records 0..scenarioMessages-1 as
 // the Python scripts' produce_in_steps does: send hands records [from, to)
 // to the client and wait returns once the first n records handed over are

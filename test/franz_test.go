@@ -198,6 +198,7 @@ func TestFranzGoScenario(t *testing.T) {
 		adm.Close()
 		franzProduceScenario(t, s, topic)
 		s.afterProduce()
+		s.checkCodec(codecSnappy)
 
 		members := []*groupMember{newGroupMember(t, s.addrs(), topic, group), newGroupMember(t, s.addrs(), topic, group)}
 		first := consumeGroup(t, members, scenarioFirst, true)

@@ -101,8 +101,8 @@ func TestKcatCompressionRoundTrip(t *testing.T) {
 }
 
 // kcatProduceScenario produces the scenario's records with one idempotent
-// kcat producer (librdkafka's enable.idempotence, acks=all) fed line by line
-// through the target's kill; kcat exits 0 only if every record was
+// kcat producer (librdkafka's enable.idempotence, acks=all, lz4) fed line
+// by line through the target's kill; kcat exits 0 only if every record was
 // delivered. kcat tells nothing of acknowledgements while it runs, and it
 // holds the last lines it was given until it reads more (it reads ahead of
 // each line): the first step is taken as under way once the partitions'
@@ -112,7 +112,7 @@ func kcatProduceScenario(t *testing.T, s *scenarioTarget, topic string) {
 	t.Helper()
 	ctx := harness.Context(t, 3*time.Minute)
 	cmd := exec.CommandContext(ctx, needKcat(t), "-b", s.bootstrap(), "-P", "-t", topic, "-K", ":", "-H", "source=kcat",
-		"-X", "acks=all", "-X", "enable.idempotence=true")
+		"-X", "acks=all", "-X", "enable.idempotence=true", "-z", "lz4")
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
 	stdin, err := cmd.StdinPipe()
@@ -177,6 +177,7 @@ func TestKcatScenario(t *testing.T) {
 		adm.Close()
 		kcatProduceScenario(t, s, topic)
 		s.afterProduce()
+		s.checkCodec(codecLZ4)
 
 		consume := func(group string, members, each int) []received {
 			var mu sync.Mutex

@@ -68,11 +68,12 @@ type pyClient struct {
 	// idempotent says the producer is idempotent: the cluster run kills the
 	// leader with records in flight (scenarioTarget.killAt).
 	idempotent  bool
+	codec       uint8    // the producer's compression
 	produceArgs []string // extra arguments of the produce phase
 }
 
 func kafkaPython(py string, idempotent bool) pyClient {
-	c := pyClient{python: py, script: "kafka_python_scenario.py", module: "kafka", idempotent: idempotent}
+	c := pyClient{python: py, script: "kafka_python_scenario.py", module: "kafka", idempotent: idempotent, codec: codecGzip}
 	if idempotent {
 		c.produceArgs = []string{"--idempotent"}
 	}
@@ -81,7 +82,7 @@ func kafkaPython(py string, idempotent bool) pyClient {
 
 // confluentKafka: the script's producer is always idempotent.
 func confluentKafka(py string) pyClient {
-	return pyClient{python: py, script: "confluent_scenario.py", module: "confluent_kafka", idempotent: true}
+	return pyClient{python: py, script: "confluent_scenario.py", module: "confluent_kafka", idempotent: true, codec: codecZstd}
 }
 
 // runPhase runs one phase of the scenario script and returns the records it
@@ -179,6 +180,7 @@ func (c pyClient) run(t *testing.T, mode scenarioMode, topic string) {
 	}
 	c.runPhase(t, kill, produce...)
 	s.afterProduce()
+	s.checkCodec(c.codec)
 	first := c.runPhase(t, nil, append(base("group", scenarioFirst), "--commit")...)
 	s.betweenPasses(group)
 	resumed := c.runPhase(t, nil, append(base("group", scenarioMessages-scenarioFirst), "--commit")...)

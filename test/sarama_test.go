@@ -21,6 +21,7 @@ func saramaConfig() *sarama.Config {
 	c.Producer.RequiredAcks = sarama.WaitForAll
 	c.Producer.Return.Successes = true
 	c.Producer.Idempotent = true
+	c.Producer.Compression = sarama.CompressionLZ4
 	c.Net.MaxOpenRequests = 1
 	// Enough retries to outlast a failover: Kafka's producers retry until a
 	// two-minute delivery timeout.
@@ -233,6 +234,7 @@ func TestSaramaScenario(t *testing.T) {
 		adm.Close()
 		saramaProduceScenario(t, s, topic)
 		s.afterProduce()
+		s.checkCodec(codecLZ4)
 
 		// Members share one counter that stops at exactly the number wanted
 		// and marks only what it counted; every session commits its marks

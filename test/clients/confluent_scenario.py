@@ -3,7 +3,7 @@
 1.7 (librdkafka 2.0.2) under /usr/bin/python3, or PyPI's confluent-kafka
 (bundling a current librdkafka) under the venv's python. Same phases and
 output as kafka_python_scenario.py; the producer is always idempotent
-(enable.idempotence=true).
+(enable.idempotence=true) and compresses with zstd.
 """
 import argparse
 import json
@@ -31,7 +31,7 @@ def produce(args):
             ok[0] += 1
 
     p = Producer({"bootstrap.servers": args.bootstrap, "enable.idempotence": True, "acks": "all",
-                  "linger.ms": 5})
+                  "linger.ms": 5, "compression.type": "zstd"})
 
     def send(i):
         while True:

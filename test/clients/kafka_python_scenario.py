@@ -7,7 +7,7 @@ chronik-server; the Go test kills and restarts the server between phases and
 checks what each phase printed.
 
   produce  create the topic (3 partitions) and produce N keyed messages with an
-           "idx" header, acks=all; idempotent with --idempotent (kafka-python
+           "idx" header, acks=all, gzip; idempotent with --idempotent (kafka-python
            2.1 and later), and with --kill-at a leader is killed on the way
            (scenario_steps.produce_in_steps)
   group    consume exactly --count messages with a group of two members and
@@ -35,10 +35,11 @@ def produce(args):
     admin = KafkaAdminClient(bootstrap_servers=args.bootstrap, client_id="kp-admin")
     admin.create_topics([NewTopic(name=args.topic, num_partitions=3, replication_factor=args.replication)])
     admin.close()
-    opts = {"acks": "all", "retries": 5, "linger_ms": 5}
+    # gzip: the codec kafka-python has without extra packages.
+    opts = {"acks": "all", "retries": 5, "linger_ms": 5, "compression_type": "gzip"}
     if args.idempotent:
         # kafka-python 2.0.2 has no such setting and refuses it.
-        opts = {"acks": "all", "enable_idempotence": True, "linger_ms": 5}
+        opts = {"acks": "all", "enable_idempotence": True, "linger_ms": 5, "compression_type": "gzip"}
     producer = KafkaProducer(bootstrap_servers=args.bootstrap, **opts)
     futures = []
 
