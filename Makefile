@@ -17,7 +17,7 @@
 #   make benchmarks  Chronik standalone and a 3-node cluster against Apache
 #                Kafka 4.1 (one and three nodes, its defaults and a flush per
 #                batch) and kfake, one system at a time; writes
-#                docs/BENCHMARKS.md and docs/benchmarks.png (about 17 minutes;
+#                docs/BENCHMARKS.md and docs/benchmarks.png (about 22 minutes;
 #                BENCH_FLAGS="--warmup 1s --duration 2s --latency-duration 2s --smoke"
 #                for a quick smoke run)
 #   make sustained   acks=all at 100K msg/s for 10 minutes against a fresh

@@ -35,6 +35,7 @@ type settings struct {
 	warmup, maxDuration time.Duration
 	startWarmup         time.Duration
 	latencyDuration     time.Duration
+	commonRate          float64
 	partitions          int
 	producers           int
 	retentionBytes      int64
@@ -58,6 +59,7 @@ func main() {
 	flag.DurationVar(&s.startWarmup, "start-warmup", 12*time.Second, "warm-up of each system right after it starts, over every acks × size (with --smoke: --warmup unless given)")
 	flag.DurationVar(&s.maxDuration, "duration", 10*time.Second, "length of each maximum-throughput run")
 	flag.DurationVar(&s.latencyDuration, "latency-duration", 10*time.Second, "length of each run at 50% of the maximum")
+	flag.Float64Var(&s.commonRate, "common-rate", 5000, "msgs/s of a latency run every system does at the same load (0: none)")
 	flag.IntVar(&s.partitions, "partitions", 3, "partitions of each bench topic")
 	flag.IntVar(&s.producers, "producers", 1, "producer clients")
 	flag.Int64Var(&s.retentionBytes, "retention-bytes", 256<<20, "retention.bytes of the bench topics (per partition), so the disk cannot fill")
@@ -161,6 +163,7 @@ func run(ctx context.Context, s settings, args string) error {
 		{"warm-up per point", s.warmup.String()},
 		{"maximum-throughput run", s.maxDuration.String()},
 		{"latency run at 50%", s.latencyDuration.String()},
+		{"latency run at the same load for every system", fmt.Sprintf("%.0f msgs/s for %v", s.commonRate, s.latencyDuration)},
 		{"partitions", strconv.Itoa(s.partitions)},
 		{"producer clients", strconv.Itoa(s.producers)},
 		{"topic retention.bytes / segment.bytes", fmt.Sprintf("%d / %d", s.retentionBytes, s.segmentBytes)},
@@ -403,6 +406,16 @@ func measurePoint(ctx context.Context, s settings, sys *system, acks string, siz
 			return p, err
 		}
 		p.ServerP99Bound, _ = quantileBound(before, after, 0.99)
+	}
+	// The same load for every system, if it can carry it: p99s compared
+	// at one rate.
+	if s.commonRate > 0 && s.commonRate < p.Max.MsgsPerSec {
+		o.Rate = s.commonRate
+		fmt.Fprintf(os.Stderr, "== %s acks=%s size=%d: latency at %.0f msgs/s (the same for every system), %v\n", sys.name, acks, size, o.Rate, s.latencyDuration)
+		settleDisk()
+		if p.Common, err = bench.Produce(ctx, o); err != nil {
+			return p, fmt.Errorf("latency at %.0f msgs/s: %w", o.Rate, err)
+		}
 	}
 	if ctx.Err() != nil {
 		return p, ctx.Err()

@@ -20,6 +20,9 @@ type Point struct {
 	Size   int          `json:"message_bytes"`
 	Max    bench.Result `json:"max"`
 	Half   bench.Result `json:"half_load"`
+	// Common is the run at the rate every system does (--common-rate),
+	// empty if the system could not carry it.
+	Common bench.Result `json:"common_load"`
 	// ServerP99Bound bounds the servers' own p99 Produce latency (ms) in
 	// the 50% run, from their request-latency histogram (whose buckets
 	// double); 0 when not measured (kfake has no such metric).
@@ -314,6 +317,7 @@ func (r Report) writeKafkaRatios(b *strings.Builder) {
 		"Chronik's figure divided by Kafka's, for the same acks and message size. **Throughput** is the maximum " +
 		"(above 1: Chronik is faster); **p99** is the client's p99 latency at 50% load (below 1: Chronik's is lower), " +
 		"each system running at half its own maximum, so at different rates (they are in the Results table). " +
+		"**p99 same load** compares the p99s at one rate for both systems (" + r.commonRateLabel() + "). " +
 		"\"defaults\" is Kafka acknowledging from the page cache; \"flush per batch\" is Kafka with " +
 		"`flush.messages=1`, which, like Chronik, acknowledges a batch only once it is fsynced.\n")
 	for _, cmp := range []struct{ title, chronik, kafka, flush string }{
@@ -321,13 +325,15 @@ func (r Report) writeKafkaRatios(b *strings.Builder) {
 		{"Three nodes: cluster / kafka-cluster", "cluster", "kafka-cluster", "kafka-cluster-flush"},
 	} {
 		fmt.Fprintf(b, "\n### %s\n\n", cmp.title)
-		b.WriteString("| acks | size | throughput vs defaults | p99 vs defaults | throughput vs flush per batch | p99 vs flush per batch |\n" +
-			"|---|---|--:|--:|--:|--:|\n")
+		b.WriteString("| acks | size | throughput vs defaults | p99 vs defaults | p99 same load vs defaults | throughput vs flush per batch | p99 vs flush per batch | p99 same load vs flush per batch |\n" +
+			"|---|---|--:|--:|--:|--:|--:|--:|\n")
 		for _, acks := range r.acksValues() {
 			for _, size := range r.sizes() {
-				fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", acks, sizeLabel(size),
+				fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", acks, sizeLabel(size),
 					r.ratio(cmp.chronik, cmp.kafka, acks, size), r.p99Ratio(cmp.chronik, cmp.kafka, acks, size),
-					r.ratio(cmp.chronik, cmp.flush, acks, size), r.p99Ratio(cmp.chronik, cmp.flush, acks, size))
+					r.commonP99Ratio(cmp.chronik, cmp.kafka, acks, size),
+					r.ratio(cmp.chronik, cmp.flush, acks, size), r.p99Ratio(cmp.chronik, cmp.flush, acks, size),
+					r.commonP99Ratio(cmp.chronik, cmp.flush, acks, size))
 			}
 		}
 	}
@@ -341,6 +347,26 @@ func (r Report) p99Ratio(num, den, acks string, size int) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.2f", a.Half.LatencyP99/b.Half.LatencyP99)
+}
+
+// commonP99Ratio divides num's p99 at the common rate by den's.
+func (r Report) commonP99Ratio(num, den, acks string, size int) string {
+	a, okA := r.point(num, acks, size)
+	b, okB := r.point(den, acks, size)
+	if !okA || !okB || a.Common.Samples == 0 || b.Common.Samples == 0 || b.Common.LatencyP99 <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", a.Common.LatencyP99/b.Common.LatencyP99)
+}
+
+// commonRateLabel is the common rate as the runs measured it.
+func (r Report) commonRateLabel() string {
+	for _, p := range r.Points {
+		if p.Common.Samples > 0 {
+			return fmt.Sprintf("%.0f msgs/s", p.Common.MsgsPerSec)
+		}
+	}
+	return "not measured"
 }
 
 func (r Report) ratio(num, den, acks string, size int) string {
