@@ -544,7 +544,12 @@ const (
 )
 
 // maybeMoveToPreferred transfers leadership to the preferred replica when
-// it is in the ISR and has every entry, at a quiet moment.
+// it is in the ISR, has every entry and is reachable, at a quiet moment.
+// A replica that died stays in the ISR for LagMax when nothing is written
+// (it is not behind): a transfer to it would stall the partition's writes
+// until raft gave it up. Raft heard from it since check-quorum last
+// cleared RecentActive, and is streaming appends to it (a peer the
+// transport reports unreachable is probed instead).
 func (p *Partition) maybeMoveToPreferred(l raftnode.Loop, progress map[uint64]tracker.Progress, last uint64, now time.Time) {
 	preferred := p.preferred.Load()
 	if !p.settings.PreferredLeaders || preferred == p.settings.NodeID || now.Sub(p.leaderSince) < preferredLeaderDelay {
@@ -555,7 +560,8 @@ func (p *Partition) maybeMoveToPreferred(l raftnode.Loop, progress map[uint64]tr
 		return
 	}
 	pr, ok := progress[preferred]
-	if !ok || pr.IsLearner || pr.Match < last || !slices.Contains(p.isr, preferred) {
+	if !ok || pr.IsLearner || pr.Match < last || !slices.Contains(p.isr, preferred) ||
+		!pr.RecentActive || pr.State != tracker.StateReplicate {
 		return
 	}
 	p.logger.Info("moving leadership to the preferred replica", "to", preferred, "term", p.term)
