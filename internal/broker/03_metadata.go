@@ -27,6 +27,8 @@ import (
 // reserved name not yet created (__consumer_offsets is created by
 // FindCoordinator) get INVALID_TOPIC_EXCEPTION.
 // * A partition with no known leader reports LEADER_NOT_AVAILABLE.
+// * The topics found come first, in the request's order, then the
+// unknown ones, as Kafka lists them.
 // * Authorized operations, when asked for, are every operation Kafka
 // supports on a topic (and on the cluster), as a Kafka broker without an
 // authorizer answers; not asked for, they are omitted (INT32_MIN).
@@ -55,17 +57,25 @@ func (b *Broker) handleMetadata(r *wire.Request, respond func(kmsg.Response)) {
 	if all {
 		topics = b.catalog.Topics()
 	}
+	// Kafka lists the topics it has first and the unknown ones after them,
+	// and librdkafka 2.0 depends on it: it keeps an unknown topic in its
+	// cache for 100 ms but evicts entries in the order they were listed,
+	// so one listed before a known topic is gone at once; a consumer
+	// subscribed to a deleted topic rejoins only while that entry is
+	// cached, and postponed its rejoin for ever.
+	var unknown []kmsg.MetadataResponseTopic
 	for _, rt := range req.Topics {
 		t, mt := b.lookupMetadataTopic(req, rt)
 		if t != nil {
 			topics = append(topics, t)
 			continue
 		}
-		resp.Topics = append(resp.Topics, mt)
+		unknown = append(unknown, mt)
 	}
 	for _, t := range topics {
 		resp.Topics = append(resp.Topics, b.metadataTopic(t, live))
 	}
+	resp.Topics = append(resp.Topics, unknown...)
 	if req.Version >= 8 && req.Version <= 10 && req.IncludeClusterAuthorizedOperations {
 		resp.AuthorizedOperations = clusterOperations
 	}
