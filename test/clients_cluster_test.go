@@ -38,7 +38,6 @@ func forEachMode(t *testing.T, run func(t *testing.T, mode scenarioMode)) {
 // faults it meets at each step.
 type scenarioTarget struct {
 	t       *testing.T
-	mode    scenarioMode
 	topic   string
 	node    *harness.Node    // standalone
 	cluster *harness.Cluster // cluster
@@ -49,7 +48,7 @@ type scenarioTarget struct {
 
 func newScenarioTarget(t *testing.T, mode scenarioMode, topic string) *scenarioTarget {
 	t.Helper()
-	s := &scenarioTarget{t: t, mode: mode, topic: topic}
+	s := &scenarioTarget{t: t, topic: topic}
 	switch mode {
 	case standaloneMode:
 		s.node = harness.NewNode(t, harness.NodeOptions{})

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,6 +160,11 @@ func (c pyClient) runPhase(t *testing.T, kill func(), args ...string) []received
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("%s %v: %v\nstderr:\n%s", c.script, args, err, stderr.String())
+	}
+	for _, l := range strings.Split(stderr.String(), "\n") {
+		if strings.HasPrefix(l, "retrying after") {
+			t.Logf("%s %s: %s", c.script, args[0], l)
+		}
 	}
 	return out
 }

@@ -26,6 +26,7 @@ import time
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from scenario_steps import key, produce_in_steps, value
@@ -179,20 +180,37 @@ def group(args):
         print(json.dumps(r))
 
 
+def retrying(call):
+    """Calls call() until it returns or fails with an error Kafka does not
+    call retriable. kafka-python's admin client gives up on the first
+    retriable error (such as COORDINATOR_NOT_AVAILABLE while a group's
+    coordinator moves, or a node's metadata lags), where Kafka's own admin
+    client retries until its timeout."""
+    deadline = time.time() + 30
+    while True:
+        try:
+            return call()
+        except KafkaError as e:
+            if not e.retriable or time.time() > deadline:
+                raise
+            print("retrying after %r" % e, file=sys.stderr)
+            time.sleep(0.2)
+
+
 def admin(args):
     a = KafkaAdminClient(bootstrap_servers=args.bootstrap, client_id="kp-admin")
-    topics = a.list_topics()
+    topics = retrying(a.list_topics)
     assert args.topic in topics, topics
-    desc = a.describe_topics([args.topic])
+    desc = retrying(lambda: a.describe_topics([args.topic]))
     assert len(desc[0]["partitions"]) == 3, desc
-    cfg = a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, args.topic)])
+    cfg = retrying(lambda: a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, args.topic)]))
     names = [c[0] for c in cfg[0].resources[0][4]]
     assert "retention.ms" in names, names
-    groups = [g[0] for g in a.list_consumer_groups()]
+    groups = [g[0] for g in retrying(a.list_consumer_groups)]
     assert args.group in groups, groups
-    gd = a.describe_consumer_groups([args.group])
+    gd = retrying(lambda: a.describe_consumer_groups([args.group]))
     assert gd[0].group == args.group, gd
-    offsets = a.list_consumer_group_offsets(args.group)
+    offsets = retrying(lambda: a.list_consumer_group_offsets(args.group))
     assert sum(o.offset for o in offsets.values()) == args.count, offsets
     a.close()
     print(json.dumps({"topics": sorted(topics), "groups": groups}))
