@@ -361,3 +361,73 @@ func TestMetadataListsUnknownTopicsLast(t *testing.T) {
 		}
 	}
 }
+
+// TestOffsetsOfADeletedTopic, with franz-go's admin client: deleting a
+// topic deletes every group's committed offsets of it, and OffsetDelete
+// answers UNKNOWN_TOPIC_OR_PARTITION for partitions that do not exist
+// (the deleted topic's, a partition past the end), as Kafka 4.1 does,
+// unless the group itself is unknown.
+func TestOffsetsOfADeletedTopic(t *testing.T) {
+	n := harness.NewNode(t, harness.NodeOptions{})
+	n.Start()
+	cl := franzClient(t, n.Addr())
+	adm := kadm.NewClient(cl)
+	createTopic(t, cl, "od-gone", 2, 1)
+	createTopic(t, cl, "od-keep", 1, 1)
+	ctx := harness.Context(t, time.Minute)
+	var commit kadm.Offsets
+	commit.Add(kadm.Offset{Topic: "od-gone", Partition: 0, At: 3, LeaderEpoch: -1})
+	commit.Add(kadm.Offset{Topic: "od-gone", Partition: 1, At: 4, LeaderEpoch: -1})
+	commit.Add(kadm.Offset{Topic: "od-keep", Partition: 0, At: 5, LeaderEpoch: -1})
+	for _, group := range []string{"od-group-a", "od-group-b"} {
+		res, err := adm.CommitOffsets(ctx, group, commit)
+		if err == nil {
+			err = res.Error()
+		}
+		if err != nil {
+			t.Fatalf("commit for %s: %v", group, err)
+		}
+	}
+	res, err := adm.DeleteTopics(ctx, "od-gone")
+	if err == nil {
+		err = res.Error()
+	}
+	if err != nil {
+		t.Fatalf("delete od-gone: %v", err)
+	}
+	for _, group := range []string{"od-group-a", "od-group-b"} {
+		harness.WaitFor(t, "the deleted topic's offsets of "+group+" to go", 30*time.Second, func() error {
+			offsets, err := adm.FetchOffsets(ctx, group)
+			if err != nil {
+				return err
+			}
+			got := map[string]int64{}
+			offsets.Each(func(o kadm.OffsetResponse) { got[fmt.Sprintf("%s-%d", o.Topic, o.Partition)] = o.At })
+			if fmt.Sprint(got) != fmt.Sprint(map[string]int64{"od-keep-0": 5}) {
+				return fmt.Errorf("offsets %v", got)
+			}
+			return nil
+		})
+	}
+
+	deleted, err := adm.DeleteOffsets(ctx, "od-group-a", kadm.TopicsSet{"od-gone": {0: {}, 1: {}}, "od-keep": {0: {}, 7: {}}})
+	if err != nil {
+		t.Fatalf("OffsetDelete: %v", err)
+	}
+	want := map[string]error{
+		"od-gone-0": kerr.UnknownTopicOrPartition, "od-gone-1": kerr.UnknownTopicOrPartition,
+		"od-keep-0": nil, "od-keep-7": kerr.UnknownTopicOrPartition,
+	}
+	got := map[string]error{}
+	for topic, ps := range deleted {
+		for p, err := range ps {
+			got[fmt.Sprintf("%s-%d", topic, p)] = err
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("OffsetDelete answered %v, want %v", got, want)
+	}
+	if _, err := adm.DeleteOffsets(ctx, "od-no-such-group", kadm.TopicsSet{"od-gone": {0: {}}}); err != kerr.GroupIDNotFound {
+		t.Errorf("OffsetDelete of an unknown group with only unknown partitions: %v, want GROUP_ID_NOT_FOUND", err)
+	}
+}

@@ -14,7 +14,9 @@ import (
 // (internal/group), which keeps group state in __consumer_offsets. The
 // broker answers for partitions the catalog does not have, as Kafka does:
 // OffsetCommit gives them UNKNOWN_TOPIC_OR_PARTITION and commits the rest;
-// OffsetFetch v0 gives them offset -1 and UNKNOWN_TOPIC_OR_PARTITION.
+// OffsetFetch v0 gives them offset -1 and UNKNOWN_TOPIC_OR_PARTITION;
+// OffsetDelete gives them UNKNOWN_TOPIC_OR_PARTITION unless the group
+// itself is in error.
 //
 // OffsetCommit: v0-8; OffsetFetch: v0-8; JoinGroup: v0-9; Heartbeat: v0-4;
 // LeaveGroup: v0-5; SyncGroup: v0-5; DescribeGroups: v0-5; ListGroups:
@@ -56,6 +58,8 @@ func (b *Broker) handleGroupRequest(r *wire.Request, respond func(kmsg.Response)
 			return
 		}
 		b.groups.HandleFrom(cl, req, respond)
+	case *kmsg.OffsetDeleteRequest:
+		b.deleteOffsets(cl, req, respond)
 	default:
 		b.groups.HandleFrom(cl, r.Msg, respond)
 	}
@@ -183,5 +187,67 @@ func (b *Broker) fetchOffsetsV0(cl group.Client, req *kmsg.OffsetFetchRequest, r
 			}
 		}
 		answer(got)
+	})
+}
+
+// deleteOffsets answers an OffsetDelete as Kafka does: partitions the
+// catalog does not have (a deleted topic's) get UNKNOWN_TOPIC_OR_PARTITION;
+// the coordinator answers for the others, and its group-level error
+// (GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP, ...) answers for the whole request.
+func (b *Broker) deleteOffsets(cl group.Client, req *kmsg.OffsetDeleteRequest, respond func(kmsg.Response)) {
+	known := *req
+	known.Topics = nil
+	unknown := 0
+	for _, t := range req.Topics {
+		kt := t
+		kt.Partitions = nil
+		for _, p := range t.Partitions {
+			if b.knownPartition(t.Topic, p.Partition) {
+				kt.Partitions = append(kt.Partitions, p)
+			} else {
+				unknown++
+			}
+		}
+		if len(kt.Partitions) > 0 {
+			known.Topics = append(known.Topics, kt)
+		}
+	}
+	if unknown == 0 {
+		b.groups.HandleFrom(cl, req, respond)
+		return
+	}
+	b.groups.HandleFrom(cl, &known, func(r kmsg.Response) {
+		got := r.(*kmsg.OffsetDeleteResponse)
+		if got.ErrorCode != 0 {
+			respond(got)
+			return
+		}
+		codes := map[string]map[int32]int16{}
+		for _, t := range got.Topics {
+			if codes[t.Topic] == nil {
+				codes[t.Topic] = map[int32]int16{}
+			}
+			for _, p := range t.Partitions {
+				codes[t.Topic][p.Partition] = p.ErrorCode
+			}
+		}
+		resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
+		resp.Version = req.Version
+		for _, t := range req.Topics {
+			rt := kmsg.NewOffsetDeleteResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewOffsetDeleteResponseTopicPartition()
+				rp.Partition = p.Partition
+				if code, ok := codes[t.Topic][p.Partition]; ok {
+					rp.ErrorCode = code
+				} else {
+					rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				}
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		respond(resp)
 	})
 }

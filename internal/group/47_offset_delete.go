@@ -20,6 +20,9 @@ import (
 //   - The other partitions' offsets are deleted with tombstones, in one
 //     batch; they are answered once it is committed (with the mapped error
 //     if it fails).
+//   - Topics are not checked against the catalog here; the broker answers
+//     UNKNOWN_TOPIC_OR_PARTITION for partitions it does not have before
+//     calling the coordinator.
 func init() { versions[kmsg.OffsetDelete.Int16()] = versionRange{0, 0} }
 
 func (c *Coordinator) handleOffsetDelete(req *kmsg.OffsetDeleteRequest, respond func(kmsg.Response)) {
