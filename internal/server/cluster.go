@@ -371,50 +371,86 @@ func (n *Node) transferLeaderships(ctx context.Context, why string) (moved, rema
 	}
 	groups := n.host.Groups()
 	sort.Slice(groups, func(i, j int) bool { return groups[i].ID() < groups[j].ID() })
-	var leading []*raftnode.Group
+	var leading []leadership
 	for _, g := range groups {
-		if g.Status().Role != raft.StateLeader {
-			continue
-		}
-		leading = append(leading, g)
-		if target := n.transferTarget(g); target != 0 {
-			g.Do(func(l raftnode.Loop) { l.TransferLeader(target) })
+		if g.Status().Role == raft.StateLeader {
+			leading = append(leading, raftLeadership{n: n, g: g})
 		}
 	}
 	if len(leading) == 0 {
 		return nil, nil
 	}
 	n.logger.Info("moving leaderships "+why, "groups", len(leading))
-	split := func() (moved, remaining []*raftnode.Group, waiting int) {
-		for _, g := range leading {
-			if st := g.Status(); st.Role != raft.StateLeader {
-				moved = append(moved, g)
+	m, r := handOver(leading, n.cfg.NodeID, deadline)
+	if len(r) == 0 {
+		n.logger.Info("leaderships moved", "groups", len(m))
+	} else {
+		n.logger.Warn("some leaderships did not move", "moved", len(m), "remaining", len(r))
+	}
+	for _, l := range m {
+		moved = append(moved, l.(raftLeadership).g)
+	}
+	for _, l := range r {
+		remaining = append(remaining, l.(raftLeadership).g)
+	}
+	return moved, remaining
+}
+
+// leadership is a group this node led when a hand-over began.
+type leadership interface {
+	// status is the group's role and the leader this node knows.
+	status() (leading bool, lead uint64)
+	// target is the follower to hand the group to now, 0 if none.
+	target() uint64
+	transfer(to uint64)
+}
+
+type raftLeadership struct {
+	n *Node
+	g *raftnode.Group
+}
+
+func (r raftLeadership) status() (bool, uint64) {
+	st := r.g.Status()
+	return st.Role == raft.StateLeader, st.Lead
+}
+func (r raftLeadership) target() uint64 { return r.n.transferTarget(r.g) }
+func (r raftLeadership) transfer(to uint64) {
+	r.g.Do(func(l raftnode.Loop) { l.TransferLeader(to) })
+}
+
+// handOver asks each group to transfer to its target until every one has
+// moved and this node (self) knows its new leader, or the deadline. A
+// group with no target at first (its followers' activity is sampled, and
+// check-quorum clears it every election timeout) is asked again as soon as
+// it has one.
+func handOver(leading []leadership, self uint64, deadline time.Time) (moved, remaining []leadership) {
+	for {
+		moved, remaining = moved[:0], remaining[:0]
+		waiting := 0
+		for _, l := range leading {
+			if isLeader, lead := l.status(); !isLeader {
+				moved = append(moved, l)
 				// A node that lost its leadership to a vote learns the new
 				// leader only from its first append; until then the move
 				// is not done for whoever asked where leadership went.
-				if st.Lead == 0 || st.Lead == n.cfg.NodeID {
+				if lead == 0 || lead == self {
 					waiting++
 				}
 				continue
 			}
-			remaining = append(remaining, g)
-			if n.transferTarget(g) != 0 {
+			remaining = append(remaining, l)
+			if to := l.target(); to != 0 {
+				// Raft ignores a repeated transfer to the follower it is
+				// already handing over to.
+				l.transfer(to)
 				waiting++
 			}
 		}
-		return moved, remaining, waiting
-	}
-	for {
-		moved, remaining, waiting := split()
 		if waiting == 0 || !time.Now().Before(deadline) {
-			if len(remaining) == 0 {
-				n.logger.Info("leaderships moved", "groups", len(moved))
-			} else {
-				n.logger.Warn("some leaderships did not move", "moved", len(moved), "remaining", len(remaining))
-			}
 			return moved, remaining
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // the pace of the checks
 	}
 }
 
@@ -431,7 +467,9 @@ func (n *Node) transferTarget(g *raftnode.Group) uint64 {
 			if id == n.cfg.NodeID || pr.IsLearner || !pr.RecentActive {
 				continue
 			}
-			if pr.Match > bestMatch || best == 0 {
+			// The lowest id among the most caught up: the same answer
+			// each time it is asked.
+			if best == 0 || pr.Match > bestMatch || pr.Match == bestMatch && id < best {
 				best, bestMatch = id, pr.Match
 			}
 		}
