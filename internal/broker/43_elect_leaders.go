@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"time"
 
@@ -173,7 +172,7 @@ func (b *Broker) electOne(ctx context.Context, typ int8, t *meta.Topic, p meta.P
 		return false, describe(kerr.PreferredLeaderNotAvailable, "this node cannot move leaderships")
 	}
 	if err := b.cfg.Leaders.TransferLeader(ctx, replica.TopicPartition{Topic: t.Name, Partition: p.ID}, st.leader, preferred); err != nil {
-		return false, describe(kerr.PreferredLeaderNotAvailable, "%s", fmt.Sprintf("moving %s/%d to replica %d: %v", t.Name, p.ID, preferred, err))
+		return false, describe(kerr.PreferredLeaderNotAvailable, "moving %s/%d to replica %d: %v", t.Name, p.ID, preferred, err)
 	}
 	return true, nil
 }

@@ -71,27 +71,37 @@ func (b *Broker) knownPartition(topic string, partition int32) bool {
 	return t != nil && partition >= 0 && int(partition) < len(t.Partitions)
 }
 
+// keepKnown returns the request topics with only the partitions the
+// catalog has (topics left with none are dropped), and how many it
+// dropped. parts gives a topic's name and its partition list.
+func keepKnown[T, P any](b *Broker, topics []T, parts func(*T) (string, *[]P), id func(P) int32) (known []T, unknown int) {
+	for _, t := range topics {
+		name, ps := parts(&t)
+		var kept []P
+		for _, p := range *ps {
+			if b.knownPartition(name, id(p)) {
+				kept = append(kept, p)
+			} else {
+				unknown++
+			}
+		}
+		if len(kept) > 0 {
+			*ps = kept
+			known = append(known, t)
+		}
+	}
+	return known, unknown
+}
+
 // commitOffsets answers an OffsetCommit as Kafka does: partitions the
 // catalog does not have get UNKNOWN_TOPIC_OR_PARTITION and are not
 // committed; the others go to the coordinator.
 func (b *Broker) commitOffsets(cl group.Client, req *kmsg.OffsetCommitRequest, respond func(kmsg.Response)) {
 	known := *req
-	known.Topics = nil
-	unknown := 0
-	for _, t := range req.Topics {
-		kt := t
-		kt.Partitions = nil
-		for _, p := range t.Partitions {
-			if b.knownPartition(t.Topic, p.Partition) {
-				kt.Partitions = append(kt.Partitions, p)
-			} else {
-				unknown++
-			}
-		}
-		if len(kt.Partitions) > 0 {
-			known.Topics = append(known.Topics, kt)
-		}
-	}
+	var unknown int
+	known.Topics, unknown = keepKnown(b, req.Topics, func(t *kmsg.OffsetCommitRequestTopic) (string, *[]kmsg.OffsetCommitRequestTopicPartition) {
+		return t.Topic, &t.Partitions
+	}, func(p kmsg.OffsetCommitRequestTopicPartition) int32 { return p.Partition })
 	if unknown == 0 {
 		b.groups.HandleFrom(cl, req, respond)
 		return
@@ -196,22 +206,10 @@ func (b *Broker) fetchOffsetsV0(cl group.Client, req *kmsg.OffsetFetchRequest, r
 // (GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP, ...) answers for the whole request.
 func (b *Broker) deleteOffsets(cl group.Client, req *kmsg.OffsetDeleteRequest, respond func(kmsg.Response)) {
 	known := *req
-	known.Topics = nil
-	unknown := 0
-	for _, t := range req.Topics {
-		kt := t
-		kt.Partitions = nil
-		for _, p := range t.Partitions {
-			if b.knownPartition(t.Topic, p.Partition) {
-				kt.Partitions = append(kt.Partitions, p)
-			} else {
-				unknown++
-			}
-		}
-		if len(kt.Partitions) > 0 {
-			known.Topics = append(known.Topics, kt)
-		}
-	}
+	var unknown int
+	known.Topics, unknown = keepKnown(b, req.Topics, func(t *kmsg.OffsetDeleteRequestTopic) (string, *[]kmsg.OffsetDeleteRequestTopicPartition) {
+		return t.Topic, &t.Partitions
+	}, func(p kmsg.OffsetDeleteRequestTopicPartition) int32 { return p.Partition })
 	if unknown == 0 {
 		b.groups.HandleFrom(cl, req, respond)
 		return
