@@ -224,6 +224,12 @@ def scenario(args):
     for m in members:
         m.subscribe([args.pattern] if args.scenario == "regex" else [args.keep, args.gone])
     emit("libversion", version=__import__("confluent_kafka").libversion()[0])
+    # Every member in the group before anything is consumed: a member that
+    # joins late starts a rebalance that the others finish only from
+    # poll(), and a blocking call (committed()) made meanwhile waits
+    # behind the rejoining member's JoinGroup, against Kafka as here.
+    wait_rebalanced(members, [args.keep] if args.scenario == "regex" else [args.keep, args.gone], parts, 0,
+                    "the group formed")
 
     if args.scenario == "regex":
         consume_all(members, args.keep, args.keep_partitions, args.count, "the topic the pattern matched")
