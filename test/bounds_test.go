@@ -231,13 +231,33 @@ func produceBig(t *testing.T, n *harness.Node) {
 // requestFlood: connections that each send one 100 MiB frame of zeros,
 // the first trickling of them a byte every 100 ms.
 type requestFlood struct {
+	firstError
 	conns, trickling     int
 	sent, closedByServer atomic.Int64
 	quit                 chan struct{}
 	wg                   sync.WaitGroup
-	mu                   sync.Mutex
-	err                  error
+	mu                   sync.Mutex // guards trickledFor
 	trickledFor          []time.Duration
+}
+
+// firstError keeps the first error a flood's connections report.
+type firstError struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (f *firstError) fail(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err == nil {
+		f.err = err
+	}
+}
+
+func (f *firstError) first() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
 }
 
 func startRequestFlood(t *testing.T, addr string, conns, trickling int) *requestFlood {
@@ -298,19 +318,8 @@ func startRequestFlood(t *testing.T, addr string, conns, trickling int) *request
 	return f
 }
 
-func (f *requestFlood) fail(err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.err == nil {
-		f.err = err
-	}
-}
-
 func (f *requestFlood) progress() error {
-	f.mu.Lock()
-	err := f.err
-	f.mu.Unlock()
-	switch {
+	switch err := f.first(); {
 	case err != nil:
 		return err
 	case f.sent.Load() < int64(f.conns-f.trickling):

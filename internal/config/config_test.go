@@ -666,21 +666,22 @@ func TestMemoryBound(t *testing.T) {
 	c := Default()
 	// The cleaner's key map, its I/O buffers and three batches.
 	cleaner := int64(128+2)<<20 + 64<<10 + 3*int64(c.Kafka.MessageMaxBytes)
-	// requests, fetches, response buffers, base, uncommitted, entry cache
-	if got, want := c.MemoryLimit(), int64(256+256+32+64+256+64)<<20+cleaner; got != want {
+	// requests, fetches, response buffers, base, uncommitted, entry cache,
+	// decompressed batches
+	if got, want := c.MemoryLimit(), int64(256+256+32+64+256+64+128)<<20+cleaner; got != want {
 		t.Errorf("MemoryLimit() = %d, want %d", got, want)
 	}
-	if got, want := c.MemoryBound(100), int64(256+256+32+64+256+64+100)<<20+100*136<<10+cleaner; got != want {
+	if got, want := c.MemoryBound(100), int64(256+256+32+64+256+64+128+100)<<20+100*136<<10+cleaner; got != want {
 		t.Errorf("MemoryBound(100) = %d, want %d", got, want)
 	}
 	c.Kafka.LogCleanerEnable = false
-	if got, want := c.MemoryLimit(), int64(256+256+32+64+256+64)<<20; got != want {
+	if got, want := c.MemoryLimit(), int64(256+256+32+64+256+64+128)<<20; got != want {
 		t.Errorf("MemoryLimit() without the cleaner = %d, want %d", got, want)
 	}
 	// In a cluster, each peer adds its raft message queues both ways.
 	c.Cluster.Enabled = true
 	c.Cluster.Peers.Nodes = []Peer{{ID: 1}, {ID: 2}, {ID: 3}}
-	if got, want := c.MemoryLimit(), int64(256+256+32+64+256+64+2*2*64)<<20; got != want {
+	if got, want := c.MemoryLimit(), int64(256+256+32+64+256+64+128+2*2*64)<<20; got != want {
 		t.Errorf("MemoryLimit() of a node of three = %d, want %d", got, want)
 	}
 }

@@ -15,6 +15,7 @@ const BaseMemoryBytes = 64 << 20
 //	+ 32 MiB of response buffers kept for reuse + 64 MiB base
 //	+ raft.advanced.max_uncommitted_bytes + raft.advanced.entry_cache_bytes
 //	+ 2 x 64 MiB per peer (raft messages queued to it and read from it)
+//	+ 128 MiB of decompressed batches
 //	+ kafka.log_cleaner_dedupe_buffer_size + 2 MiB + 64 KiB of cleaner I/O buffers
 //	  + 3 x kafka.message_max_bytes (a batch being cleaned), if the
 //	  cleaner is enabled
@@ -35,7 +36,7 @@ func (c *Config) MemoryLimit() int64 {
 	return c.Kafka.QueuedMaxRequestBytes + c.Kafka.QueuedMaxFetchBytes +
 		membudget.ResponseBufferBytes + BaseMemoryBytes +
 		c.Raft.Advanced.MaxUncommittedBytes + c.Raft.Advanced.EntryCacheBytes +
-		int64(peers)*2*membudget.PeerQueueBytes + cleaner
+		int64(peers)*2*membudget.PeerQueueBytes + membudget.DecompressBytes + cleaner
 }
 
 // MemoryBound is the resident memory, in bytes, a node with this

@@ -15,4 +15,12 @@ const (
 	// does not fit is dropped (raft sends it again). A node holds up to
 	// that much for each peer it sends to, and about as much read from each.
 	PeerQueueBytes = 64 << 20
+	// DecompressBytes is the budget of batches decompressed and their
+	// records decoded, node-wide: produced batches whose records a topic
+	// makes the node read (compacted, with timestamp bounds, or recompressed
+	// to its compression.type), batches the log cleaner compacts, and
+	// timestamp lookups. A few kilobytes of compressed zeros expand to
+	// hundreds of megabytes; a batch whose records need more than the
+	// whole budget is refused, and others wait for room.
+	DecompressBytes = 128 << 20
 )

@@ -11,17 +11,18 @@ type BudgetSource interface {
 
 var (
 	descBudgetReserved = prometheus.NewDesc("chronik_kafka_memory_reserved_bytes",
-		"Bytes held now in a node-wide memory budget: requests read and not yet answered, or Fetch responses read and not yet written.", []string{"budget"}, nil)
+		"Bytes held now in a node-wide memory budget: requests read and not yet answered, Fetch responses read and not yet written, or batches decompressed.", []string{"budget"}, nil)
 	descBudgetLimit = prometheus.NewDesc("chronik_kafka_memory_limit_bytes",
-		"Configured size of a node-wide memory budget (kafka.queued_max_request_bytes, kafka.queued_max_fetch_bytes).", []string{"budget"}, nil)
+		"Configured size of a node-wide memory budget (kafka.queued_max_request_bytes, kafka.queued_max_fetch_bytes, 128 MiB for decompression).", []string{"budget"}, nil)
 	descBudgetWaits = prometheus.NewDesc("chronik_kafka_memory_waits_total",
-		"Requests whose reader waited for the request budget, and fetches that read less or waited because the fetch budget was short.", []string{"budget"}, nil)
+		"Requests whose reader waited for the request budget, fetches that read less or waited because the fetch budget was short, and batches that waited to be decompressed.", []string{"budget"}, nil)
 )
 
-// RegisterBudgets adds the scrape-time metrics of the request and fetch
-// budgets, labelled budget="requests" and budget="fetch".
-func (m *Metrics) RegisterBudgets(requests, fetch BudgetSource) {
-	m.Registry.MustRegister(&budgetCollector{names: []string{"requests", "fetch"}, srcs: []BudgetSource{requests, fetch}})
+// RegisterBudgets adds the scrape-time metrics of the request, fetch and
+// decompression budgets, labelled budget="requests", "fetch" and
+// "decompress".
+func (m *Metrics) RegisterBudgets(requests, fetch, decompress BudgetSource) {
+	m.Registry.MustRegister(&budgetCollector{names: []string{"requests", "fetch", "decompress"}, srcs: []BudgetSource{requests, fetch, decompress}})
 }
 
 type budgetCollector struct {

@@ -6,6 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // (storage.CleanerStats, kept apart so that metrics needs no storage import).
 type CleanerStats struct {
 	Passes, SegmentsCleaned, BytesRead, BytesWritten, BytesReclaimed, RecordsRemoved, Errors int64
+	BatchesTooLarge                                                                          int64
 	Seconds                                                                                  float64
 }
 
@@ -26,6 +27,8 @@ var (
 		"Compaction passes that failed (retried at the next pass).", nil, nil)
 	descCleanerSeconds = prometheus.NewDesc("chronik_log_cleaner_seconds_total",
 		"Time spent in compaction passes that rewrote something.", nil, nil)
+	descCleanerTooLarge = prometheus.NewDesc("chronik_log_cleaner_batches_too_large_total",
+		"Batches the log cleaner kept as they are because their records expand to more than the decompression budget holds.", nil, nil)
 )
 
 // RegisterCleaner adds the scrape-time metrics of the log cleaner.
@@ -37,7 +40,7 @@ type cleanerCollector func() CleanerStats
 
 func (c cleanerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descCleanerPasses, descCleanerSegments, descCleanerRead, descCleanerWritten,
-		descCleanerReclaimed, descCleanerRecords, descCleanerErrors, descCleanerSeconds} {
+		descCleanerReclaimed, descCleanerRecords, descCleanerErrors, descCleanerSeconds, descCleanerTooLarge} {
 		ch <- d
 	}
 }
@@ -55,4 +58,5 @@ func (c cleanerCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descCleanerRecords, float64(s.RecordsRemoved))
 	counter(descCleanerErrors, float64(s.Errors))
 	counter(descCleanerSeconds, s.Seconds)
+	counter(descCleanerTooLarge, float64(s.BatchesTooLarge))
 }

@@ -42,7 +42,7 @@ func exported(t *testing.T) []string {
 	t.Helper()
 	m := New()
 	m.RegisterState(everything{})
-	m.RegisterBudgets(fixedBudget{1, 2, 3}, fixedBudget{4, 5, 6})
+	m.RegisterBudgets(fixedBudget{1, 2, 3}, fixedBudget{4, 5, 6}, fixedBudget{7, 8, 9})
 	m.RegisterCleaner(func() CleanerStats { return CleanerStats{Passes: 1, BytesRead: 10, Seconds: 0.5} })
 	m.RequestDone(0, 9, 100, 50, time.Millisecond)
 	m.ConnectionOpened()
@@ -136,7 +136,7 @@ func TestDocsNameEveryMetric(t *testing.T) {
 // TestBudgetMetrics: each budget's figures under its label.
 func TestBudgetMetrics(t *testing.T) {
 	m := New()
-	m.RegisterBudgets(fixedBudget{10, 100, 3}, fixedBudget{20, 200, 4})
+	m.RegisterBudgets(fixedBudget{10, 100, 3}, fixedBudget{20, 200, 4}, fixedBudget{30, 300, 5})
 	mfs, err := m.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -154,6 +154,7 @@ func TestBudgetMetrics(t *testing.T) {
 	want := map[string]float64{
 		"chronik_kafka_memory_reserved_bytes/requests": 10, "chronik_kafka_memory_limit_bytes/requests": 100, "chronik_kafka_memory_waits_total/requests": 3,
 		"chronik_kafka_memory_reserved_bytes/fetch": 20, "chronik_kafka_memory_limit_bytes/fetch": 200, "chronik_kafka_memory_waits_total/fetch": 4,
+		"chronik_kafka_memory_reserved_bytes/decompress": 30, "chronik_kafka_memory_limit_bytes/decompress": 300, "chronik_kafka_memory_waits_total/decompress": 5,
 	}
 	for k, v := range want {
 		if got[k] != v {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
+	"unsafe"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/snappy"
@@ -64,7 +66,123 @@ func (o *Opened) Reset(batch []byte) error {
 	if err != nil {
 		return corrupt("decompressing: %v", err)
 	}
+	return o.decode(h, raw)
+}
+
+// Budget is the node-wide memory that opened batches are held in (a
+// membudget.Requests): a compressed batch of a few kilobytes can expand
+// to hundreds of megabytes, and its records to more again, so what
+// decompresses for many clients at once must be bounded as a whole.
+type Budget interface {
+	Limit() int64
+	Acquire(n int64, cancel <-chan struct{}) (waited bool, err error)
+	Release(n int64)
+}
+
+// ErrTooLarge is returned by OpenWithin and ResetWithin for a batch whose
+// decompressed records would take more memory than MaxDecompressed or the
+// whole budget.
+var ErrTooLarge = errors.New("batch expands to more memory than the decompression budget holds")
+
+// openedRecordSize is what a record takes in Opened.Records; a record
+// takes at least minRecordSize bytes of the decompressed data (length,
+// attributes, timestamp and offset deltas, key and value lengths, header
+// count), which bounds how many a batch holds whatever its count says.
+const (
+	openedRecordSize = int64(unsafe.Sizeof(OpenedRecord{}))
+	minRecordSize    = 7
+)
+
+// OpenWithin is Open with the memory it takes held in budget; see
+// ResetWithin.
+func OpenWithin(batch []byte, budget Budget, rewrite bool, cancel <-chan struct{}) (*Opened, func(), error) {
+	o := &Opened{}
+	release, err := o.ResetWithin(batch, budget, rewrite, cancel)
+	if err != nil {
+		return nil, nil, err
+	}
+	return o, release, nil
+}
+
+// ResetWithin is Reset with the memory it takes (the decompressed bytes
+// and the decoded records, and with rewrite as much again for the records
+// Rebuild or Recompress encode) reserved from budget first, waiting for it
+// until cancel closes (then the budget's error). The caller calls release
+// once it no longer uses o's records. The decompressed size is what the
+// codec's framing claims if it says, else a guess; a batch larger than its
+// reservation gives it back and is tried again with four times as much, so
+// that a reservation is never held while waiting for another. A batch that
+// needs more than the budget or MaxDecompressed gets ErrTooLarge; one that
+// does not decode, a CorruptError.
+func (o *Opened) ResetWithin(batch []byte, budget Budget, rewrite bool, cancel <-chan struct{}) (release func(), err error) {
+	h, err := Validate(batch)
+	if err != nil {
+		return nil, err
+	}
+	codec, body := h.Compression(), batch[HeaderSize:]
+	// The records slice is reused only if it stays within what is counted.
+	count := int64(max(h.RecordCount, 0))
+	if int64(cap(o.Records)) > 2*count+64 {
+		o.Records = nil
+	}
+	cost := func(raw int) int64 {
+		c := min(count, int64(raw)/minRecordSize+1) * openedRecordSize
+		if codec != CompressionNone {
+			c += int64(raw) // an uncompressed batch is decoded where it is
+		}
+		if rewrite {
+			// The records encoded again; what their compression adds is
+			// small beside them, unless they barely compress, and then the
+			// batch itself is no larger than its produce request was.
+			c += int64(raw)
+		}
+		return c
+	}
+	guess := len(body)
+	if codec != CompressionNone {
+		guess = initialGuess(codec, body)
+	}
+	for {
+		n := cost(guess)
+		if n > budget.Limit() {
+			return nil, fmt.Errorf("%w: %d records in %d bytes need %d bytes, the budget is %d", ErrTooLarge, count, guess, n, budget.Limit())
+		}
+		if n == 0 {
+			return func() {}, o.decode(h, body)
+		}
+		if _, err := budget.Acquire(n, cancel); err != nil {
+			return nil, err
+		}
+		raw, err := decompressLimit(codec, body, guess)
+		if errors.Is(err, errOverLimit) {
+			budget.Release(n)
+			if guess == MaxDecompressed {
+				return nil, fmt.Errorf("%w: %s decompresses to more than %d bytes", ErrTooLarge, codecName(codec), MaxDecompressed)
+			}
+			guess = min(4*guess, MaxDecompressed)
+			continue
+		}
+		if err == nil {
+			err = o.decode(h, raw)
+		} else {
+			err = corrupt("decompressing: %v", err)
+		}
+		if err != nil {
+			budget.Release(n)
+			return nil, err
+		}
+		var once sync.Once
+		return func() { once.Do(func() { budget.Release(n) }) }, nil
+	}
+}
+
+// decode parses the records of raw, the batch's decompressed records.
+func (o *Opened) decode(h Header, raw []byte) error {
 	o.Header = h
+	// Allocated once, for no more records than raw can hold.
+	if n := int(min(int64(max(h.RecordCount, 0)), int64(len(raw)/minRecordSize+1))); cap(o.Records) < n {
+		o.Records = make([]OpenedRecord, 0, n)
+	}
 	o.Records = o.Records[:0]
 	src := raw
 	for i := int32(0); i < h.RecordCount; i++ {
@@ -164,7 +282,14 @@ func (o *Opened) rebuild(keep []bool, horizon int64, codec int) ([]byte, error) 
 		base = horizon
 		attrs |= DeleteHorizonFlag
 	}
-	var body []byte
+	// Sized once: what the budget counted for the rewrite.
+	size := 0
+	for i := range o.Records {
+		if keep[i] {
+			size += len(o.Records[i].raw) + binary.MaxVarintLen64
+		}
+	}
+	body := make([]byte, 0, size)
 	var count int32
 	for i := range o.Records {
 		if !keep[i] {

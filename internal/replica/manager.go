@@ -16,6 +16,7 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/tracker"
 
+	"github.com/chronik-stream/chronik/internal/membudget"
 	"github.com/chronik-stream/chronik/internal/raftnode"
 	"github.com/chronik-stream/chronik/internal/recordbatch"
 	"github.com/chronik-stream/chronik/internal/storage"
@@ -53,6 +54,10 @@ type Settings struct {
 	// whenever it becomes leader or its ISR changes, so they can be
 	// published. Same rules as OnLeadership.
 	OnLeaderState func(tp TopicPartition, term uint64, isr []uint64)
+	// Decompress holds the batches this node's replicas decompress (to
+	// check or recompress a produced batch, to find a timestamp),
+	// node-wide (nil: a budget of recordbatch.MaxDecompressed).
+	Decompress recordbatch.Budget
 }
 
 // Manager holds the partition replicas of a node.
@@ -113,6 +118,9 @@ func NewManager(s Settings, store *storage.Store, host *raftnode.Host, logger *s
 	}
 	if s.ScrubStart <= 0 {
 		s.ScrubStart = scrubStartDefault
+	}
+	if s.Decompress == nil {
+		s.Decompress = membudget.NewRequests(recordbatch.MaxDecompressed, recordbatch.MaxDecompressed)
 	}
 	m := &Manager{settings: s, store: store, host: host, logger: logger, obs: obs, budget: newByteBudget(s.MaxUncommittedBytes), snapshots: &snapshotStats{},
 		parts: map[TopicPartition]*Partition{}, retries: map[TopicPartition]retry{}, stop: make(chan struct{})}

@@ -24,6 +24,7 @@
 package replica
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -40,6 +41,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"go.etcd.io/raft/v3/tracker"
 
+	"github.com/chronik-stream/chronik/internal/membudget"
 	"github.com/chronik-stream/chronik/internal/raftnode"
 	"github.com/chronik-stream/chronik/internal/recordbatch"
 	"github.com/chronik-stream/chronik/internal/storage"
@@ -356,36 +358,12 @@ func (p *Partition) Produce(batch []byte, acks int16, timeout time.Duration, cb 
 	recompress = recompress && h.Compression() != codec
 	checkTimestamps := cfg.Timestamps != nil && !cfg.LogAppendTime
 	if recompress || checkTimestamps || cfg.Log.Compact {
-		o, err := recordbatch.Open(batch)
-		if err != nil {
-			p.logger.Warn("rejecting batch whose records cannot be read", "err", err)
-			fail(kerr.CorruptMessage)
+		var code error
+		if batch, code = p.checkRecords(batch, cfg, checkTimestamps, recompress, codec, timeout); code != nil {
+			fail(code)
 			return
 		}
-		if checkTimestamps {
-			if err := cfg.Timestamps.check(o, time.Now().UnixMilli()); err != nil {
-				p.logger.Debug("rejecting batch", "err", err)
-				fail(kerr.InvalidTimestamp)
-				return
-			}
-		}
-		if cfg.Log.Compact {
-			// Compaction keeps the latest record per key: a record without
-			// one has no place in the log (Kafka answers INVALID_RECORD too).
-			if err := requireKeys(o); err != nil {
-				p.logger.Debug("rejecting batch for a compacted topic", "err", err)
-				fail(kerr.InvalidRecord)
-				return
-			}
-		}
-		if recompress {
-			if batch, err = o.Recompress(codec); err != nil {
-				p.logger.Warn("rejecting batch that cannot be recompressed", "err", err)
-				fail(kerr.CorruptMessage)
-				return
-			}
-			h, _ = recordbatch.ParseHeader(batch)
-		}
+		h, _ = recordbatch.ParseHeader(batch)
 	}
 	appendTime := int64(-1)
 	if cfg.LogAppendTime {
@@ -420,6 +398,52 @@ func (p *Partition) Produce(batch []byte, acks int16, timeout time.Duration, cb 
 		p.budget.release(op.reserved)
 		fail(errNotLeader)
 	}
+}
+
+// openWait bounds how long a timestamp lookup waits for the
+// decompression budget.
+const openWait = 30 * time.Second
+
+// checkRecords decodes a produced batch's records for the checks cfg asks
+// (timestamps, keys of a compacted topic) and the recompression to codec,
+// holding them in the node's decompression budget, which it waits for up
+// to timeout. It returns the batch to append, or the error to answer.
+func (p *Partition) checkRecords(batch []byte, cfg *Config, checkTimestamps, recompress bool, codec int, timeout time.Duration) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	o, release, err := recordbatch.OpenWithin(batch, p.settings.Decompress, recompress, ctx.Done())
+	cancel()
+	switch {
+	case errors.Is(err, membudget.ErrCanceled):
+		return nil, kerr.RequestTimedOut
+	case errors.Is(err, recordbatch.ErrTooLarge):
+		p.logger.Warn("rejecting batch too large to decompress", "err", err)
+		return nil, kerr.MessageTooLarge
+	case err != nil:
+		p.logger.Warn("rejecting batch whose records cannot be read", "err", err)
+		return nil, kerr.CorruptMessage
+	}
+	defer release()
+	if checkTimestamps {
+		if err := cfg.Timestamps.check(o, time.Now().UnixMilli()); err != nil {
+			p.logger.Debug("rejecting batch", "err", err)
+			return nil, kerr.InvalidTimestamp
+		}
+	}
+	if cfg.Log.Compact {
+		// Compaction keeps the latest record per key: a record without
+		// one has no place in the log (Kafka answers INVALID_RECORD too).
+		if err := requireKeys(o); err != nil {
+			p.logger.Debug("rejecting batch for a compacted topic", "err", err)
+			return nil, kerr.InvalidRecord
+		}
+	}
+	if recompress {
+		if batch, err = o.Recompress(codec); err != nil {
+			p.logger.Warn("rejecting batch that cannot be recompressed", "err", err)
+			return nil, kerr.CorruptMessage
+		}
+	}
+	return batch, nil
 }
 
 func (p *Partition) respond(op *produceOp, err error) {
@@ -904,12 +928,19 @@ func (p *Partition) OffsetForTimestamp(ts int64) (int64, int64, error) {
 	if batch == nil {
 		return -1, -1, nil
 	}
-	recs, err := recordbatch.RecordsOf(batch)
-	if err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), openWait)
+	o, release, err := recordbatch.OpenWithin(batch, p.settings.Decompress, false, ctx.Done())
+	cancel()
+	switch {
+	case errors.Is(err, membudget.ErrCanceled):
+		return -1, -1, kerr.RequestTimedOut
+	case err != nil:
+		p.logger.Error("cannot read the batch holding a timestamp", "timestamp", ts, "err", err)
 		return -1, -1, kerr.KafkaStorageError
 	}
+	defer release()
 	start := p.log.LogStartOffset()
-	for _, r := range recs {
+	for _, r := range o.Records {
 		if r.Offset >= start && r.Timestamp >= ts {
 			return r.Offset, r.Timestamp, nil
 		}

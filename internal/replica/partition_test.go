@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"go.uber.org/goleak"
 
+	"github.com/chronik-stream/chronik/internal/membudget"
 	"github.com/chronik-stream/chronik/internal/raftnode"
 	"github.com/chronik-stream/chronik/internal/recordbatch"
 	"github.com/chronik-stream/chronik/internal/storage"
@@ -140,5 +141,66 @@ func TestProduceFetchAndIdempotence(t *testing.T) {
 	}
 	if p.Log().LogStartOffset() != 4 {
 		t.Fatalf("log start after restart %d", p.Log().LogStartOffset())
+	}
+}
+
+// TestProduceDecompressesWithinTheBudget: a compacted partition reads the
+// records of each produced batch within the node's decompression budget:
+// a batch that fits is taken and gives the budget back, one whose records
+// need more than the whole budget is refused with MESSAGE_TOO_LARGE, and
+// one that cannot get room before its timeout gets REQUEST_TIMED_OUT.
+func TestProduceDecompressesWithinTheBudget(t *testing.T) {
+	budget := membudget.NewRequests(8<<20, 8<<20)
+	st, err := storage.Open(t.TempDir(), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := raftnode.NewHost(raftnode.Config{NodeID: 1, TickInterval: 10 * time.Millisecond}, nil)
+	mgr := NewManager(Settings{NodeID: 1, ScrubStart: time.Hour, Decompress: budget}, st, host, slog.New(slog.DiscardHandler), nil)
+	n := &node{st, host, mgr}
+	defer n.stop()
+	cfg := testConfig()
+	cfg.Log.Compact = true
+	p, err := mgr.Open(TopicPartition{"t", 0}, Identity{TopicID: [16]byte{7}, Group: 7}, []uint64{1}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); p.CheckLeader() != nil; time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("partition never became a ready leader")
+		}
+	}
+	keyed := func(size int) []byte {
+		o, err := recordbatch.Open(recordbatch.Build(recordbatch.Batch{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1,
+			Records: []recordbatch.Record{{Key: []byte("k"), Value: make([]byte, size)}}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := o.Recompress(recordbatch.CompressionZstd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if r := produce(p, keyed(4<<20), 1); r.Err != nil || r.BaseOffset != 0 {
+		t.Fatalf("a batch of 4 MiB in a budget of 8: %+v", r)
+	}
+	if r := produce(p, keyed(16<<20), 1); !errors.Is(r.Err, kerr.MessageTooLarge) {
+		t.Fatalf("a batch of 16 MiB in a budget of 8: %+v, want MESSAGE_TOO_LARGE", r)
+	}
+	if r := budget.Reserved(); r != 0 {
+		t.Fatalf("%d bytes of the budget still reserved", r)
+	}
+	if _, err := budget.Acquire(8<<20, nil); err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan ProduceResult, 1)
+	p.Produce(keyed(4<<20), 1, 50*time.Millisecond, func(r ProduceResult) { ch <- r })
+	if r := <-ch; !errors.Is(r.Err, kerr.RequestTimedOut) {
+		t.Fatalf("a batch while the budget is spent: %+v, want REQUEST_TIMED_OUT", r)
+	}
+	budget.Release(8 << 20)
+	if r := produce(p, keyed(4<<20), 1); r.Err != nil || r.BaseOffset != 1 {
+		t.Fatalf("a batch once the budget is free: %+v", r)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/chronik-stream/chronik/internal/broker"
 	"github.com/chronik-stream/chronik/internal/config"
 	"github.com/chronik-stream/chronik/internal/group"
+	"github.com/chronik-stream/chronik/internal/membudget"
 	"github.com/chronik-stream/chronik/internal/meta"
 	"github.com/chronik-stream/chronik/internal/metrics"
 	"github.com/chronik-stream/chronik/internal/raftnode"
@@ -47,16 +48,19 @@ type Node struct {
 	logger  *slog.Logger
 	metrics *metrics.Metrics
 
-	store     *storage.Store
-	transport *transport.Transport
-	host      *raftnode.Host
-	catalog   *meta.Catalog
-	replicas  *replica.Manager
-	groups    *group.Coordinator
-	broker    *broker.Broker
-	kafka     *wire.Server
-	http      *http.Server
-	httpLn    net.Listener
+	store *storage.Store
+	// decompress is the budget of decompressed batches, shared by the
+	// replicas and the log cleaner.
+	decompress *membudget.Requests
+	transport  *transport.Transport
+	host       *raftnode.Host
+	catalog    *meta.Catalog
+	replicas   *replica.Manager
+	groups     *group.Coordinator
+	broker     *broker.Broker
+	kafka      *wire.Server
+	http       *http.Server
+	httpLn     net.Listener
 
 	defaults  topicconfig.Defaults
 	publisher *publisher
@@ -97,6 +101,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 	if err := cfg.Unsupported(); err != nil {
 		return nil, err
 	}
+	n.decompress = membudget.NewRequests(membudget.DecompressBytes, membudget.DecompressBytes)
 	n.store, err = storage.Open(cfg.DataDir, storage.Options{
 		GroupCommitInterval:    time.Duration(cfg.WAL.GroupCommitIntervalMs) * time.Millisecond,
 		MaxBatchSize:           cfg.WAL.MaxBatchSize,
@@ -108,6 +113,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 			DedupeBufferSize:    cfg.Kafka.LogCleanerDedupeBufferSize,
 			IOMaxBytesPerSecond: float64(cfg.Kafka.LogCleanerIOMaxBytesPerSec),
 			Backoff:             time.Duration(cfg.Kafka.LogCleanerBackoffMs) * time.Millisecond,
+			Budget:              n.decompress,
 		},
 	})
 	if err != nil {
@@ -263,6 +269,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 		PreferredLeaders:     cfg.Raft.Advanced.EnableLeadershipTransfer,
 		ProducerIDExpiration: time.Duration(cfg.Kafka.ProducerIDExpirationMs) * time.Millisecond,
 		MaxUncommittedBytes:  cfg.Raft.Advanced.MaxUncommittedBytes,
+		Decompress:           n.decompress,
 	}, n.store, n.host, logger, commitObserver{n.metrics})
 	n.metrics.SetGroupResolver(n.resolveGroup)
 	n.metrics.RegisterState(stateSource{n})
@@ -311,12 +318,13 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 	if err != nil {
 		return nil, err
 	}
-	n.metrics.RegisterBudgets(n.kafka.RequestBudget(), n.broker.FetchBudget())
+	n.metrics.RegisterBudgets(n.kafka.RequestBudget(), n.broker.FetchBudget(), n.decompress)
 	n.metrics.RegisterCleaner(func() metrics.CleanerStats {
 		s := n.store.CleanerStats()
 		return metrics.CleanerStats{
 			Passes: s.Passes, SegmentsCleaned: s.SegmentsCleaned, BytesRead: s.BytesRead, BytesWritten: s.BytesWritten,
 			BytesReclaimed: s.BytesReclaimed, RecordsRemoved: s.RecordsRemoved, Errors: s.Errors, Seconds: s.Time.Seconds(),
+			BatchesTooLarge: s.BatchesTooLarge,
 		}
 	})
 	n.setPhase("")

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/chronik-stream/chronik/internal/membudget"
 	"github.com/chronik-stream/chronik/internal/recordbatch"
 )
 
@@ -56,6 +57,10 @@ type CleanerOptions struct {
 	IOMaxBytesPerSecond float64
 	// Backoff is the pause between passes (log.cleaner.backoff.ms).
 	Backoff time.Duration
+	// Budget holds the batches the cleaner decompresses, node-wide with
+	// the other readers of records (nil: a budget of its own of
+	// recordbatch.MaxDecompressed).
+	Budget recordbatch.Budget
 }
 
 // Kafka's defaults for the cleaner.
@@ -80,6 +85,9 @@ type CleanerStats struct {
 	RecordsRemoved int64
 	Errors         int64
 	Time           time.Duration // spent in passes that rewrote something
+	// BatchesTooLarge counts batches kept as they are because they expand
+	// to more than the decompression budget holds.
+	BatchesTooLarge int64
 }
 
 // cleaner runs compaction passes for one store, one log at a time.
@@ -112,6 +120,9 @@ func newCleaner(opts CleanerOptions) *cleaner {
 	}
 	if opts.Backoff <= 0 {
 		opts.Backoff = DefaultCleanerBackoff
+	}
+	if opts.Budget == nil {
+		opts.Budget = membudget.NewRequests(recordbatch.MaxDecompressed, recordbatch.MaxDecompressed)
 	}
 	c := &cleaner{opts: opts}
 	if opts.IOMaxBytesPerSecond > 0 && opts.IOMaxBytesPerSecond < math.MaxFloat64 {
@@ -316,35 +327,52 @@ func (c *cleaner) mapSegment(ctx context.Context, cs cleanableSegment, keys *off
 		if !e.IsBatch() {
 			continue
 		}
-		o, err := c.openForCleaning(e.Batch())
+		o, release, err := c.openForCleaning(ctx, e.Batch(), false)
 		if err != nil {
-			return false, read, fr.damage(err)
+			return false, read, fr.damageUnless(ctx, err)
 		}
 		if o == nil {
 			continue
 		}
+		full = false
 		for _, r := range o.Records {
 			if r.Key != nil && !keys.put(r.Key, r.Offset) {
-				return true, read, nil
+				full = true
+				break
 			}
+		}
+		release()
+		if full {
+			return true, read, nil
 		}
 	}
 }
 
-// openForCleaning decodes a batch the cleaner may filter into c.batch; nil
-// for a control batch, which is kept as it is. The caller holds c.mapMu.
-func (c *cleaner) openForCleaning(batch []byte) (*recordbatch.Opened, error) {
+// openForCleaning decodes a batch the cleaner may filter into c.batch,
+// held in the decompression budget until release (with room to rewrite
+// it if rewrite); nil for a batch kept as
+// it is: a control batch, or one too large to decompress within the
+// budget (its keys then stay out of the map, which only keeps more
+// records). The caller holds c.mapMu.
+func (c *cleaner) openForCleaning(ctx context.Context, batch []byte, rewrite bool) (o *recordbatch.Opened, release func(), err error) {
 	h, err := recordbatch.ParseHeader(batch)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if h.IsControl() {
-		return nil, nil
+		return nil, nil, nil
 	}
-	if err := c.batch.Reset(batch); err != nil {
-		return nil, err
+	release, err = c.batch.ResetWithin(batch, c.opts.Budget, rewrite, ctx.Done())
+	if errors.Is(err, recordbatch.ErrTooLarge) {
+		c.statsMu.Lock()
+		c.stats.BatchesTooLarge++
+		c.statsMu.Unlock()
+		return nil, nil, nil
 	}
-	return &c.batch, nil
+	if err != nil {
+		return nil, nil, err
+	}
+	return &c.batch, release, nil
 }
 
 // cleanSegment writes the cleaned copy of s, flagged cleaned, and swaps it
@@ -401,18 +429,22 @@ func (c *cleaner) cleanSegment(ctx context.Context, l *Log, cs cleanableSegment,
 		res.BytesRead += int64(len(frame))
 		out := frame
 		if e.IsBatch() {
-			o, err := c.openForCleaning(e.Batch())
+			o, release, err := c.openForCleaning(ctx, e.Batch(), true)
 			if err != nil {
-				return res, horizon, fr.damage(err)
+				return res, horizon, fr.damageUnless(ctx, err)
 			}
 			if o != nil {
 				keep, removed, h, newHorizon := filterRecords(o, keys, nowMs, cfg.DeleteRetention)
 				horizon = min(horizon, h)
+				var data []byte
 				if removed > 0 || newHorizon >= 0 {
-					data, err := o.Rebuild(keep, newHorizon)
-					if err != nil {
-						return res, horizon, fmt.Errorf("rewrite batch at raft index %d: %w", e.Index, err)
-					}
+					data, err = o.Rebuild(keep, newHorizon)
+				}
+				release()
+				if err != nil {
+					return res, horizon, fmt.Errorf("rewrite batch at raft index %d: %w", e.Index, err)
+				}
+				if data != nil {
 					e.Data = data
 					out = encodeFrame(&e)
 					res.RecordsRemoved += int64(removed)

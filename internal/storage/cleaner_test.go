@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chronik-stream/chronik/internal/membudget"
 	"github.com/chronik-stream/chronik/internal/recordbatch"
 )
 
@@ -456,5 +457,50 @@ func TestCleanerBesideAppendsAndReads(t *testing.T) {
 	wg.Wait()
 	if cleaned == 0 {
 		t.Fatal("no segment was cleaned while the log was written")
+	}
+}
+
+// TestCleanerKeepsABatchTooLargeToOpen: a batch whose records expand to
+// more than the decompression budget is kept as it is (its keys stay out
+// of the key map), the rest of the log is compacted around it, and the
+// segment is not taken for damaged; the budget is all returned.
+func TestCleanerKeepsABatchTooLargeToOpen(t *testing.T) {
+	budget := membudget.NewRequests(1<<20, 1<<20)
+	e := &testEnv{t: t, dir: t.TempDir()}
+	e.openWith = Options{Cleaner: CleanerOptions{Disabled: true, DedupeBufferSize: 1 << 20, Budget: budget}}
+	e.open()
+	t.Cleanup(func() {
+		if e.store != nil {
+			e.store.Close()
+		}
+	})
+	l := e.log("c", compactConfig(2<<10, time.Hour))
+	record := func(i int, value []byte) []byte {
+		return recordbatch.Build(recordbatch.Batch{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, Records: []recordbatch.Record{
+			{Timestamp: int64(i), Key: []byte(fmt.Sprintf("k%d", i%3)), Value: value}}})
+	}
+	for i := range 20 {
+		appendBatches(t, l, 1, record(i, bytes.Repeat([]byte("v"), 100)))
+	}
+	bomb := compressBatch(t, record(20, make([]byte, 4<<20)), recordbatch.CompressionZstd)
+	appendBatches(t, l, 1, bomb)
+	for i := 21; i < 40; i++ {
+		appendBatches(t, l, 1, record(i, bytes.Repeat([]byte("v"), 100)))
+	}
+	if res := e.store.Clean(time.UnixMilli(1000)); res.Segments == 0 || res.RecordsRemoved == 0 {
+		t.Fatalf("nothing cleaned: %+v", res)
+	}
+	if s := e.store.CleanerStats(); s.Errors != 0 || s.BatchesTooLarge == 0 {
+		t.Fatalf("cleaner stats %+v: want no error and the batch counted as too large", s)
+	}
+	recs := readRecords(t, l)
+	if r, ok := recs[20]; !ok || len(r.Value) != 4<<20 {
+		t.Fatalf("the batch too large to open was not kept whole")
+	}
+	if len(recs) >= 40 {
+		t.Fatalf("cleaning kept %d of 40 records", len(recs))
+	}
+	if r := budget.Reserved(); r != 0 {
+		t.Fatalf("%d bytes of the budget still reserved", r)
 	}
 }

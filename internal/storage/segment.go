@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -369,6 +370,14 @@ func (fr *frameReader) next() ([]byte, Entry, error) {
 
 func (fr *frameReader) damage(err error) error {
 	return &CorruptionError{Path: fr.seg.logPath(), Pos: fr.pos, Err: err}
+}
+
+// damageUnless is damage, unless err came of ctx ending.
+func (fr *frameReader) damageUnless(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fr.damage(err)
 }
 
 // nextIndexEntry checks that e follows an entry with the given next offset,
