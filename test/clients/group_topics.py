@@ -165,13 +165,16 @@ def delete(admin, topic):
 def wait_rebalanced(members, topics, partitions, since, what):
     """Waits until every member has been given an assignment since `since`
     (the group completed a rebalance) and together they hold exactly the
-    partitions of topics (partitions[topic] each)."""
+    partitions of topics (partitions[topic] each), each member some when
+    there are enough: a cooperative rebalance's first round may give a
+    member nothing, and its second round is still to come."""
     want = sorted((t, p) for t in topics for p in range(partitions[t]))
 
     def done():
         union = sorted(tp for m in members for tp in m.assignment())
         return union == want and all(
-            any(kind == "assign" for kind, _ in m.callbacks_since(since)) for m in members)
+            any(kind == "assign" for kind, _ in m.callbacks_since(since)) and
+            (m.assignment() or len(want) < len(members)) for m in members)
     secs = poll_until(members, what, done, 60)
     emit("rebalanced", what=what, secs=secs,
          assignments={m.name: m.assignment() for m in members},
@@ -187,7 +190,16 @@ def consume_all(members, topic, partitions, per_partition, what):
 def commit_all(members, topics, what):
     errors = {}
     for m in members:
+        deadline = time.time() + 30
         err = m.commit(topics)
+        while err is not None and "REBALANCE_IN_PROGRESS" in err and time.time() < deadline:
+            # The group is between generations (a member noticed a new
+            # topic, or a cooperative rebalance's second round): as an
+            # application would, poll until it is done and commit again.
+            for _ in range(10):
+                for other in members:
+                    other.poll(0.05)
+            err = m.commit(topics)
         if err is not None:
             errors[m.name] = err
     emit("committed", what=what, errors=errors)
