@@ -101,6 +101,18 @@ func clusterTarget(t *testing.T) groupTopicsTarget {
 	return groupTopicsTarget{addrs: c.Addrs(), admin: kadm.NewClient(clusterClient(t, c))}
 }
 
+// runAll runs each case with each client, naming its topics and group
+// with prefix.
+func (g groupTopicsTarget) runAll(t *testing.T, cases []groupTopicsCase, prefix string) {
+	for i, c := range cases {
+		for j, client := range rdkafkaClients {
+			t.Run(c.name()+"/"+client.name, func(t *testing.T) {
+				g.run(t, client, c, fmt.Sprintf("%s%d-%d", prefix, i, j))
+			})
+		}
+	}
+}
+
 // run runs one case with client and checks what the client saw and what
 // the server kept.
 func (g groupTopicsTarget) run(t *testing.T, client rdkafkaClient, c groupTopicsCase, id string) {
@@ -290,13 +302,7 @@ func TestGroupTopicsStandalone(t *testing.T) {
 		{"regex", "cooperative-sticky", 2, false},
 		{"regex", "range", 1, false},
 	}
-	for i, c := range cases {
-		for j, client := range rdkafkaClients {
-			t.Run(c.name()+"/"+client.name, func(t *testing.T) {
-				g.run(t, client, c, fmt.Sprintf("gt-s%d-%d", i, j))
-			})
-		}
-	}
+	g.runAll(t, cases, "gt-s")
 }
 
 // TestGroupTopicsCluster: the same on three nodes, where the group's
@@ -309,13 +315,7 @@ func TestGroupTopicsCluster(t *testing.T) {
 		{"recreate", "range", 2, true},
 		{"regex", "cooperative-sticky", 2, false},
 	}
-	for i, c := range cases {
-		for j, client := range rdkafkaClients {
-			t.Run(c.name()+"/"+client.name, func(t *testing.T) {
-				g.run(t, client, c, fmt.Sprintf("gt-c%d-%d", i, j))
-			})
-		}
-	}
+	g.runAll(t, cases, "gt-c")
 }
 
 // TestMetadataListsUnknownTopicsLast: Kafka answers a Metadata request

@@ -108,19 +108,14 @@ func (b *Broker) commitOffsets(cl group.Client, req *kmsg.OffsetCommitRequest, r
 	}
 	// answer builds the response in the request's order from the
 	// coordinator's answer for the known partitions.
-	answer := func(codes map[string]map[int32]int16) {
+	answer := func(codes partitionCodes) {
 		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
 		for _, t := range req.Topics {
 			rt := kmsg.NewOffsetCommitResponseTopic()
 			rt.Topic = t.Topic
 			for _, p := range t.Partitions {
 				rp := kmsg.NewOffsetCommitResponseTopicPartition()
-				rp.Partition = p.Partition
-				if code, ok := codes[t.Topic][p.Partition]; ok {
-					rp.ErrorCode = code
-				} else {
-					rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-				}
+				rp.Partition, rp.ErrorCode = p.Partition, codes.of(t.Topic, p.Partition)
 				rt.Partitions = append(rt.Partitions, rp)
 			}
 			resp.Topics = append(resp.Topics, rt)
@@ -132,17 +127,34 @@ func (b *Broker) commitOffsets(cl group.Client, req *kmsg.OffsetCommitRequest, r
 		return
 	}
 	b.groups.HandleFrom(cl, &known, func(r kmsg.Response) {
-		codes := map[string]map[int32]int16{}
+		codes := partitionCodes{}
 		for _, t := range r.(*kmsg.OffsetCommitResponse).Topics {
-			if codes[t.Topic] == nil {
-				codes[t.Topic] = map[int32]int16{}
-			}
 			for _, p := range t.Partitions {
-				codes[t.Topic][p.Partition] = p.ErrorCode
+				codes.set(t.Topic, p.Partition, p.ErrorCode)
 			}
 		}
 		answer(codes)
 	})
+}
+
+// partitionCodes are the coordinator's error codes for the partitions it
+// was asked about, by topic and partition.
+type partitionCodes map[string]map[int32]int16
+
+func (c partitionCodes) set(topic string, partition int32, code int16) {
+	if c[topic] == nil {
+		c[topic] = map[int32]int16{}
+	}
+	c[topic][partition] = code
+}
+
+// of is the code of a partition, UNKNOWN_TOPIC_OR_PARTITION for one the
+// coordinator was not asked about.
+func (c partitionCodes) of(topic string, partition int32) int16 {
+	if code, ok := c[topic][partition]; ok {
+		return code
+	}
+	return kerr.UnknownTopicOrPartition.Code
 }
 
 // fetchOffsetsV0 answers an OffsetFetch v0 as Kafka does: partitions the
@@ -220,13 +232,10 @@ func (b *Broker) deleteOffsets(cl group.Client, req *kmsg.OffsetDeleteRequest, r
 			respond(got)
 			return
 		}
-		codes := map[string]map[int32]int16{}
+		codes := partitionCodes{}
 		for _, t := range got.Topics {
-			if codes[t.Topic] == nil {
-				codes[t.Topic] = map[int32]int16{}
-			}
 			for _, p := range t.Partitions {
-				codes[t.Topic][p.Partition] = p.ErrorCode
+				codes.set(t.Topic, p.Partition, p.ErrorCode)
 			}
 		}
 		resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
@@ -236,12 +245,7 @@ func (b *Broker) deleteOffsets(cl group.Client, req *kmsg.OffsetDeleteRequest, r
 			rt.Topic = t.Topic
 			for _, p := range t.Partitions {
 				rp := kmsg.NewOffsetDeleteResponseTopicPartition()
-				rp.Partition = p.Partition
-				if code, ok := codes[t.Topic][p.Partition]; ok {
-					rp.ErrorCode = code
-				} else {
-					rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-				}
+				rp.Partition, rp.ErrorCode = p.Partition, codes.of(t.Topic, p.Partition)
 				rt.Partitions = append(rt.Partitions, rp)
 			}
 			resp.Topics = append(resp.Topics, rt)
