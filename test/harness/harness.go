@@ -105,6 +105,8 @@ type Node struct {
 	Args     []string // extra arguments after the global flags
 	Env      []string
 
+	created time.Time // when NewNode made it; its saved log is newer
+
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	log  *syncBuffer
@@ -132,7 +134,7 @@ func NewNode(t testing.TB, o NodeOptions) *Node {
 	if o.Args == nil {
 		o.Args = []string{"standalone"}
 	}
-	n := &Node{t: t, ID: o.ID, Port: FreePort(t), HTTP: FreePort(t), DataDir: o.DataDir, Args: o.Args, Env: o.Env}
+	n := &Node{t: t, ID: o.ID, Port: FreePort(t), HTTP: FreePort(t), DataDir: o.DataDir, Args: o.Args, Env: o.Env, created: time.Now()}
 	t.Cleanup(func() {
 		n.Kill()
 		n.saveLogIfFailed()
@@ -370,9 +372,21 @@ func (n *Node) saveLogIfFailed() {
 		return
 	}
 	name := strings.NewReplacer("/", "_", " ", "_").Replace(n.t.Name())
-	path := filepath.Join(dir, fmt.Sprintf("%s-node-%d.log", name, n.ID))
-	if err := os.WriteFile(path, []byte(n.Log()), 0o644); err == nil {
-		n.t.Logf("node %d log: %s", n.ID, path)
+	// A test may run two nodes of one id (a standalone node, then a
+	// cluster node on its data): a file written since this test began is
+	// the other node's, so this one takes the next free suffix.
+	for i := 1; i < 100; i++ {
+		path := filepath.Join(dir, fmt.Sprintf("%s-node-%d.log", name, n.ID))
+		if i > 1 {
+			path = filepath.Join(dir, fmt.Sprintf("%s-node-%d-%d.log", name, n.ID, i))
+		}
+		if st, err := os.Stat(path); err == nil && !st.ModTime().Before(n.created) {
+			continue
+		}
+		if err := os.WriteFile(path, []byte(n.Log()), 0o644); err == nil {
+			n.t.Logf("node %d log: %s", n.ID, path)
+		}
+		return
 	}
 }
 
