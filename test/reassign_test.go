@@ -23,7 +23,7 @@ import (
 // producer writes to it: first off its leader onto the node that had no
 // replica, then, after DeleteRecords dropped the log's start, to two
 // replicas one of which is the old leader again (it rejoins empty, from a
-// snapshot of the log's start). Then a move to a stopped node, which
+// snapshot of the log's start, and votes only once it holds it). Then a move to a stopped node, which
 // cannot finish, is cancelled. Throughout, every acknowledged record stays
 // readable exactly once, and nodes that lose the partition remove it.
 func TestPartitionReassignment(t *testing.T) {
@@ -83,6 +83,11 @@ func TestPartitionReassignment(t *testing.T) {
 	waitReassigned(t, c, adm, topic, 0, target2)
 	if !c.Node(int(lead)).LogContains("restarted the log from the leader's snapshot") {
 		t.Errorf("node %d rejoined without a snapshot of the log's start", lead)
+	}
+	// It was a voter of the group's first configuration: it stays out of
+	// elections until it holds what the leader committed.
+	if !c.Node(int(lead)).LogContains("caught up with the group it joined") {
+		t.Errorf("node %d rejoined without catching up before it could vote", lead)
 	}
 
 	// 3: a move to a stopped node cannot finish; it is cancelled.

@@ -116,8 +116,10 @@ type Group struct {
 	stalled  []raftpb.Message // appends waiting for disk space, in order
 	diskFull atomic.Bool      // the last append found the disk full (read by producers)
 	// repairUntil is the log index to reach again after damaged entries
-	// were discarded (storage.Log.RepairUntil); until then this replica
-	// neither votes nor campaigns. 0 when not repairing.
+	// were discarded (storage.Log.RepairUntil), or, on a replica catching
+	// up with a group it joined, the leader's commit index when it first
+	// heard from it (storage.CatchUpUnknown before that); until then this
+	// replica neither votes nor campaigns. 0 when neither.
 	repairUntil atomic.Uint64
 	// awaitingSnapshot is set on a member that joined without a
 	// configuration until it installs its first snapshot.
@@ -152,6 +154,11 @@ func newGroup(h *Host, gc GroupConfig) (*Group, error) {
 	}
 	g.storage = st
 	g.awaitingSnapshot = gc.Join && len(gc.Log.ConfState()) == 0
+	if gc.CatchUp && gc.Log.LastIndex() == 0 && gc.Log.RepairUntil() == 0 {
+		if err := gc.Log.BeginCatchUp(); err != nil {
+			return nil, fmt.Errorf("group %d: %w", gc.ID, err)
+		}
+	}
 	if len(gc.Log.ConfState()) == 0 && !gc.Join {
 		if len(gc.Peers) == 0 {
 			return nil, fmt.Errorf("group %d: new group without peers", gc.ID)
@@ -174,7 +181,10 @@ func newGroup(h *Host, gc GroupConfig) (*Group, error) {
 	if cs, err := st.confState(); err == nil {
 		g.setLearners(cs)
 	}
-	if ru := gc.Log.RepairUntil(); ru > 0 && len(rn.Status().Config.Voters.IDs()) < 3 {
+	if ru := gc.Log.RepairUntil(); ru == storage.CatchUpUnknown {
+		g.repairUntil.Store(ru)
+		g.logger.Info("joining a running group: not voting until it holds what the leader has committed", "last_index", gc.Log.LastIndex())
+	} else if ru > 0 && len(rn.Status().Config.Voters.IDs()) < 3 {
 		// With fewer than three voters every committed entry is on each of
 		// them: the others hold what this replica lost.
 		if err := gc.Log.EndRepair(); err != nil {
@@ -256,17 +266,47 @@ func (g *Group) withholdVote(m *raftpb.Message) {
 	}
 }
 
+// learnCatchUpTarget sets the index a replica catching up with a group it
+// joined must reach: the leader's commit index in the first append or
+// snapshot it sends. A leader sends to a member only once the change that
+// added it is committed, so every configuration after that index names
+// the replica, and one from the group's earlier life (where it may have
+// been a voter, even the only one) is behind it.
+func (g *Group) learnCatchUpTarget(m raftpb.Message) {
+	if g.repairUntil.Load() != storage.CatchUpUnknown {
+		return
+	}
+	var until uint64
+	switch {
+	case m.Type == raftpb.MsgApp:
+		until = m.Commit
+	case m.Type == raftpb.MsgSnap && m.Snapshot != nil:
+		until = m.Snapshot.Metadata.Index
+	}
+	if until == 0 {
+		return
+	}
+	g.repairUntil.Store(until)
+	g.logger.Info("catching up with the group's leader", "leader", m.From, "until_index", until, "last_index", g.log.LastIndex())
+	g.checkRepaired(g.log.DurableIndex())
+}
+
 // checkRepaired ends a repair once the log durably holds index.
 func (g *Group) checkRepaired(durable uint64) {
 	ru := g.repairUntil.Load()
 	if ru == 0 || durable < ru {
 		return
 	}
+	joined := g.log.RepairUntil() == storage.CatchUpUnknown
 	if err := g.log.EndRepair(); err != nil {
 		g.logger.Error("cannot end the repair", "err", err)
 		return
 	}
 	g.repairUntil.Store(0)
+	if joined {
+		g.logger.Info("caught up with the group it joined; voting again", "index", durable)
+		return
+	}
 	g.logger.Info("log repaired from the other replicas; voting again", "index", durable)
 }
 
@@ -447,6 +487,7 @@ func (g *Group) process() {
 			if msgs[i].Type == raftpb.MsgTimeoutNow && g.repairUntil.Load() > 0 {
 				continue
 			}
+			g.learnCatchUpTarget(msgs[i])
 			if g.awaitingSnapshot && msgs[i].Type == raftpb.MsgApp && msgs[i].Index == 0 {
 				// The log from its first entry would be replayed onto no
 				// configuration at all; the leader sends a snapshot once
@@ -611,6 +652,7 @@ func (g *Group) tryAppend(m raftpb.Message) bool {
 			g.fail(err)
 			return true
 		}
+		g.checkRepaired(m.Snapshot.Metadata.Index)
 	}
 	hs := raftpb.HardState{Term: m.Term, Vote: m.Vote, Commit: m.Commit}
 	if !raft.IsEmptyHardState(hs) {

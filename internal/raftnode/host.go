@@ -181,6 +181,14 @@ type GroupConfig struct {
 	// snapshot (whose configuration names it), never from its first entry
 	// (which would be replayed onto no configuration). Peers are ignored.
 	Join bool
+	// CatchUp marks a replica joining a group whose configuration has
+	// changed since Peers: with an empty log, it neither campaigns nor
+	// votes until it holds what the leader had committed when it first
+	// heard from it. Peers may name it (it was a voter before being
+	// removed), and the configurations it replays from the log's start
+	// are the group's past, not its present. Recorded in the log, so a
+	// restart meanwhile keeps it.
+	CatchUp bool
 	// CampaignNow starts an election at once instead of after an election
 	// timeout: the preferred leader of a new group uses it.
 	CampaignNow bool

@@ -1,6 +1,7 @@
 package raftnode_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -176,4 +177,97 @@ func TestLearnerAppendsAreThrottled(t *testing.T) {
 	if sent > 40*8<<10*3/2 {
 		t.Fatalf("learner bytes sent %d for %d of entries: sent again what had gone", sent, 40*8<<10)
 	}
+}
+
+// A voter removed from a group and added back later starts again with an
+// empty log on the group's first configuration, in which it was the only
+// voter. It must not elect itself there: it would lead a second history of
+// the group. It waits, a restart too, until it holds what the leader has
+// committed, and then is the learner the leader added.
+func TestRemovedVoterRejoinsWithoutLeadingAlone(t *testing.T) {
+	h := memnet.New()
+	n1 := startNode(t, h, t.TempDir(), 1, []uint64{1})
+	waitFor(t, "node 1 to lead", 5*time.Second, func() bool { return n1.group.Status().Role == raft.StateLeader })
+	for i := range 20 {
+		if err := propose(t, n1.group, fmt.Appendf(nil, "a%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n2 := startNode(t, h, t.TempDir(), 2, []uint64{1})
+	n3 := startNode(t, h, t.TempDir(), 3, []uint64{1})
+	t.Cleanup(func() { n2.stop(h); n3.stop(h) })
+	proposeConf(t, n1.group, raftpb.ConfChangeV2{Changes: []raftpb.ConfChangeSingle{
+		{Type: raftpb.ConfChangeAddLearnerNode, NodeID: 2}, {Type: raftpb.ConfChangeAddLearnerNode, NodeID: 3},
+	}})
+	waitFor(t, "the learners to apply every entry", 5*time.Second, func() bool {
+		return len(n2.sm.values()) == 20 && len(n3.sm.values()) == 20
+	})
+	proposeConf(t, n1.group, raftpb.ConfChangeV2{Changes: []raftpb.ConfChangeSingle{
+		{Type: raftpb.ConfChangeAddNode, NodeID: 2}, {Type: raftpb.ConfChangeAddNode, NodeID: 3},
+	}})
+	waitFor(t, "three voters", 5*time.Second, func() bool {
+		v, out, _ := confOf(t, n1.group)
+		return slices.Equal(v, []uint64{1, 2, 3}) && len(out) == 0
+	})
+	n1.group.Do(func(l raftnode.Loop) { l.TransferLeader(2) })
+	waitFor(t, "node 2 to lead", 5*time.Second, func() bool { return n2.group.Status().Role == raft.StateLeader })
+	proposeConf(t, n2.group, raftpb.ConfChangeV2{Changes: []raftpb.ConfChangeSingle{{Type: raftpb.ConfChangeRemoveNode, NodeID: 1}}})
+	waitFor(t, "voters 2 and 3", 5*time.Second, func() bool {
+		v2, _, _ := confOf(t, n2.group)
+		v3, _, _ := confOf(t, n3.group)
+		return slices.Equal(v2, []uint64{2, 3}) && slices.Equal(v3, []uint64{2, 3})
+	})
+	// Removed, node 1 drops its replica and its data.
+	n1.stop(h)
+
+	// Added back, while it cannot hear the leader yet.
+	h.Cut(1, true)
+	dir1 := t.TempDir()
+	n1 = startJoining(t, h, dir1, 1, []uint64{1})
+	proposeConf(t, n2.group, raftpb.ConfChangeV2{Changes: []raftpb.ConfChangeSingle{{Type: raftpb.ConfChangeAddLearnerNode, NodeID: 1}}})
+	if ru := n1.group.Log().RepairUntil(); ru != storage.CatchUpUnknown {
+		t.Fatalf("repair record %d, want the catch-up mark", ru)
+	}
+	neverLeads := func(d time.Duration) {
+		t.Helper()
+		for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if n1.group.Status().Role != raft.StateFollower {
+				t.Fatalf("the rejoining replica became %v of the group's first configuration", n1.group.Status().Role)
+			}
+		}
+	}
+	// Ten election timeouts, then as many after a restart.
+	neverLeads(time.Second)
+	n1.stop(h)
+	n1 = startNode(t, h, dir1, 1, []uint64{1})
+	defer func() { n1.stop(h) }()
+	neverLeads(time.Second)
+
+	h.Cut(1, false)
+	waitFor(t, "the rejoined replica to catch up", 10*time.Second, func() bool {
+		return len(n1.sm.values()) == 20 && n1.group.Log().RepairUntil() == 0
+	})
+	if _, _, l := confOf(t, n1.group); !slices.Equal(l, []uint64{1}) {
+		t.Fatalf("learners on the rejoined replica: %v", l)
+	}
+	if err := propose(t, n2.group, []byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the rejoined replica to apply the new entry", 5*time.Second, func() bool { return len(n1.sm.values()) == 21 })
+	want := n2.sm.values()
+	for i, v := range n1.sm.values() {
+		if !bytes.Equal(v, want[i]) {
+			t.Fatalf("entry %d on the rejoined replica %q, leader has %q", i, v, want[i])
+		}
+	}
+	if n2.group.Status().Role != raft.StateLeader {
+		t.Fatalf("node 2 lost the lead: %v", n2.group.Status().Role)
+	}
+}
+
+// startJoining starts a node whose group joins a running group that has
+// changed since peers, its first voters.
+func startJoining(t *testing.T, h *memnet.Hub, dir string, id uint64, peers []uint64) *testNode {
+	t.Helper()
+	return startGroup(t, h, dir, id, raftnode.Config{}, raftnode.GroupConfig{Peers: peers, CatchUp: true})
 }

@@ -87,6 +87,13 @@ func startNodeApplied(t *testing.T, h *memnet.Hub, dir string, id uint64, peers 
 // set here).
 func startNodeWith(t *testing.T, h *memnet.Hub, dir string, id uint64, peers []uint64, applied uint64, cfg raftnode.Config) *testNode {
 	t.Helper()
+	return startGroup(t, h, dir, id, cfg, raftnode.GroupConfig{Peers: peers, Applied: applied})
+}
+
+// startGroup starts a node hosting group 1 as gc says (its log and state
+// machine set here).
+func startGroup(t *testing.T, h *memnet.Hub, dir string, id uint64, cfg raftnode.Config, gc raftnode.GroupConfig) *testNode {
+	t.Helper()
 	st, err := storage.Open(dir, storage.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +106,8 @@ func startNodeWith(t *testing.T, h *memnet.Hub, dir string, id uint64, peers []u
 		t.Fatal(err)
 	}
 	sm := &recorder{}
-	g, err := host.AddGroup(raftnode.GroupConfig{ID: 1, Log: l, SM: sm, Peers: peers, Applied: applied})
+	gc.ID, gc.Log, gc.SM = 1, l, sm
+	g, err := host.AddGroup(gc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -144,6 +144,20 @@ type Identity struct {
 // is never opened for it. A replica of tp already open with another
 // identity is an error: the caller removes it first.
 func (m *Manager) Open(tp TopicPartition, id Identity, replicas []uint64, cfg Config) (*Partition, error) {
+	return m.open(tp, id, replicas, cfg, false)
+}
+
+// Join is Open for a replica added to a running group whose membership
+// changed since it was created on initial (a reassignment): a replica
+// with an empty log then catches up from the group's leader before it
+// votes or campaigns. It may have been one of initial before it was
+// removed, the only one even, and would otherwise elect itself in the
+// group's first configuration and lead a second history of the partition.
+func (m *Manager) Join(tp TopicPartition, id Identity, initial []uint64, cfg Config) (*Partition, error) {
+	return m.open(tp, id, initial, cfg, true)
+}
+
+func (m *Manager) open(tp TopicPartition, id Identity, replicas []uint64, cfg Config, catchUp bool) (*Partition, error) {
 	m.life.Lock()
 	defer m.life.Unlock()
 	if p := m.Get(tp); p != nil {
@@ -161,7 +175,7 @@ func (m *Manager) Open(tp TopicPartition, id Identity, replicas []uint64, cfg Co
 	} else if ok {
 		m.logger.Warn("bound a log from an earlier data format to its topic id; had the topic been deleted and created again while this node was down, its old records would now be in the new topic", "partition", tp, "topic_id", fmt.Sprintf("%x", id.TopicID))
 	}
-	p, err := m.start(tp, id, name, replicas, cfg, nil)
+	p, err := m.start(tp, id, name, replicas, cfg, catchUp, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +197,7 @@ type reopening struct {
 // last one known durable are dropped first (they may exist only in the
 // page cache, and were never acknowledged), and damage that caused the
 // failure is repaired from the other replicas.
-func (m *Manager) start(tp TopicPartition, id Identity, name storage.LogName, replicas []uint64, cfg Config, re *reopening) (*Partition, error) {
+func (m *Manager) start(tp TopicPartition, id Identity, name storage.LogName, replicas []uint64, cfg Config, catchUp bool, re *reopening) (*Partition, error) {
 	l, err := m.store.OpenLog(name, cfg.Log)
 	if err != nil {
 		return nil, fmt.Errorf("open log of %s: %w", tp, err)
@@ -226,9 +240,9 @@ func (m *Manager) start(tp TopicPartition, id Identity, name storage.LogName, re
 	}
 	// The preferred replica of a brand-new partition campaigns at once, so
 	// new topics have leaders in one round trip, spread as assigned.
-	fresh := l.LastIndex() == 0 && replicas[0] == m.settings.NodeID
+	fresh := l.LastIndex() == 0 && replicas[0] == m.settings.NodeID && !catchUp
 	p.id, p.logName, p.peers = id, name, slices.Clone(replicas)
-	if _, err := m.host.AddGroup(raftnode.GroupConfig{ID: id.Group, Log: l, SM: p, Peers: replicas, Applied: l.Committed(), CampaignNow: fresh}); err != nil {
+	if _, err := m.host.AddGroup(raftnode.GroupConfig{ID: id.Group, Log: l, SM: p, Peers: replicas, Applied: l.Committed(), CampaignNow: fresh, CatchUp: catchUp}); err != nil {
 		l.Close()
 		return nil, err
 	}
@@ -276,7 +290,8 @@ func (m *Manager) reopen(p *Partition, cause error) (*Partition, error) {
 	durable := p.log.DurableIndex()
 	m.host.RemoveGroup(p.id.Group)
 	p.log.Close()
-	return m.start(p.tp, p.id, p.logName, p.peers, p.Config(), &reopening{cause: cause, durable: durable})
+	// A replica still catching up keeps its durable record of it.
+	return m.start(p.tp, p.id, p.logName, p.peers, p.Config(), false, &reopening{cause: cause, durable: durable})
 }
 
 // BudgetStats returns the state of the node's uncommitted produce budget.

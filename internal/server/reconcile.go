@@ -94,7 +94,13 @@ func (n *Node) reconcile() error {
 			for i, id := range initial {
 				peers[i] = uint64(id)
 			}
-			r, err := n.replicas.Open(tp, id, peers, rc)
+			open := n.replicas.Open
+			if p.Initial != nil {
+				// The group's membership has changed since: this replica
+				// joins it as a member the leader is adding.
+				open = n.replicas.Join
+			}
+			r, err := open(tp, id, peers, rc)
 			if err != nil {
 				errs = append(errs, err)
 				continue

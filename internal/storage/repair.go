@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 )
@@ -70,8 +71,30 @@ func (l *Log) DiscardFrom(index uint64) error {
 }
 
 // RepairUntil returns the index the log must reach again after a
-// DiscardFrom before its replica may vote, or 0 when it is not repairing.
+// DiscardFrom before its replica may vote, CatchUpUnknown for a replica
+// catching up with a group it joined, or 0 when it is doing neither.
 func (l *Log) RepairUntil() uint64 { return readRepairUntil(l.dir) }
+
+// CatchUpUnknown is RepairUntil's value for a replica that joined a
+// running group with an empty log: the index it must reach is what the
+// group's leader had committed when the replica first heard from it, and
+// is not known yet.
+const CatchUpUnknown = math.MaxUint64
+
+// BeginCatchUp records durably that the replica of this (empty) log joined
+// a running group: until it holds what the leader committed, the
+// configurations it replays from the start of the group's log are not the
+// group's, and its vote or candidacy in one could split the group. A
+// restart while it catches up keeps the record.
+func (l *Log) BeginCatchUp() error {
+	if last := l.LastIndex(); last > 0 {
+		return fmt.Errorf("begin catch-up of %s: the log already holds entries up to %d", l.name, last)
+	}
+	if err := writeRepairUntil(l.dir, CatchUpUnknown); err != nil {
+		return fmt.Errorf("begin catch-up of %s: %w", l.name, err)
+	}
+	return nil
+}
 
 // EndRepair removes the repair record once the log holds RepairUntil again.
 func (l *Log) EndRepair() error {
