@@ -231,13 +231,37 @@ func produceBig(t *testing.T, n *harness.Node) {
 // requestFlood: connections that each send one 100 MiB frame of zeros,
 // the first trickling of them a byte every 100 ms.
 type requestFlood struct {
-	firstError
+	floodConns
 	conns, trickling     int
 	sent, closedByServer atomic.Int64
-	quit                 chan struct{}
-	wg                   sync.WaitGroup
 	mu                   sync.Mutex // guards trickledFor
 	trickledFor          []time.Duration
+}
+
+// floodConns are a flood's connections: each runs on wg until quit closes,
+// and the first error one reports is kept.
+type floodConns struct {
+	quit chan struct{}
+	wg   sync.WaitGroup
+	firstError
+}
+
+// run runs fn for connection c on wg; c closes when fn returns or the
+// flood stops.
+func (f *floodConns) run(c io.Closer, fn func()) {
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		defer c.Close()
+		go func() { <-f.quit; c.Close() }()
+		fn()
+	}()
+}
+
+// stop closes the connections and waits for them.
+func (f *floodConns) stop() {
+	close(f.quit)
+	f.wg.Wait()
 }
 
 // firstError keeps the first error a flood's connections report.
@@ -262,7 +286,7 @@ func (f *firstError) first() error {
 
 func startRequestFlood(t *testing.T, addr string, conns, trickling int) *requestFlood {
 	t.Helper()
-	f := &requestFlood{conns: conns, trickling: trickling, quit: make(chan struct{})}
+	f := &requestFlood{floodConns: floodConns{quit: make(chan struct{})}, conns: conns, trickling: trickling}
 	zeros := make([]byte, 1<<20)
 	header := binary.BigEndian.AppendUint32(nil, boundSocketMaxBytes)
 	for i := range conns {
@@ -271,11 +295,7 @@ func startRequestFlood(t *testing.T, addr string, conns, trickling int) *request
 			t.Fatal(err)
 		}
 		c.SetDeadline(time.Now().Add(4 * time.Minute))
-		f.wg.Add(1)
-		go func() {
-			defer f.wg.Done()
-			defer c.Close()
-			go func() { <-f.quit; c.Close() }()
+		f.run(c, func() {
 			if _, err := c.Write(header); err != nil {
 				f.fail(fmt.Errorf("flooding connection %d: %w", i, err))
 				return
@@ -313,7 +333,7 @@ func startRequestFlood(t *testing.T, addr string, conns, trickling int) *request
 			c.(*net.TCPConn).CloseWrite()
 			c.Read(make([]byte, 1))
 			f.sent.Add(1)
-		}()
+		})
 	}
 	return f
 }
@@ -332,11 +352,6 @@ func (f *requestFlood) progress() error {
 	return nil
 }
 
-func (f *requestFlood) stop() {
-	close(f.quit)
-	f.wg.Wait()
-}
-
 func (f *requestFlood) figure() string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -348,27 +363,20 @@ func (f *requestFlood) figure() string {
 // max_bytes and partition_max_bytes of 1 GiB, fetchesEach times, reading
 // and discarding the responses.
 type fetchFlood struct {
+	floodConns
 	conns, fetchesEach int
 	fetched, largest   atomic.Int64
-	quit               chan struct{}
-	wg                 sync.WaitGroup
-	mu                 sync.Mutex
-	err                error
 }
 
 func startFetchFlood(t *testing.T, addr string, conns, fetchesEach int) *fetchFlood {
 	t.Helper()
-	f := &fetchFlood{conns: conns, fetchesEach: fetchesEach, quit: make(chan struct{})}
+	f := &fetchFlood{floodConns: floodConns{quit: make(chan struct{})}, conns: conns, fetchesEach: fetchesEach}
 	for i := range conns {
 		kc, err := dialKafka(addr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.wg.Add(1)
-		go func() {
-			defer f.wg.Done()
-			defer kc.c.Close()
-			go func() { <-f.quit; kc.c.Close() }()
+		f.run(kc.c, func() {
 			for range fetchesEach {
 				req := kmsg.NewPtrFetchRequest()
 				req.ReplicaID, req.MaxWaitMillis, req.MinBytes, req.MaxBytes, req.SessionEpoch = -1, 500, 1, 1<<30, -1
@@ -382,11 +390,7 @@ func startFetchFlood(t *testing.T, addr string, conns, fetchesEach int) *fetchFl
 					_, err = io.CopyN(io.Discard, kc.r, int64(size))
 				}
 				if err != nil {
-					f.mu.Lock()
-					if f.err == nil {
-						f.err = fmt.Errorf("fetching connection %d: %w", i, err)
-					}
-					f.mu.Unlock()
+					f.fail(fmt.Errorf("fetching connection %d: %w", i, err))
 					return
 				}
 				f.fetched.Add(1)
@@ -397,27 +401,19 @@ func startFetchFlood(t *testing.T, addr string, conns, fetchesEach int) *fetchFl
 					}
 				}
 			}
-		}()
+		})
 	}
 	return f
 }
 
 func (f *fetchFlood) progress() error {
-	f.mu.Lock()
-	err := f.err
-	f.mu.Unlock()
-	if err != nil {
+	if err := f.first(); err != nil {
 		return err
 	}
 	if got, want := f.fetched.Load(), int64(f.conns*f.fetchesEach); got < want {
 		return fmt.Errorf("%d of %d fetches answered", got, want)
 	}
 	return nil
-}
-
-func (f *fetchFlood) stop() {
-	close(f.quit)
-	f.wg.Wait()
 }
 
 func (f *fetchFlood) figure() string {

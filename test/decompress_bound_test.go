@@ -2,7 +2,6 @@ package test
 
 import (
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -82,16 +81,14 @@ func bomb(t *testing.T, size int, codec int) []byte {
 // decompressFlood: connections that each produce their batch rounds
 // times, the first half taken, the second refused.
 type decompressFlood struct {
-	firstError
+	floodConns
 	conns, rounds   int
 	taken, refusals atomic.Int64
-	quit            chan struct{}
-	wg              sync.WaitGroup
 }
 
 func startDecompressFlood(t *testing.T, addr string, conns, rounds int, taken, refused []byte) *decompressFlood {
 	t.Helper()
-	f := &decompressFlood{conns: conns, rounds: rounds, quit: make(chan struct{})}
+	f := &decompressFlood{floodConns: floodConns{quit: make(chan struct{})}, conns: conns, rounds: rounds}
 	for i := range conns {
 		k, err := dialKafka(addr)
 		if err != nil {
@@ -101,11 +98,7 @@ func startDecompressFlood(t *testing.T, addr string, conns, rounds int, taken, r
 		if i >= conns/2 {
 			batch, want = refused, kerr.MessageTooLarge.Code
 		}
-		f.wg.Add(1)
-		go func() {
-			defer f.wg.Done()
-			defer k.c.Close()
-			go func() { <-f.quit; k.c.Close() }()
+		f.run(k.c, func() {
 			for range rounds {
 				req := kmsg.NewPtrProduceRequest()
 				req.Acks, req.TimeoutMillis = 1, 120_000
@@ -130,7 +123,7 @@ func startDecompressFlood(t *testing.T, addr string, conns, rounds int, taken, r
 					f.refusals.Add(1)
 				}
 			}
-		}()
+		})
 	}
 	return f
 }
@@ -143,11 +136,6 @@ func (f *decompressFlood) progress() error {
 		return fmt.Errorf("%d of %d bombs answered", done, all)
 	}
 	return nil
-}
-
-func (f *decompressFlood) stop() {
-	close(f.quit)
-	f.wg.Wait()
 }
 
 func (f *decompressFlood) figure() string {
