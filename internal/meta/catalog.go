@@ -276,6 +276,10 @@ func (c *Catalog) ProposeLocal(ctx context.Context, data []byte) (Result, error)
 	case r := <-ch:
 		return r, r.Err
 	case <-ctx.Done():
+		// The command may still be applied; only its callback is dropped
+		// (one still pending by index is dropped when its entry is
+		// applied or replaced).
+		c.group.Do(func(raftnode.Loop) { delete(c.proposed, unsafe.SliceData(data)) })
 		return Result{}, kerr.RequestTimedOut
 	}
 }
@@ -516,13 +520,16 @@ func (c *Catalog) Apply(entries []raftpb.Entry) {
 }
 
 // RoleChanged implements raftnode.StateMachine.
+//
+// A leader that steps down keeps its callers waiting: the next leader may
+// hold what it proposed and commit it, so a proposal is answered only
+// when its entry is applied, or failed once this node's log replaces it
+// (Appended) or the caller's deadline passes. Failing it at the step-down
+// told clients to retry a change that then took effect: a topic create
+// answered NOT_CONTROLLER, retried, and refused as already existing.
 func (c *Catalog) RoleChanged(ss raft.SoftState, term uint64) {
-	wasLeader := c.leader
 	c.leader = ss.RaftState == raft.StateLeader
 	c.term = term
-	if wasLeader && !c.leader {
-		c.abandon(ErrNotController)
-	}
 }
 
 // Members returns the metadata group's voters and learners as this node

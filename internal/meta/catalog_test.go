@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 
 	"github.com/chronik-stream/chronik/internal/raftnode"
 	"github.com/chronik-stream/chronik/internal/raftnode/memnet"
@@ -194,4 +195,106 @@ func TestCatalogFollowerInstallsSnapshot(t *testing.T) {
 	}
 	createTopics(t, nodes, 150, 155)
 	waitCatalog(t, "the follower to follow on after the snapshot", func() bool { return len(away.catalog.Topics()) == 155 })
+}
+
+// TestProposalOutlivesLeaderStepDown: a change proposed on a leader that
+// steps down before committing it, but whose entry reached the followers,
+// is committed by the next leader; the caller is told it took effect, not
+// told to retry a change that then happens anyway (a client retrying a
+// topic create would be refused: the topic already exists).
+func TestProposalOutlivesLeaderStepDown(t *testing.T) {
+	hub := memnet.New()
+	voters := []uint64{1, 2, 3}
+	nodes := make([]*catalogNode, 3)
+	for i := range nodes {
+		nodes[i] = startCatalog(t, hub, t.TempDir(), uint64(i+1), voters)
+	}
+	defer func() {
+		for _, n := range nodes {
+			n.stop(hub)
+		}
+	}()
+	var lead *catalogNode
+	waitCatalog(t, "a leader", func() bool {
+		for _, n := range nodes {
+			if n.catalog.IsLeader() {
+				lead = n
+				return true
+			}
+		}
+		return false
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := lead.catalog.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var followers []*catalogNode
+	for _, n := range nodes {
+		if n != lead {
+			followers = append(followers, n)
+		}
+	}
+	// Both followers replicate steadily (a follower still probed would
+	// wait for the answers dropped below).
+	waitCatalog(t, "both followers to be replicated to", func() bool {
+		prs, err := raftnode.Query(ctx, lead.catalog.Group(), func(l raftnode.Loop) map[uint64]tracker.Progress {
+			out := map[uint64]tracker.Progress{}
+			for id, pr := range l.RaftStatus().Progress {
+				out[id] = pr
+			}
+			return out
+		})
+		if err != nil {
+			return false
+		}
+		last := lead.catalog.Group().Log().LastIndex()
+		for _, f := range followers {
+			if pr := prs[f.id]; pr.State != tracker.StateReplicate || pr.Match < last {
+				return false
+			}
+		}
+		return true
+	})
+	// The followers get the entry, but the leader never hears they did,
+	// so it cannot commit it.
+	hub.Drop(func(e raftnode.Envelope) bool { return e.Msg.To == lead.id && e.Msg.Type == raftpb.MsgAppResp })
+	before := lead.catalog.Group().Log().LastIndex()
+	result := make(chan error, 1)
+	go func() {
+		_, err := lead.catalog.CreateTopic(ctx, "survivor", [][]int32{{1, 2, 3}}, nil, false)
+		result <- err
+	}()
+	waitCatalog(t, "the followers to hold the proposed entry", func() bool {
+		select {
+		case err := <-result:
+			t.Fatalf("the create returned before its entry reached the followers: %v", err)
+		default:
+		}
+		for _, f := range followers {
+			if f.catalog.Group().Log().LastIndex() <= before {
+				return false
+			}
+		}
+		return true
+	})
+	// Cut off, the leader steps down (check-quorum); the followers elect
+	// one of them, which commits the entry.
+	hub.Cut(lead.id, true)
+	waitCatalog(t, "a follower to apply the topic", func() bool {
+		return followers[0].catalog.Topic("survivor") != nil || followers[1].catalog.Topic("survivor") != nil
+	})
+	hub.Drop(nil)
+	hub.Cut(lead.id, false)
+	select {
+	case err := <-result:
+		if err != nil {
+			t.Fatalf("the create was committed by the next leader, but its caller got %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the create's caller was never answered")
+	}
+	if lead.catalog.Topic("survivor") == nil {
+		t.Fatal("the former leader answered before applying the topic")
+	}
 }

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/chronik-stream/chronik/internal/raftnode"
@@ -163,6 +165,15 @@ func (c *Catalog) Restore(snap raftpb.Snapshot) error {
 	c.changed = make(chan struct{})
 	c.mu.Unlock()
 	c.snapIndex, c.bytesSinceSnap = snap.Metadata.Index, 0
+	// A proposal whose entry the snapshot covers was committed or replaced
+	// in entries this node never applied; the snapshot does not say which.
+	c.pending = slices.DeleteFunc(c.pending, func(p pendingCall) bool {
+		if p.index <= snap.Metadata.Index {
+			p.cb(Result{Err: fmt.Errorf("%w: this node installed a snapshot covering the change, so whether it took effect is unknown", kerr.RequestTimedOut)})
+			return true
+		}
+		return false
+	})
 	c.snapCount.Add(1)
 	c.snapBytes.Store(uint64(len(snap.Data)))
 	return nil
