@@ -326,6 +326,9 @@ func (t *Transport) serve(c net.Conn) {
 	}()
 	r := bufio.NewReaderSize(c, 256<<10)
 	kind, body, err := readFrame(r)
+	if errors.Is(err, io.EOF) {
+		return // a peer's probe: it connects and closes
+	}
 	if err != nil || kind != kindHello {
 		t.logger.Warn("peer stream without a hello; closing", "remote", c.RemoteAddr().String(), "err", err)
 		return
@@ -403,7 +406,10 @@ func (t *Transport) serve(c net.Conn) {
 
 // peerStreamEnded checks, when a peer's stream to us ends, whether the peer
 // is gone (its port refuses connections), and reports it so raft need not
-// wait an election timeout to notice.
+// wait an election timeout to notice. A process being killed can close its
+// streams a moment before its listener, so a probe that connects proves
+// nothing: probing goes on every probeEvery until the port refuses, the
+// peer streams to us again (it is alive), or probeFor has passed.
 func (t *Transport) peerStreamEnded(from uint64) {
 	t.mu.Lock()
 	p := t.peers[from]
@@ -411,16 +417,31 @@ func (t *Transport) peerStreamEnded(from uint64) {
 	if p == nil || t.opts.PeerDown == nil {
 		return
 	}
-	c, err := net.DialTimeout("tcp", p.address(), 200*time.Millisecond)
-	if err == nil {
-		c.Close()
-		return
-	}
-	if errors.Is(err, errConnRefused()) {
-		t.logger.Info("peer is down (connection refused)", "peer", from)
-		t.opts.PeerDown(from)
+	ended := time.Now()
+	for {
+		c, err := net.DialTimeout("tcp", p.address(), 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+		} else if errors.Is(err, errConnRefused()) {
+			t.logger.Info("peer is down (connection refused)", "peer", from)
+			t.opts.PeerDown(from)
+			return
+		}
+		if time.Since(ended) > probeFor || p.lastHeard.Load() > ended.UnixNano() {
+			return
+		}
+		select {
+		case <-time.After(probeEvery):
+		case <-t.stop:
+			return
+		}
 	}
 }
+
+const (
+	probeEvery = 50 * time.Millisecond
+	probeFor   = time.Second
+)
 
 // hello is what a stream's first frame says.
 type hello struct {

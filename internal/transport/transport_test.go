@@ -3,8 +3,11 @@ package transport
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -150,6 +153,75 @@ func TestPeerDownIsReported(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("a peer that went away was not reported")
+	}
+}
+
+// TestPeerDownIsReportedWhenItsListenerClosesLast: a killed process can
+// close its streams a moment before its listener, so the first probe of
+// its port still connects; the peer is reported down once the port
+// refuses, not taken for alive on that first probe.
+func TestPeerDownIsReportedWhenItsListenerClosesLast(t *testing.T) {
+	down := make(chan uint64, 1)
+	t1, err := New(Options{NodeID: 1, Listen: "127.0.0.1:0", Deliver: func([]raftnode.Envelope) {},
+		PeerDown: func(p uint64) { down <- p }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer t1.Close()
+	// Node 2 streams to node 1 from a transport of its own; node 1 knows
+	// it by the address of a listener that stays open until node 1's first
+	// probe after the stream ended (a connection that closes without a
+	// byte; node 1's own stream to node 2 sends its hello).
+	dying, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var streamEnded atomic.Bool
+	probed := make(chan struct{})
+	go func() {
+		for {
+			c, err := dying.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				var b [1]byte
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				if _, err := c.Read(b[:]); errors.Is(err, io.EOF) && streamEnded.Load() {
+					select {
+					case <-probed:
+					default:
+						close(probed)
+						dying.Close()
+					}
+				}
+			}()
+		}
+	}()
+	defer dying.Close()
+	t2, err := New(Options{NodeID: 2, Listen: "127.0.0.1:0", Deliver: func([]raftnode.Envelope) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t1.SetPeer(2, dying.Addr().String())
+	t2.SetPeer(1, t1.Addr().String())
+	t2.Send([]raftnode.Envelope{{Group: 1, Msg: raftpb.Message{Type: raftpb.MsgHeartbeat, To: 1, From: 2}}})
+	waitFor(t, "node 2's stream", func() bool { return t2.Connected()[1] })
+	streamEnded.Store(true)
+	t2.Close()
+	select {
+	case p := <-down:
+		if p != 2 {
+			t.Fatalf("peer %d reported down", p)
+		}
+	case <-time.After(5 * time.Second):
+		select {
+		case <-probed:
+			t.Fatal("the peer's port refused connections after the first probe, but the peer was never reported down")
+		default:
+			t.Fatal("node 1 never probed the peer whose stream ended")
+		}
 	}
 }
 
