@@ -13,10 +13,16 @@ import (
 // Metadata: v0-12
 //
 // Behavior:
-// * Lists the live brokers (those the metadata leader hears from); every
-// leader named is one of them, and a partition whose leader is not live
-// reports none (LEADER_NOT_AVAILABLE) until a new leader publishes itself.
-// Every node answers alike: leaders, epochs and ISRs come from the catalog.
+// * Lists the live brokers (those the metadata leader hears from) and,
+// for DownBrokerGrace after it stopped being live, a broker that left:
+// its partitions keep naming it their leader until a successor publishes
+// itself, as Kafka names a dead leader until the broker's session
+// expires (LEADER_NOT_AVAILABLE in that window made sarama's producer
+// fail records it was retrying). Every leader named is a listed broker;
+// a partition whose leader left longer ago reports none
+// (LEADER_NOT_AVAILABLE). Every node answers alike: leaders, epochs and
+// ISRs come from the catalog. Offline replicas are those on brokers not
+// live.
 // * Topics: all when the request's list is null (or empty before v1);
 // else the named ones (by name, or by topic id from v10).
 // * An unknown topic is created when auto.create.topics.enable is on and
@@ -42,9 +48,9 @@ func init() { register(kmsg.Metadata, 0, 12, (*Broker).handleMetadata) }
 func (b *Broker) handleMetadata(r *wire.Request, respond func(kmsg.Response)) {
 	req := r.Msg.(*kmsg.MetadataRequest)
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
-	live := b.catalog.LiveBrokers()
+	live, listed := b.catalog.LiveBrokers(), b.listedBrokers()
 	for _, br := range b.catalog.Brokers() {
-		if slices.Contains(live, br.ID) {
+		if slices.Contains(listed, br.ID) {
 			resp.Brokers = append(resp.Brokers, kmsg.MetadataResponseBroker{NodeID: br.ID, Host: br.Host, Port: br.Port})
 		}
 	}

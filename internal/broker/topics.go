@@ -228,9 +228,9 @@ type partitionState struct {
 }
 
 // partitionState is what every node reports: the leader, epoch and ISR the
-// partition's leader published to the catalog, with no leader while that
-// broker is not live. A ready leader here answers from its own, fresher,
-// view.
+// partition's leader published to the catalog, with no leader once that
+// broker is no longer listed (see listedBrokers). A ready leader here
+// answers from its own, fresher, view.
 func (b *Broker) partitionState(t *meta.Topic, p meta.Partition) partitionState {
 	st := partitionState{leader: -1, epoch: -1, replicas: p.Replicas, isr: p.ISR}
 	if len(st.isr) == 0 {
@@ -248,10 +248,16 @@ func (b *Broker) partitionState(t *meta.Topic, p meta.Partition) partitionState 
 			return st
 		}
 	}
-	if p.Leader >= 0 && slices.Contains(b.catalog.LiveBrokers(), p.Leader) {
+	if p.Leader >= 0 && slices.Contains(b.listedBrokers(), p.Leader) {
 		st.leader, st.epoch = p.Leader, p.Epoch
 	}
 	return st
+}
+
+// listedBrokers are the brokers Metadata lists: the live ones and those
+// that stopped being live less than DownBrokerGrace ago.
+func (b *Broker) listedBrokers() []int32 {
+	return b.catalog.RecentlyLiveBrokers(b.cfg.DownBrokerGrace)
 }
 
 func toInt32s(ids []uint64) []int32 {

@@ -45,6 +45,9 @@ type Catalog struct {
 	state   *State
 	applied uint64
 	changed chan struct{} // closed and replaced on every change
+	// leftLive is when each broker out of the live set left it, as this
+	// node applied the change.
+	leftLive map[int32]time.Time
 	// onTopicDeleted is told each topic deletion as it is applied.
 	onTopicDeleted func(name string)
 
@@ -78,7 +81,7 @@ type pendingCall struct {
 func Open(host *raftnode.Host, log *storage.Log, voters, learners []uint64, join bool, forward Forwarder, policy SnapshotPolicy, logger *slog.Logger) (*Catalog, error) {
 	c := &Catalog{
 		logger: logger, state: newState(), changed: make(chan struct{}), forward: forward, self: host.NodeID(),
-		proposed: map[*byte]func(Result){}, policy: policy,
+		proposed: map[*byte]func(Result){}, policy: policy, leftLive: map[int32]time.Time{},
 	}
 	applied := log.FirstIndex() - 1
 	snap, ok, err := log.LatestSnapshot()
@@ -404,6 +407,10 @@ func (c *Catalog) SetLiveBrokers(ctx context.Context, live []int32) error {
 func (c *Catalog) LiveBrokers() []int32 {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	return c.liveLocked()
+}
+
+func (c *Catalog) liveLocked() []int32 {
 	if c.state.Live == nil {
 		out := make([]int32, 0, len(c.state.Brokers))
 		for id := range c.state.Brokers {
@@ -413,6 +420,36 @@ func (c *Catalog) LiveBrokers() []int32 {
 		return out
 	}
 	return slices.Clone(c.state.Live)
+}
+
+// RecentlyLiveBrokers returns the live brokers and the registered ones
+// that this node saw leave the live set less than grace ago.
+func (c *Catalog) RecentlyLiveBrokers(grace time.Duration) []int32 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := c.liveLocked()
+	for id, at := range c.leftLive {
+		if _, ok := c.state.Brokers[id]; ok && time.Since(at) < grace && !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// noteLiveChange records when brokers left the live set. It is this
+// node's own clock, not replicated: a node replaying its log at start
+// sees the brokers then down leave at that moment.
+func (c *Catalog) noteLiveChange(was []int32) {
+	now := c.liveLocked()
+	for _, id := range was {
+		if !slices.Contains(now, id) {
+			c.leftLive[id] = time.Now()
+		}
+	}
+	for _, id := range now {
+		delete(c.leftLive, id)
+	}
 }
 
 // AllocateProducerIDs reserves count producer ids and returns the first.
@@ -494,7 +531,14 @@ func (c *Catalog) Apply(entries []raftpb.Entry) {
 		if err != nil {
 			res.Err = err
 		} else {
+			var wasLive []int32
+			if cmd.Op == opLiveBrokers {
+				wasLive = c.liveLocked()
+			}
 			res = c.state.apply(cmd)
+			if res.Err == nil && cmd.Op == opLiveBrokers {
+				c.noteLiveChange(wasLive)
+			}
 			if res.Err == nil && cmd.Op == opDeleteTopic && c.onTopicDeleted != nil {
 				c.onTopicDeleted(cmd.Topic)
 			}

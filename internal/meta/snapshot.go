@@ -161,6 +161,7 @@ func (c *Catalog) Restore(snap raftpb.Snapshot) error {
 	c.mu.Lock()
 	c.state = st
 	c.applied = snap.Metadata.Index
+	clear(c.leftLive) // when brokers left, the snapshot does not say
 	close(c.changed)
 	c.changed = make(chan struct{})
 	c.mu.Unlock()

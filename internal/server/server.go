@@ -305,7 +305,10 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node
 		FetchMaxBytes:            cfg.Kafka.FetchMaxBytes,
 		QueuedMaxFetchBytes:      cfg.Kafka.QueuedMaxFetchBytes,
 		Leaders:                  leaderTransferrer{n},
-		Logger:                   logger,
+		// A dead leader's successor publishes itself within an election
+		// or two; a silent death takes the liveness timeout to notice.
+		DownBrokerGrace: n.livenessTimeout(),
+		Logger:          logger,
 	}, n.catalog, n.replicas, n.groups)
 	n.kafka, err = wire.Listen(cfg.KafkaListenAddr(), n.broker, wire.Options{
 		MaxRequestSize:        cfg.Kafka.SocketRequestMaxBytes,

@@ -1,0 +1,85 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/chronik-stream/chronik/internal/meta"
+)
+
+// TestDownLeaderNamedWhileSuccessorElected: a partition's leader leaves
+// the live set; for DownBrokerGrace Metadata still names it (and lists
+// its broker), as Kafka names a dead leader until its session expires,
+// then LEADER_NOT_AVAILABLE. Named none at once, sarama's idempotent
+// producer failed records it was retrying during a failover.
+func TestDownLeaderNamedWhileSuccessorElected(t *testing.T) {
+	n := startStandalone(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, id := range []int32{2, 3} {
+		if err := n.catalog.RegisterBroker(ctx, meta.Broker{ID: id, Host: "127.0.0.1", Port: 9092 + id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := n.catalog.CreateTopic(ctx, "failover", [][]int32{{2, 1, 3}}, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.catalog.SetPartitionState(ctx, "failover", 0, 2, 4, []int32{2, 1, 3}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.catalog.SetLiveBrokers(ctx, []int32{1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	metadata := func(b *Broker) (leader int32, code int16, brokers, offline []int32) {
+		req := kmsg.NewPtrMetadataRequest()
+		req.Topics = []kmsg.MetadataRequestTopic{{Topic: kmsg.StringPtr("failover")}}
+		old := n.broker
+		n.broker = b
+		resp := n.handle(t, req, 12).(*kmsg.MetadataResponse)
+		n.broker = old
+		for _, br := range resp.Brokers {
+			brokers = append(brokers, br.NodeID)
+		}
+		p := resp.Topics[0].Partitions[0]
+		return p.Leader, p.ErrorCode, brokers, p.OfflineReplicas
+	}
+	withGrace := func(grace time.Duration) *Broker {
+		return New(Config{NodeID: 1, Host: "127.0.0.1", Port: 9092, DownBrokerGrace: grace}, n.catalog, n.replicas, nil)
+	}
+	if leader, _, _, _ := metadata(withGrace(time.Hour)); leader != 2 {
+		t.Fatalf("while broker 2 is live Metadata names leader %d", leader)
+	}
+	if err := n.catalog.SetLiveBrokers(ctx, []int32{1, 3}); err != nil {
+		t.Fatal(err)
+	}
+	leader, code, brokers, offline := metadata(withGrace(time.Hour))
+	if leader != 2 || code != 0 || !slices.Contains(brokers, 2) {
+		t.Fatalf("within the grace after broker 2 left: leader %d (%v), brokers %v; want leader 2 listed", leader, kerr.ErrorForCode(code), brokers)
+	}
+	if fmt.Sprint(offline) != "[2]" {
+		t.Fatalf("offline replicas %v, want [2]", offline)
+	}
+	leader, code, brokers, _ = metadata(withGrace(0))
+	if leader != -1 || code != kerr.LeaderNotAvailable.Code || slices.Contains(brokers, 2) {
+		t.Fatalf("with no grace: leader %d (%v), brokers %v; want none, broker 2 not listed", leader, kerr.ErrorForCode(code), brokers)
+	}
+	// The grace ends.
+	short := withGrace(100 * time.Millisecond)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		leader, _, brokers, _ = metadata(short)
+		if leader == -1 && !slices.Contains(brokers, 2) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the grace never ended: leader %d, brokers %v", leader, brokers)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
