@@ -35,7 +35,9 @@ func (b *Broker) handleInitProducerID(r *wire.Request, respond func(kmsg.Respons
 	id, err := b.catalog.AllocateProducerIDs(ctx, 1)
 	if err != nil {
 		resp.ErrorCode = b.errCode(err)
-		if resp.ErrorCode == kerr.NotController.Code {
+		// Allocating again is harmless (an id range unused at worst), so
+		// the client is told to retry.
+		if resp.ErrorCode == kerr.NotController.Code || resp.ErrorCode == kerr.RequestTimedOut.Code {
 			resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
 		}
 		respond(resp)

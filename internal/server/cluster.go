@@ -16,6 +16,7 @@ import (
 	"github.com/chronik-stream/chronik/internal/meta"
 	"github.com/chronik-stream/chronik/internal/raftnode"
 	"github.com/chronik-stream/chronik/internal/replica"
+	"github.com/chronik-stream/chronik/internal/transport"
 )
 
 // proposeMethod is the RPC that carries a catalog command to the metadata
@@ -158,12 +159,19 @@ func (n *Node) knownClusterID() string {
 }
 
 // forwardToMetadataLeader sends a catalog command to the metadata leader.
+// A command the leader never got is NOT_CONTROLLER (the client retries);
+// one it may have got but did not answer is REQUEST_TIMED_OUT: it may
+// still take effect, and a retry could then be refused (a topic created
+// twice: "already exists").
 func (n *Node) forwardToMetadataLeader(ctx context.Context, leader uint64, cmd []byte) (meta.Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(n.cfg.Raft.RPCTimeoutMs)*time.Millisecond)
 	defer cancel()
 	out, err := n.transport.Call(ctx, leader, proposeMethod, cmd)
-	if err != nil {
+	if errors.Is(err, transport.ErrNotSent) {
 		return meta.Result{}, fmt.Errorf("%w: forwarding to node %d: %v", kerr.NotController, leader, err)
+	}
+	if err != nil {
+		return meta.Result{}, fmt.Errorf("%w: forwarding to node %d: %v; the change may still take effect", kerr.RequestTimedOut, leader, err)
 	}
 	return meta.DecodeResult(out)
 }

@@ -142,9 +142,10 @@ func (p *peer) run() {
 			// Drop what is queued for a peer we cannot reach: raft
 			// resends what still matters.
 			p.mu.Lock()
-			closed := p.closed
+			closed, dropped := p.closed, p.frames
 			p.raft, p.frames, p.bytes = nil, nil, 0
 			p.mu.Unlock()
+			p.t.failUnsent(p.id, dropped)
 			if closed {
 				return
 			}

@@ -243,7 +243,7 @@ func (t *Transport) Call(ctx context.Context, to uint64, method string, payload 
 	p := t.peers[to]
 	t.mu.Unlock()
 	if p == nil {
-		return nil, fmt.Errorf("no transport to node %d", to)
+		return nil, fmt.Errorf("%w: no transport to node %d", ErrNotSent, to)
 	}
 	id := t.nextID.Add(1)
 	ch := make(chan rpcResult, 1)
@@ -254,7 +254,7 @@ func (t *Transport) Call(ctx context.Context, to uint64, method string, payload 
 	body = append(body, method...)
 	body = append(body, payload...)
 	if !p.queueFrame(kindRequest, body) {
-		return nil, fmt.Errorf("node %d is unreachable (send queue full)", to)
+		return nil, fmt.Errorf("%w: node %d is unreachable (send queue full)", ErrNotSent, to)
 	}
 	select {
 	case r := <-ch:
@@ -263,6 +263,32 @@ func (t *Transport) Call(ctx context.Context, to uint64, method string, payload 
 		return nil, fmt.Errorf("call %s on node %d: %w", method, to, ctx.Err())
 	case <-t.stop:
 		return nil, errors.New("transport closed")
+	}
+}
+
+// ErrNotSent says a call's request never left this node: the peer could
+// not be reached, so it did not see the request. A call that fails
+// otherwise (a timeout, a connection lost after the request was written)
+// may have been carried out.
+var ErrNotSent = errors.New("request not sent")
+
+// failUnsent fails the calls whose request frames are among frames, which
+// were dropped unsent.
+func (t *Transport) failUnsent(to uint64, frames [][]byte) {
+	for _, f := range frames {
+		if len(f) <= 5 || f[4] != kindRequest {
+			continue
+		}
+		id, n := binary.Uvarint(f[5:])
+		if n <= 0 {
+			continue
+		}
+		if ch, ok := t.pending.Load(id); ok {
+			select {
+			case ch.(chan rpcResult) <- rpcResult{err: fmt.Errorf("%w: node %d could not be reached", ErrNotSent, to)}:
+			default:
+			}
+		}
 	}
 }
 

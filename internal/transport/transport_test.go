@@ -225,6 +225,33 @@ func TestPeerDownIsReportedWhenItsListenerClosesLast(t *testing.T) {
 	}
 }
 
+// TestCallToUnreachablePeerIsNotSent: a call whose peer cannot be reached
+// fails with ErrNotSent once its request is dropped, before its deadline,
+// so the caller knows the peer never saw it (a timeout says nothing).
+func TestCallToUnreachablePeerIsNotSent(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := l.Addr().String()
+	l.Close() // nothing listens there: connections are refused
+	t1, err := New(Options{NodeID: 1, Listen: "127.0.0.1:0", Deliver: func([]raftnode.Envelope) {}, DialTimeout: time.Second, RPCTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer t1.Close()
+	t1.SetPeer(2, gone)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err = t1.Call(ctx, 2, "anything", []byte("payload"))
+	if !errors.Is(err, ErrNotSent) {
+		t.Fatalf("a call to a peer refusing connections failed with %v, want ErrNotSent", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the call waited out its deadline")
+	}
+}
+
 // identityPair starts node 1, which knows node 2 by incarnation known, and
 // node 2, whose data directory has incarnation actual; each records the
 // "replaced" reports it gets.
