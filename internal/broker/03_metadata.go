@@ -13,13 +13,13 @@ import (
 // Metadata: v0-12
 //
 // Behavior:
-// * Lists the live brokers (those the metadata leader hears from) and,
-// for DownBrokerGrace after it stopped being live, a broker that left:
-// its partitions keep naming it their leader until a successor publishes
-// itself, as Kafka names a dead leader until the broker's session
-// expires (LEADER_NOT_AVAILABLE in that window made sarama's producer
-// fail records it was retrying). Every leader named is a listed broker;
-// a partition whose leader left longer ago reports none
+// * Lists the live brokers (those the metadata leader hears from) and a
+// broker that stopped being live while some partition still names it
+// leader (no successor has published itself), for at most
+// DownBrokerGrace: as Kafka names a dead leader until the broker's
+// session expires (LEADER_NOT_AVAILABLE in that window made sarama's
+// producer fail records it was retrying). Every leader named is a listed
+// broker; a partition whose leader is not listed reports none
 // (LEADER_NOT_AVAILABLE). Every node answers alike: leaders, epochs and
 // ISRs come from the catalog. Offline replicas are those on brokers not
 // live.

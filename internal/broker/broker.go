@@ -47,11 +47,11 @@ type Config struct {
 	TopicDefaults            topicconfig.Defaults
 	// CatalogTimeout bounds how long a catalog change may take.
 	CatalogTimeout time.Duration
-	// DownBrokerGrace is how long Metadata still lists a broker that
-	// stopped being live, as the leader of the partitions it led, while
-	// they elect successors: clients retry against it, as against a Kafka
-	// broker whose session has not yet expired, instead of being told
-	// LEADER_NOT_AVAILABLE, on which some fail after a few retries.
+	// DownBrokerGrace is how long, at most, Metadata still lists a broker
+	// that stopped being live, as the leader of the partitions it led,
+	// until they publish successors: clients retry against it, as against
+	// a Kafka broker whose session has not yet expired, instead of being
+	// told LEADER_NOT_AVAILABLE, on which some fail after a few retries.
 	DownBrokerGrace time.Duration
 	// FetchMaxBytes caps the record bytes of one Fetch response, whatever
 	// the client asks (fetch.max.bytes); 0 means Kafka's default, 55 MiB.

@@ -14,10 +14,11 @@ import (
 )
 
 // TestDownLeaderNamedWhileSuccessorElected: a partition's leader leaves
-// the live set; for DownBrokerGrace Metadata still names it (and lists
-// its broker), as Kafka names a dead leader until its session expires,
-// then LEADER_NOT_AVAILABLE. Named none at once, sarama's idempotent
-// producer failed records it was retrying during a failover.
+// the live set; until a successor publishes itself, for at most
+// DownBrokerGrace, Metadata still names it (and lists its broker), as
+// Kafka names a dead leader until its session expires; then
+// LEADER_NOT_AVAILABLE. Named none at once, sarama's idempotent producer
+// failed records it was retrying during a failover.
 func TestDownLeaderNamedWhileSuccessorElected(t *testing.T) {
 	n := startStandalone(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -64,6 +65,19 @@ func TestDownLeaderNamedWhileSuccessorElected(t *testing.T) {
 	}
 	if fmt.Sprint(offline) != "[2]" {
 		t.Fatalf("offline replicas %v, want [2]", offline)
+	}
+	// A successor publishes itself: the down broker is no longer listed,
+	// grace or not (a client that caches the broker list would keep
+	// trying it).
+	if err := n.catalog.SetPartitionState(ctx, "failover", 0, 3, 5, []int32{3, 1}); err != nil {
+		t.Fatal(err)
+	}
+	leader, _, brokers, _ = metadata(withGrace(time.Hour))
+	if leader != 3 || slices.Contains(brokers, 2) {
+		t.Fatalf("after the successor published itself: leader %d, brokers %v; want leader 3, broker 2 not listed", leader, brokers)
+	}
+	if err := n.catalog.SetPartitionState(ctx, "failover", 0, 2, 6, []int32{2, 1}); err != nil {
+		t.Fatal(err)
 	}
 	leader, code, brokers, _ = metadata(withGrace(0))
 	if leader != -1 || code != kerr.LeaderNotAvailable.Code || slices.Contains(brokers, 2) {

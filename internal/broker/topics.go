@@ -254,10 +254,14 @@ func (b *Broker) partitionState(t *meta.Topic, p meta.Partition) partitionState 
 	return st
 }
 
-// listedBrokers are the brokers Metadata lists: the live ones and those
-// that stopped being live less than DownBrokerGrace ago.
+// listedBrokers are the brokers Metadata lists: the live ones and, for
+// DownBrokerGrace, those that stopped being live but are still named
+// the leader of a partition whose successor has not published itself.
+// Listed no longer than needed: a client that caches the broker list
+// (kafka-python's admin client asks every listed broker for its groups)
+// keeps trying a dead broker it was given.
 func (b *Broker) listedBrokers() []int32 {
-	return b.catalog.RecentlyLiveBrokers(b.cfg.DownBrokerGrace)
+	return b.catalog.LiveOrSucceeding(b.cfg.DownBrokerGrace)
 }
 
 func toInt32s(ids []uint64) []int32 {

@@ -48,6 +48,8 @@ type Catalog struct {
 	// leftLive is when each broker out of the live set left it, as this
 	// node applied the change.
 	leftLive map[int32]time.Time
+	// downLeaders caches, per applied index, which of them still lead.
+	downLeaders atomic.Pointer[downLeaders]
 	// onTopicDeleted is told each topic deletion as it is applied.
 	onTopicDeleted func(name string)
 
@@ -422,19 +424,49 @@ func (c *Catalog) liveLocked() []int32 {
 	return slices.Clone(c.state.Live)
 }
 
-// RecentlyLiveBrokers returns the live brokers and the registered ones
-// that this node saw leave the live set less than grace ago.
-func (c *Catalog) RecentlyLiveBrokers(grace time.Duration) []int32 {
+// LiveOrSucceeding returns the live brokers and those that left the live
+// set less than grace ago (by this node's clock) and are still the
+// published leader of some partition: a successor has not yet published
+// itself.
+func (c *Catalog) LiveOrSucceeding(grace time.Duration) []int32 {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	out := c.liveLocked()
+	var recent []int32
 	for id, at := range c.leftLive {
 		if _, ok := c.state.Brokers[id]; ok && time.Since(at) < grace && !slices.Contains(out, id) {
+			recent = append(recent, id)
+		}
+	}
+	if len(recent) == 0 {
+		return out
+	}
+	leading := c.downLeaders.Load()
+	if leading == nil || leading.applied != c.applied {
+		leading = &downLeaders{applied: c.applied, ids: map[int32]bool{}}
+		for _, t := range c.state.Topics {
+			for _, p := range t.Partitions {
+				if _, down := c.leftLive[p.Leader]; down {
+					leading.ids[p.Leader] = true
+				}
+			}
+		}
+		c.downLeaders.Store(leading)
+	}
+	for _, id := range recent {
+		if leading.ids[id] {
 			out = append(out, id)
 		}
 	}
 	slices.Sort(out)
 	return out
+}
+
+// downLeaders is which brokers out of the live set the catalog still
+// names as a partition's leader, as of an applied index.
+type downLeaders struct {
+	applied uint64
+	ids     map[int32]bool
 }
 
 // noteLiveChange records when brokers left the live set. It is this
