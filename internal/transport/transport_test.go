@@ -252,6 +252,31 @@ func TestCallToUnreachablePeerIsNotSent(t *testing.T) {
 	}
 }
 
+// TestCallThatReachedItsPeerIsNotNotSent: a call whose request its peer
+// received and did not answer in time fails with a timeout, never
+// ErrNotSent: the peer may have carried it out.
+func TestCallThatReachedItsPeerIsNotNotSent(t *testing.T) {
+	t1, t2, _, _ := pair(t)
+	received := make(chan struct{})
+	release := make(chan struct{})
+	defer close(release)
+	t2.Handle("slow", func(context.Context, uint64, []byte) ([]byte, error) {
+		close(received)
+		<-release
+		return nil, nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-received
+		cancel() // the caller gives up once the peer has the request
+	}()
+	_, err := t1.Call(ctx, 2, "slow", nil)
+	if err == nil || errors.Is(err, ErrNotSent) {
+		t.Fatalf("a call its peer received and never answered failed with %v, want a timeout that is not ErrNotSent", err)
+	}
+}
+
 // identityPair starts node 1, which knows node 2 by incarnation known, and
 // node 2, whose data directory has incarnation actual; each records the
 // "replaced" reports it gets.
