@@ -209,8 +209,15 @@ func TestRemovedVoterRejoinsWithoutLeadingAlone(t *testing.T) {
 		v, out, _ := confOf(t, n1.group)
 		return slices.Equal(v, []uint64{1, 2, 3}) && len(out) == 0
 	})
-	n1.group.Do(func(l raftnode.Loop) { l.TransferLeader(2) })
-	waitFor(t, "node 2 to lead", 5*time.Second, func() bool { return n2.group.Status().Role == raft.StateLeader })
+	// A transfer that does not finish within an election timeout (node 2
+	// slow to catch up on a loaded machine) is dropped: ask until it leads.
+	waitFor(t, "node 2 to lead", 30*time.Second, func() bool {
+		if n2.group.Status().Role == raft.StateLeader {
+			return true
+		}
+		n1.group.Do(func(l raftnode.Loop) { l.TransferLeader(2) })
+		return false
+	})
 	proposeConf(t, n2.group, raftpb.ConfChangeV2{Changes: []raftpb.ConfChangeSingle{{Type: raftpb.ConfChangeRemoveNode, NodeID: 1}}})
 	waitFor(t, "voters 2 and 3", 5*time.Second, func() bool {
 		v2, _, _ := confOf(t, n2.group)
