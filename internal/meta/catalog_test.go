@@ -147,20 +147,20 @@ func TestCatalogSnapshotsAndCompacts(t *testing.T) {
 	}
 }
 
-// TestCatalogFollowerInstallsSnapshot: a follower away while the leader
-// compacted its log catches up by installing the leader's snapshot.
-func TestCatalogFollowerInstallsSnapshot(t *testing.T) {
-	hub := memnet.New()
+// startCatalogs starts three catalogs on hub, stopped when the test ends,
+// and returns them with the one that leads.
+func startCatalogs(t *testing.T, hub *memnet.Hub) ([]*catalogNode, *catalogNode) {
+	t.Helper()
 	voters := []uint64{1, 2, 3}
 	nodes := make([]*catalogNode, 3)
 	for i := range nodes {
 		nodes[i] = startCatalog(t, hub, t.TempDir(), uint64(i+1), voters)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		for _, n := range nodes {
 			n.stop(hub)
 		}
-	}()
+	})
 	var lead *catalogNode
 	waitCatalog(t, "a leader", func() bool {
 		for _, n := range nodes {
@@ -171,6 +171,14 @@ func TestCatalogFollowerInstallsSnapshot(t *testing.T) {
 		}
 		return false
 	})
+	return nodes, lead
+}
+
+// TestCatalogFollowerInstallsSnapshot: a follower away while the leader
+// compacted its log catches up by installing the leader's snapshot.
+func TestCatalogFollowerInstallsSnapshot(t *testing.T) {
+	hub := memnet.New()
+	nodes, lead := startCatalogs(t, hub)
 	away := nodes[int(lead.id)%3]
 	var snapSent atomic.Bool
 	hub.Drop(func(e raftnode.Envelope) bool {
@@ -204,26 +212,7 @@ func TestCatalogFollowerInstallsSnapshot(t *testing.T) {
 // topic create would be refused: the topic already exists).
 func TestProposalOutlivesLeaderStepDown(t *testing.T) {
 	hub := memnet.New()
-	voters := []uint64{1, 2, 3}
-	nodes := make([]*catalogNode, 3)
-	for i := range nodes {
-		nodes[i] = startCatalog(t, hub, t.TempDir(), uint64(i+1), voters)
-	}
-	defer func() {
-		for _, n := range nodes {
-			n.stop(hub)
-		}
-	}()
-	var lead *catalogNode
-	waitCatalog(t, "a leader", func() bool {
-		for _, n := range nodes {
-			if n.catalog.IsLeader() {
-				lead = n
-				return true
-			}
-		}
-		return false
-	})
+	nodes, lead := startCatalogs(t, hub)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := lead.catalog.Sync(ctx); err != nil {

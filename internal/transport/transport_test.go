@@ -129,22 +129,41 @@ func TestWrongPeerAddressIsRefused(t *testing.T) {
 	}
 }
 
-func TestPeerDownIsReported(t *testing.T) {
+// watchPeerDown starts node 1, which sends the peers it finds down on
+// the returned channel.
+func watchPeerDown(t *testing.T) (*Transport, chan uint64) {
+	t.Helper()
 	down := make(chan uint64, 1)
 	t1, err := New(Options{NodeID: 1, Listen: "127.0.0.1:0", Deliver: func([]raftnode.Envelope) {},
 		PeerDown: func(p uint64) { down <- p }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer t1.Close()
+	t.Cleanup(t1.Close)
+	return t1, down
+}
+
+// streamTo1 starts node 2 and its stream to t1, which knows node 2 by
+// addr (node 2's own listener when "").
+func streamTo1(t *testing.T, t1 *Transport, addr string) *Transport {
+	t.Helper()
 	t2, err := New(Options{NodeID: 2, Listen: "127.0.0.1:0", Deliver: func([]raftnode.Envelope) {}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t1.SetPeer(2, t2.Addr().String())
+	if addr == "" {
+		addr = t2.Addr().String()
+	}
+	t1.SetPeer(2, addr)
 	t2.SetPeer(1, t1.Addr().String())
 	t2.Send([]raftnode.Envelope{{Group: 1, Msg: raftpb.Message{Type: raftpb.MsgHeartbeat, To: 1, From: 2}}})
 	waitFor(t, "node 2's stream", func() bool { return t2.Connected()[1] })
+	return t2
+}
+
+func TestPeerDownIsReported(t *testing.T) {
+	t1, down := watchPeerDown(t)
+	t2 := streamTo1(t, t1, "")
 	t2.Close() // the process is gone: its listener refuses connections
 	select {
 	case p := <-down:
@@ -161,13 +180,7 @@ func TestPeerDownIsReported(t *testing.T) {
 // its port still connects; the peer is reported down once the port
 // refuses, not taken for alive on that first probe.
 func TestPeerDownIsReportedWhenItsListenerClosesLast(t *testing.T) {
-	down := make(chan uint64, 1)
-	t1, err := New(Options{NodeID: 1, Listen: "127.0.0.1:0", Deliver: func([]raftnode.Envelope) {},
-		PeerDown: func(p uint64) { down <- p }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer t1.Close()
+	t1, down := watchPeerDown(t)
 	// Node 2 streams to node 1 from a transport of its own; node 1 knows
 	// it by the address of a listener that stays open until node 1's first
 	// probe after the stream ended (a connection that closes without a
@@ -200,14 +213,7 @@ func TestPeerDownIsReportedWhenItsListenerClosesLast(t *testing.T) {
 		}
 	}()
 	defer dying.Close()
-	t2, err := New(Options{NodeID: 2, Listen: "127.0.0.1:0", Deliver: func([]raftnode.Envelope) {}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t1.SetPeer(2, dying.Addr().String())
-	t2.SetPeer(1, t1.Addr().String())
-	t2.Send([]raftnode.Envelope{{Group: 1, Msg: raftpb.Message{Type: raftpb.MsgHeartbeat, To: 1, From: 2}}})
-	waitFor(t, "node 2's stream", func() bool { return t2.Connected()[1] })
+	t2 := streamTo1(t, t1, dying.Addr().String())
 	streamEnded.Store(true)
 	t2.Close()
 	select {
