@@ -63,6 +63,11 @@ type Catalog struct {
 	policy         SnapshotPolicy
 	snapIndex      uint64
 	bytesSinceSnap int64
+	// snapMembers are the group's members the latest snapshot here names.
+	snapMembers []uint64
+	// joinSnapWait is the log's last index when a snapshot was last taken
+	// for a new member; the next waits until that is applied.
+	joinSnapWait uint64
 
 	snapCount atomic.Uint64
 	snapBytes atomic.Uint64
@@ -95,6 +100,11 @@ func Open(host *raftnode.Host, log *storage.Log, voters, learners []uint64, join
 			return nil, fmt.Errorf("open the catalog: snapshot at %d: %w", snap.Index, err)
 		}
 		applied, c.applied, c.snapIndex = snap.Index, snap.Index, snap.Index
+		cs, err := raftnode.SnapshotConfState(snap)
+		if err != nil {
+			return nil, fmt.Errorf("open the catalog: %w", err)
+		}
+		c.snapMembers = confMembers(cs)
 		c.snapBytes.Store(uint64(len(snap.Data)))
 		// What a snapshot holds was committed: raft's commit index must not
 		// be below it (the hard state is checkpointed lazily).
@@ -606,6 +616,8 @@ func (c *Catalog) Apply(entries []raftpb.Entry) {
 func (c *Catalog) RoleChanged(ss raft.SoftState, term uint64) {
 	c.leader = ss.RaftState == raft.StateLeader
 	c.term = term
+	// An index waited for in an earlier term may have been replaced.
+	c.joinSnapWait = 0
 }
 
 // Members returns the metadata group's voters and learners as this node
@@ -619,10 +631,10 @@ func (c *Catalog) Members(ctx context.Context) (voters, learners []uint64, err e
 }
 
 // AddMember makes node id a member of the metadata group, as a learner
-// (it does nothing if id is a member already), and then snapshots the
-// catalog and compacts its log, so that the new member, which starts with
-// an empty log and no configuration, is sent a snapshot that names it.
-// It must run on the metadata leader (else ErrNotController).
+// (it does nothing if id is a member already). The new member starts with
+// an empty log and no configuration and takes the log from a snapshot
+// (see Progressed). It must run on the metadata leader (else
+// ErrNotController).
 func (c *Catalog) AddMember(ctx context.Context, id uint64) error {
 	voters, learners, err := c.Members(ctx)
 	if err != nil {
@@ -636,26 +648,7 @@ func (c *Catalog) AddMember(ctx context.Context, id uint64) error {
 		}
 		c.logger.Info("added a member to the metadata group as a learner", "node", id)
 	}
-	errc := make(chan error, 1)
-	if !c.group.Do(func(l raftnode.Loop) {
-		if !c.leader {
-			errc <- ErrNotController
-			return
-		}
-		term, err := c.group.Log().Term(c.applied)
-		if err == nil {
-			err = c.snapshot(term)
-		}
-		errc <- err
-	}) {
-		return raftnode.ErrStopped
-	}
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		return kerr.RequestTimedOut
-	}
+	return nil
 }
 
 // CaughtUp reports, on the metadata leader, whether member id has every

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -30,6 +31,20 @@ var testPolicy = SnapshotPolicy{MaxLogBytes: 2 << 10, MinEntries: 20, Compressio
 
 func startCatalog(t *testing.T, hub *memnet.Hub, dir string, id uint64, voters []uint64) *catalogNode {
 	t.Helper()
+	return openCatalog(t, hub, dir, id, voters, catalogOptions{policy: testPolicy, segmentBytes: 4 << 10})
+}
+
+type catalogOptions struct {
+	// join starts the catalog as a member being added to a running group
+	// (no configuration until a snapshot names it).
+	join         bool
+	policy       SnapshotPolicy
+	segmentBytes int64
+}
+
+// openCatalog starts node id's catalog.
+func openCatalog(t *testing.T, hub *memnet.Hub, dir string, id uint64, voters []uint64, opts catalogOptions) *catalogNode {
+	t.Helper()
 	st, err := storage.Open(dir, storage.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -43,12 +58,12 @@ func startCatalog(t *testing.T, hub *memnet.Hub, dir string, id uint64, voters [
 		hub.Attach(id, host)
 	}
 	cfg := storage.DefaultLogConfig()
-	cfg.SegmentBytes = 4 << 10
+	cfg.SegmentBytes = opts.segmentBytes
 	l, err := st.OpenLog(storage.InternalLog("catalog"), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := Open(host, l, voters, nil, false, nil, testPolicy, slog.New(slog.DiscardHandler))
+	c, err := Open(host, l, voters, nil, opts.join, nil, opts.policy, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,12 +164,12 @@ func TestCatalogSnapshotsAndCompacts(t *testing.T) {
 
 // startCatalogs starts three catalogs on hub, stopped when the test ends,
 // and returns them with the one that leads.
-func startCatalogs(t *testing.T, hub *memnet.Hub) ([]*catalogNode, *catalogNode) {
+func startCatalogs(t *testing.T, hub *memnet.Hub, opts catalogOptions) ([]*catalogNode, *catalogNode) {
 	t.Helper()
 	voters := []uint64{1, 2, 3}
 	nodes := make([]*catalogNode, 3)
 	for i := range nodes {
-		nodes[i] = startCatalog(t, hub, t.TempDir(), uint64(i+1), voters)
+		nodes[i] = openCatalog(t, hub, t.TempDir(), uint64(i+1), voters, opts)
 	}
 	t.Cleanup(func() {
 		for _, n := range nodes {
@@ -178,7 +193,7 @@ func startCatalogs(t *testing.T, hub *memnet.Hub) ([]*catalogNode, *catalogNode)
 // compacted its log catches up by installing the leader's snapshot.
 func TestCatalogFollowerInstallsSnapshot(t *testing.T) {
 	hub := memnet.New()
-	nodes, lead := startCatalogs(t, hub)
+	nodes, lead := startCatalogs(t, hub, catalogOptions{policy: testPolicy, segmentBytes: 4 << 10})
 	away := nodes[int(lead.id)%3]
 	var snapSent atomic.Bool
 	hub.Drop(func(e raftnode.Envelope) bool {
@@ -212,7 +227,7 @@ func TestCatalogFollowerInstallsSnapshot(t *testing.T) {
 // topic create would be refused: the topic already exists).
 func TestProposalOutlivesLeaderStepDown(t *testing.T) {
 	hub := memnet.New()
-	nodes, lead := startCatalogs(t, hub)
+	nodes, lead := startCatalogs(t, hub, catalogOptions{policy: testPolicy, segmentBytes: 4 << 10})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := lead.catalog.Sync(ctx); err != nil {
@@ -286,4 +301,163 @@ func TestProposalOutlivesLeaderStepDown(t *testing.T) {
 	if lead.catalog.Topic("survivor") == nil {
 		t.Fatal("the former leader answered before applying the topic")
 	}
+}
+
+// TestMemberAddedWhileChangesAreInFlightIsSentASnapshot: a member added to
+// the metadata group takes the log only from a snapshot, which raft sends
+// once the leader's log no longer starts at its first entry. With changes
+// appended beyond the applied index when the leader snapshots, the
+// segment sealed for the snapshot holds entries the snapshot does not,
+// and compaction cannot drop it: the leader must try again once they are
+// applied, or the new member waits for good.
+func TestMemberAddedWhileChangesAreInFlightIsSentASnapshot(t *testing.T) {
+	hub := memnet.New()
+	// No snapshots of the policy's own and segments of the default size:
+	// only the new member makes the leader compact.
+	opts := catalogOptions{segmentBytes: storage.DefaultLogConfig().SegmentBytes}
+	_, lead := startCatalogs(t, hub, opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	busyCtx, stopBusy := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stopBusy()
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; busyCtx.Err() == nil; i++ {
+				lead.catalog.CreateTopic(busyCtx, fmt.Sprintf("busy-%d-%d", w, i), [][]int32{{1}}, nil, false)
+			}
+		}()
+	}
+	waitCatalog(t, "changes to flow", func() bool { return len(lead.catalog.Topics()) >= 2 })
+	if err := lead.catalog.AddMember(ctx, 4); err != nil {
+		t.Fatalf("add member 4: %v", err)
+	}
+	opts.join = true
+	joiner := openCatalog(t, hub, t.TempDir(), 4, nil, opts)
+	defer joiner.stop(hub)
+	waitCatalog(t, "the new member to install a snapshot", func() bool { return len(joiner.catalog.Topics()) > 0 })
+	stopBusy()
+	wg.Wait()
+	// Changes whose callers gave up may still be applied: compare with
+	// the leader as it stands.
+	waitCatalog(t, "the new member to hold every topic", func() bool {
+		return len(joiner.catalog.Topics()) == len(lead.catalog.Topics())
+	})
+}
+
+// TestMemberAddedBeforeALeaderChangeIsSentASnapshot: each node snapshots
+// and compacts its own log, so a leader elected after a member was added
+// may hold its log from the first entry still, or only a snapshot from
+// before the member was added (which the member ignores: it does not name
+// it). That leader must snapshot for the new member too, or the member
+// waits for good.
+func TestMemberAddedBeforeALeaderChangeIsSentASnapshot(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		policy SnapshotPolicy
+		topics int
+	}{
+		{"log never compacted", SnapshotPolicy{}, 5},
+		{"snapshot older than the member", testPolicy, 60},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hub := memnet.New()
+			opts := catalogOptions{policy: tc.policy, segmentBytes: 4 << 10}
+			nodes, lead := startCatalogs(t, hub, opts)
+			createTopics(t, nodes, 0, tc.topics)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := lead.catalog.AddMember(ctx, 4); err != nil {
+				t.Fatalf("add member 4: %v", err)
+			}
+			next := nodes[int(lead.id)%3]
+			waitCatalog(t, fmt.Sprintf("node %d to lead", next.id), func() bool {
+				lead.catalog.Group().Do(func(l raftnode.Loop) { l.TransferLeader(next.id) })
+				return next.catalog.IsLeader()
+			})
+			opts.join = true
+			joiner := openCatalog(t, hub, t.TempDir(), 4, nil, opts)
+			defer joiner.stop(hub)
+			waitCatalog(t, "the new member to hold every topic", func() bool { return len(joiner.catalog.Topics()) == tc.topics })
+		})
+	}
+}
+
+// TestInstalledSnapshotIsSentOn: a node that installed the leader's
+// snapshot and then leads sends that snapshot on to a member behind its
+// log's start. (The configuration it was saved with is in the log's own
+// format, which a snapshot sent from it must decode.)
+func TestInstalledSnapshotIsSentOn(t *testing.T) {
+	hub := memnet.New()
+	opts := catalogOptions{policy: testPolicy, segmentBytes: 4 << 10}
+	nodes, lead := startCatalogs(t, hub, opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	createTopics(t, nodes, 0, 5)
+	if err := lead.catalog.AddMember(ctx, 4); err != nil {
+		t.Fatalf("add member 4: %v", err)
+	}
+	joinOpts := opts
+	joinOpts.join = true
+	behind := openCatalog(t, hub, t.TempDir(), 4, nil, joinOpts)
+	defer behind.stop(hub)
+	waitCatalog(t, "member 4 to hold the first topics", func() bool { return len(behind.catalog.Topics()) == 5 })
+
+	// Member 4 and a voter miss enough changes that the others compact
+	// past them; the voter then installs the leader's snapshot and leads.
+	away := nodes[int(lead.id)%3]
+	hub.Cut(behind.id, true)
+	hub.Cut(away.id, true)
+	createTopics(t, nodes, 5, 100)
+	hub.Cut(away.id, false)
+	waitCatalog(t, "the cut-off voter to install the leader's snapshot", func() bool { return len(away.catalog.Topics()) == 100 })
+	if first := away.catalog.Group().Log().FirstIndex(); first <= behind.catalog.Group().Log().LastIndex() {
+		t.Fatalf("the voter's log starts at %d, not past member 4's end (%d): the test needs it to send a snapshot", first, behind.catalog.Group().Log().LastIndex())
+	}
+	waitCatalog(t, fmt.Sprintf("node %d to lead", away.id), func() bool {
+		lead.catalog.Group().Do(func(l raftnode.Loop) { l.TransferLeader(away.id) })
+		return away.catalog.IsLeader()
+	})
+	hub.Cut(behind.id, false)
+	waitCatalog(t, "member 4 to hold every topic", func() bool {
+		if err := away.catalog.Group().Status().Failed; err != nil {
+			t.Fatalf("the leader's metadata group failed: %v", err)
+		}
+		return len(behind.catalog.Topics()) == 100
+	})
+}
+
+// TestVoterThatJoinsLaterIsSentASnapshot: a cluster formed by two of its
+// three configured voters; the third starts later, finds the cluster
+// formed and joins it with no configuration of its own, although the
+// group names it a voter already. It too takes the log only from a
+// snapshot.
+func TestVoterThatJoinsLaterIsSentASnapshot(t *testing.T) {
+	hub := memnet.New()
+	opts := catalogOptions{policy: testPolicy, segmentBytes: storage.DefaultLogConfig().SegmentBytes}
+	voters := []uint64{1, 2, 3}
+	var nodes []*catalogNode
+	for id := uint64(1); id <= 2; id++ {
+		n := openCatalog(t, hub, t.TempDir(), id, voters, opts)
+		defer n.stop(hub)
+		nodes = append(nodes, n)
+	}
+	createTopics(t, nodes, 0, 5)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, n := range nodes {
+		if n.catalog.IsLeader() {
+			// As the node it asks to join does.
+			if err := n.catalog.AddMember(ctx, 3); err != nil {
+				t.Fatalf("add member 3: %v", err)
+			}
+		}
+	}
+	opts.join = true
+	late := openCatalog(t, hub, t.TempDir(), 3, nil, opts)
+	defer late.stop(hub)
+	waitCatalog(t, "the late voter to hold every topic", func() bool { return len(late.catalog.Topics()) == 5 })
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 
 	"github.com/chronik-stream/chronik/internal/raftnode"
 	"github.com/chronik-stream/chronik/internal/storage"
@@ -120,6 +121,56 @@ func (c *Catalog) maybeSnapshot(term uint64) {
 	}
 }
 
+// Progressed implements raftnode.ProgressObserver. A member added to the
+// group starts with no configuration and takes the log only from a
+// snapshot that names it (from the first entry it would replay the log
+// onto no configuration; raft ignores a snapshot that does not name it),
+// and raft sends a snapshot only to a member behind the log's start. So
+// while a member says its log is empty, the leader makes sure its latest snapshot
+// names it and its log no longer starts at the first entry. A voter too:
+// one of a new cluster's configured voters that starts after the others
+// formed it joins with no configuration. Every leader checks: each node
+// snapshots and compacts its own log, so one elected after the member
+// was added may have neither.
+//
+// Compaction drops only segments the snapshot wholly holds; with changes
+// appended beyond the applied index, the segment sealed for the snapshot
+// holds them too and stays. The next try waits until they are applied.
+func (c *Catalog) Progressed(l raftnode.Loop) {
+	if c.applied == 0 || c.applied < c.joinSnapWait {
+		return
+	}
+	log := c.group.Log()
+	compacted := log.FirstIndex() > 1
+	need := false
+	for _, id := range l.EmptyLogs() {
+		need = need || !compacted || !slices.Contains(c.snapMembers, id)
+	}
+	if !compacted {
+		// Raft sends the log from the first entry to a member that has
+		// acknowledged nothing; one that joined drops it without a word.
+		l.WithProgress(func(id uint64, pr tracker.Progress) {
+			need = need || id != c.self && pr.Match == 0 && pr.Next <= 1
+		})
+	}
+	if !need {
+		return
+	}
+	c.joinSnapWait = log.LastIndex()
+	term, err := log.Term(c.applied)
+	if err == nil {
+		err = c.snapshot(term)
+	}
+	if err != nil {
+		c.logger.Error("catalog snapshot for a new member failed", "index", c.applied, "err", err)
+	}
+}
+
+// confMembers returns the members a raft configuration names.
+func confMembers(cs raftpb.ConfState) []uint64 {
+	return slices.Concat(cs.Voters, cs.Learners, cs.VotersOutgoing, cs.LearnersNext)
+}
+
 // snapshot writes the state as of c.applied (an entry of term) and drops
 // the log's segments it covers.
 func (c *Catalog) snapshot(term uint64) error {
@@ -135,10 +186,15 @@ func (c *Catalog) snapshot(term uint64) error {
 	if err != nil {
 		return err
 	}
-	if err := log.SaveSnapshot(storage.Snapshot{Index: index, Term: term, Conf: conf, Data: data}); err != nil {
+	snap := storage.Snapshot{Index: index, Term: term, Conf: conf, Data: data}
+	cs, err := raftnode.SnapshotConfState(snap)
+	if err != nil {
 		return err
 	}
-	c.snapIndex, c.bytesSinceSnap = index, 0
+	if err := log.SaveSnapshot(snap); err != nil {
+		return err
+	}
+	c.snapIndex, c.bytesSinceSnap, c.snapMembers = index, 0, confMembers(cs)
 	c.snapCount.Add(1)
 	c.snapBytes.Store(uint64(len(data)))
 	// Seal the active segment so that every entry the snapshot holds is in
@@ -166,6 +222,7 @@ func (c *Catalog) Restore(snap raftpb.Snapshot) error {
 	c.changed = make(chan struct{})
 	c.mu.Unlock()
 	c.snapIndex, c.bytesSinceSnap = snap.Metadata.Index, 0
+	c.snapMembers = confMembers(snap.Metadata.ConfState)
 	// A proposal whose entry the snapshot covers was committed or replaced
 	// in entries this node never applied; the snapshot does not say which.
 	c.pending = slices.DeleteFunc(c.pending, func(p pendingCall) bool {

@@ -87,6 +87,21 @@ func encodeConfs(confs []confAt) ([]byte, error) {
 	return out, nil
 }
 
+// SnapshotConfState returns the configuration a saved snapshot was taken
+// with. A snapshot this node took holds one configuration; one installed
+// from the leader holds it in the log's configuration history format.
+func SnapshotConfState(snap storage.Snapshot) (raftpb.ConfState, error) {
+	confs, err := decodeConfs(snap.Conf)
+	if err != nil {
+		return raftpb.ConfState{}, fmt.Errorf("decode the configuration of snapshot %d: %w", snap.Index, err)
+	}
+	cs, ok := confAtIndex(confs, snap.Index)
+	if !ok {
+		return raftpb.ConfState{}, fmt.Errorf("snapshot %d holds no configuration in force at its index", snap.Index)
+	}
+	return cs, nil
+}
+
 // confAtIndex returns the configuration in force at index: the last one
 // brought in at or before it.
 func confAtIndex(confs []confAt, index uint64) (raftpb.ConfState, bool) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -124,6 +125,11 @@ type Group struct {
 	// awaitingSnapshot is set on a member that joined without a
 	// configuration until it installs its first snapshot.
 	awaitingSnapshot bool
+	// emptyLogs are the members that, answering this node as leader,
+	// rejected an append saying their log is empty, until they accept one
+	// (a member that joined with no configuration waits for a snapshot);
+	// worker-owned, cleared when the role changes.
+	emptyLogs map[uint64]bool
 	// learners are the group's learners (incoming and next), whose
 	// appends the host may throttle.
 	learners   map[uint64]bool
@@ -240,6 +246,10 @@ func (l Loop) BasicStatus() raft.BasicStatus { return l.g.rn.BasicStatus() }
 func (l Loop) WithProgress(fn func(id uint64, pr tracker.Progress)) {
 	l.g.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) { fn(id, pr) })
 }
+
+// EmptyLogs returns the members that, answering this leader, said their
+// log is empty and have accepted no append since.
+func (l Loop) EmptyLogs() []uint64 { return slices.Collect(maps.Keys(l.g.emptyLogs)) }
 
 // TransferLeader asks raft to hand leadership to peer.
 func (l Loop) TransferLeader(peer uint64) { l.g.rn.TransferLeader(peer) }
@@ -497,6 +507,9 @@ func (g *Group) process() {
 			if t := msgs[i].Type; t == raftpb.MsgAppResp || t == raftpb.MsgHeartbeatResp || t == raftpb.MsgStorageAppendResp {
 				progressed = true
 			}
+			if m := &msgs[i]; m.Type == raftpb.MsgAppResp && m.From != g.host.cfg.NodeID {
+				g.noteEmptyLog(m)
+			}
 			if err := g.rn.Step(msgs[i]); err != nil && err != raft.ErrStepPeerNotFound {
 				g.logger.Debug("step", "type", msgs[i].Type, "from", msgs[i].From, "err", err)
 			}
@@ -598,9 +611,26 @@ func (g *Group) releaseEntries(bs raft.BasicStatus) {
 	g.storage.release(upTo, bs.Applied)
 }
 
+// noteEmptyLog records whether a member's answer to an append says its
+// log is empty (a rejection whose hint is index 0).
+func (g *Group) noteEmptyLog(m *raftpb.Message) {
+	switch {
+	case m.Reject && m.RejectHint == 0:
+		if g.emptyLogs == nil {
+			g.emptyLogs = map[uint64]bool{}
+		}
+		g.emptyLogs[m.From] = true
+	case !m.Reject && m.Index > 0:
+		// (A member that ignores a snapshot not naming it answers with
+		// index 0: its log is still empty.)
+		delete(g.emptyLogs, m.From)
+	}
+}
+
 func (g *Group) roleChanged(ss raft.SoftState) {
 	prev := g.soft
 	g.soft = ss
+	clear(g.emptyLogs)
 	term := g.rn.BasicStatus().Term
 	if prev.Lead != 0 && ss.Lead == 0 {
 		g.leaderless = time.Now()

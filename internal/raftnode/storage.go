@@ -258,9 +258,9 @@ func (s *logStorage) Snapshot() (raftpb.Snapshot, error) {
 	if !ok {
 		return raftpb.Snapshot{}, raft.ErrSnapshotTemporarilyUnavailable
 	}
-	var cs raftpb.ConfState
-	if err := cs.Unmarshal(snap.Conf); err != nil {
-		return raftpb.Snapshot{}, &storageError{fmt.Errorf("decode the configuration of snapshot %d: %w", snap.Index, err)}
+	cs, err := SnapshotConfState(snap)
+	if err != nil {
+		return raftpb.Snapshot{}, &storageError{err}
 	}
 	return raftpb.Snapshot{Data: snap.Data, Metadata: raftpb.SnapshotMetadata{Index: snap.Index, Term: snap.Term, ConfState: cs}}, nil
 }
