@@ -23,6 +23,10 @@ import (
 // shows its progress.
 // * Replicas must be registered brokers, each once; INVALID_REPLICA_ASSIGNMENT
 // otherwise. A cancel with nothing in progress gets NO_REASSIGNMENT_IN_PROGRESS.
+// * With no metadata leader to take a change, the response's own error
+// is NOT_CONTROLLER, as Kafka's is from a broker that is not the
+// controller: clients retry the request on it, while a partition's error
+// is reported as final.
 //
 // Version notes:
 // * v1: allow_replication_factor_change=false refuses a new replica count
@@ -47,6 +51,9 @@ func (b *Broker) handleAlterPartitionReassignments(r *wire.Request, respond func
 			sp.ErrorCode = b.errCode(err)
 			sp.ErrorMessage = errMessage(err)
 			st.Partitions = append(st.Partitions, sp)
+			if sp.ErrorCode == kerr.NotController.Code {
+				resp.ErrorCode, resp.ErrorMessage = sp.ErrorCode, sp.ErrorMessage
+			}
 		}
 		resp.Topics = append(resp.Topics, st)
 	}

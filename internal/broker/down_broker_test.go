@@ -97,3 +97,46 @@ func TestDownLeaderNamedWhileSuccessorElected(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestReassignWithoutMetadataLeaderIsRetried: a reassignment asked while
+// the metadata group has no leader is answered NOT_CONTROLLER in the
+// response's own error, as Kafka's controller answers, which clients
+// retry; as a partition's error alone, franz-go and Kafka's AdminClient
+// report it as the reassignment's failure.
+func TestReassignWithoutMetadataLeaderIsRetried(t *testing.T) {
+	n := startStandalone(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.catalog.RegisterBroker(ctx, meta.Broker{ID: 2, Host: "127.0.0.1", Port: 9094}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.catalog.CreateTopic(ctx, "moving", [][]int32{{1}}, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	// A second voter that never answers: the metadata group loses its
+	// quorum and its leader.
+	if err := n.catalog.AddMember(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.catalog.Promote(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	for n.catalog.Group().Status().Lead != 0 {
+		if ctx.Err() != nil {
+			t.Fatal("the metadata group kept its leader without a quorum")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	req := kmsg.NewPtrAlterPartitionAssignmentsRequest()
+	req.TimeoutMillis = 1000
+	rt := kmsg.NewAlterPartitionAssignmentsRequestTopic()
+	rt.Topic = "moving"
+	rp := kmsg.NewAlterPartitionAssignmentsRequestTopicPartition()
+	rp.Replicas = []int32{1, 2}
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp := n.handle(t, req, 0).(*kmsg.AlterPartitionAssignmentsResponse)
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != kerr.NotController {
+		t.Fatalf("response error %v (partition: %v), want NOT_CONTROLLER", err, kerr.ErrorForCode(resp.Topics[0].Partitions[0].ErrorCode))
+	}
+}
