@@ -436,6 +436,20 @@ func TestReplaceANodeThatLostItsData(t *testing.T) {
 		t.Fatalf("the wiped node was not refused with the way back (exit %v)", exit)
 	}
 	w.waitFor(t, 200)
+	// A live node is not replaced; the cluster notices the death within
+	// its liveness timeout.
+	harness.WaitFor(t, "the cluster to record node 3 as down", 30*time.Second, func() error {
+		st, err := adminClient(c.Node(1)).Cluster(ctx)
+		if err != nil {
+			return err
+		}
+		for _, ns := range st.Nodes {
+			if ns.ID == 3 && ns.Live {
+				return errors.New("node 3 is still live")
+			}
+		}
+		return nil
+	})
 
 	addr := []string{"--admin-addr", c.Node(1).HTTPAddr()}
 	if out := mustCLI(t, append([]string{"cluster", "replace", "--node-id", "3"}, addr...)...); !strings.Contains(out, "Node 3 is being replaced") {
