@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -460,4 +461,41 @@ func TestVoterThatJoinsLaterIsSentASnapshot(t *testing.T) {
 	late := openCatalog(t, hub, t.TempDir(), 3, nil, opts)
 	defer late.stop(hub)
 	waitCatalog(t, "the late voter to hold every topic", func() bool { return len(late.catalog.Topics()) == 5 })
+}
+
+// TestRemovedEmptyMemberNeedsNoMoreSnapshots: a member removed while its
+// log was still empty is no reason to snapshot any more; once a snapshot
+// no longer names it, each change applied would otherwise snapshot the
+// catalog again.
+func TestRemovedEmptyMemberNeedsNoMoreSnapshots(t *testing.T) {
+	hub := memnet.New()
+	opts := catalogOptions{policy: testPolicy, segmentBytes: 4 << 10}
+	nodes, lead := startCatalogs(t, hub, opts)
+	createTopics(t, nodes, 0, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// The new member never gets its snapshot: its log stays empty.
+	hub.Drop(func(e raftnode.Envelope) bool { return e.Msg.To == 4 && e.Msg.Type == raftpb.MsgSnap })
+	if err := lead.catalog.AddMember(ctx, 4); err != nil {
+		t.Fatalf("add member 4: %v", err)
+	}
+	opts.join = true
+	joiner := openCatalog(t, hub, t.TempDir(), 4, nil, opts)
+	defer joiner.stop(hub)
+	waitCatalog(t, "the new member to say its log is empty, and the leader to snapshot for it", func() bool {
+		done, err := raftnode.Query(ctx, lead.catalog.Group(), func(l raftnode.Loop) bool {
+			return slices.Contains(l.EmptyLogs(), 4) && slices.Contains(lead.catalog.snapMembers, 4)
+		})
+		return err == nil && done
+	})
+	if err := lead.catalog.RemoveMember(ctx, 4); err != nil {
+		t.Fatalf("remove member 4: %v", err)
+	}
+	// The policy snapshots about every 20 changes (and drops member 4
+	// from the snapshot's configuration).
+	before, _ := lead.catalog.SnapshotStats()
+	createTopics(t, nodes, 3, 83)
+	if after, _ := lead.catalog.SnapshotStats(); after > before+6 {
+		t.Fatalf("%d snapshots taken over 80 changes after the empty member was removed", after-before)
+	}
 }

@@ -126,12 +126,14 @@ func (c *Catalog) maybeSnapshot(term uint64) {
 // snapshot that names it (from the first entry it would replay the log
 // onto no configuration; raft ignores a snapshot that does not name it),
 // and raft sends a snapshot only to a member behind the log's start. So
-// while a member says its log is empty, the leader makes sure its latest snapshot
-// names it and its log no longer starts at the first entry. A voter too:
-// one of a new cluster's configured voters that starts after the others
-// formed it joins with no configuration. Every leader checks: each node
-// snapshots and compacts its own log, so one elected after the member
-// was added may have neither.
+// while a member's log is empty (it says so, or has acknowledged nothing
+// while raft sends it the log from the first entry), the leader makes
+// sure its latest snapshot names the member and its log no longer starts
+// at the first entry. A voter too: one of a new cluster's configured
+// voters that starts after the others formed it joins with no
+// configuration. Every leader checks: each node snapshots and compacts
+// its own log, so one elected after the member was added may have
+// neither.
 //
 // Compaction drops only segments the snapshot wholly holds; with changes
 // appended beyond the applied index, the segment sealed for the snapshot

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -248,8 +247,17 @@ func (l Loop) WithProgress(fn func(id uint64, pr tracker.Progress)) {
 }
 
 // EmptyLogs returns the members that, answering this leader, said their
-// log is empty and have accepted no append since.
-func (l Loop) EmptyLogs() []uint64 { return slices.Collect(maps.Keys(l.g.emptyLogs)) }
+// log is empty and have accepted no append since (members still: one
+// removed meanwhile is left out).
+func (l Loop) EmptyLogs() []uint64 {
+	var out []uint64
+	l.WithProgress(func(id uint64, _ tracker.Progress) {
+		if l.g.emptyLogs[id] {
+			out = append(out, id)
+		}
+	})
+	return out
+}
 
 // TransferLeader asks raft to hand leadership to peer.
 func (l Loop) TransferLeader(peer uint64) { l.g.rn.TransferLeader(peer) }
