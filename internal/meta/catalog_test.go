@@ -30,9 +30,13 @@ type catalogNode struct {
 
 var testPolicy = SnapshotPolicy{MaxLogBytes: 2 << 10, MinEntries: 20, Compression: "zstd"}
 
+// testOptions snapshot by testPolicy and roll small segments, so that
+// compaction drops some.
+var testOptions = catalogOptions{policy: testPolicy, segmentBytes: 4 << 10}
+
 func startCatalog(t *testing.T, hub *memnet.Hub, dir string, id uint64, voters []uint64) *catalogNode {
 	t.Helper()
-	return openCatalog(t, hub, dir, id, voters, catalogOptions{policy: testPolicy, segmentBytes: 4 << 10})
+	return openCatalog(t, hub, dir, id, voters, testOptions)
 }
 
 type catalogOptions struct {
@@ -194,7 +198,7 @@ func startCatalogs(t *testing.T, hub *memnet.Hub, opts catalogOptions) ([]*catal
 // compacted its log catches up by installing the leader's snapshot.
 func TestCatalogFollowerInstallsSnapshot(t *testing.T) {
 	hub := memnet.New()
-	nodes, lead := startCatalogs(t, hub, catalogOptions{policy: testPolicy, segmentBytes: 4 << 10})
+	nodes, lead := startCatalogs(t, hub, testOptions)
 	away := nodes[int(lead.id)%3]
 	var snapSent atomic.Bool
 	hub.Drop(func(e raftnode.Envelope) bool {
@@ -228,7 +232,7 @@ func TestCatalogFollowerInstallsSnapshot(t *testing.T) {
 // topic create would be refused: the topic already exists).
 func TestProposalOutlivesLeaderStepDown(t *testing.T) {
 	hub := memnet.New()
-	nodes, lead := startCatalogs(t, hub, catalogOptions{policy: testPolicy, segmentBytes: 4 << 10})
+	nodes, lead := startCatalogs(t, hub, testOptions)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := lead.catalog.Sync(ctx); err != nil {
@@ -393,7 +397,7 @@ func TestMemberAddedBeforeALeaderChangeIsSentASnapshot(t *testing.T) {
 // format, which a snapshot sent from it must decode.)
 func TestInstalledSnapshotIsSentOn(t *testing.T) {
 	hub := memnet.New()
-	opts := catalogOptions{policy: testPolicy, segmentBytes: 4 << 10}
+	opts := testOptions
 	nodes, lead := startCatalogs(t, hub, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -469,7 +473,7 @@ func TestVoterThatJoinsLaterIsSentASnapshot(t *testing.T) {
 // catalog again.
 func TestRemovedEmptyMemberNeedsNoMoreSnapshots(t *testing.T) {
 	hub := memnet.New()
-	opts := catalogOptions{policy: testPolicy, segmentBytes: 4 << 10}
+	opts := testOptions
 	nodes, lead := startCatalogs(t, hub, opts)
 	createTopics(t, nodes, 0, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
