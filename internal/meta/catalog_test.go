@@ -167,6 +167,17 @@ func TestCatalogSnapshotsAndCompacts(t *testing.T) {
 	}
 }
 
+// moveLeadership asks the leading catalog to hand leadership to another
+// until that one leads (raft drops a transfer not done within an election
+// timeout).
+func moveLeadership(t *testing.T, from, to *catalogNode) {
+	t.Helper()
+	waitCatalog(t, fmt.Sprintf("node %d to lead", to.id), func() bool {
+		from.catalog.Group().Do(func(l raftnode.Loop) { l.TransferLeader(to.id) })
+		return to.catalog.IsLeader()
+	})
+}
+
 // startCatalogs starts three catalogs on hub, stopped when the test ends,
 // and returns them with the one that leads.
 func startCatalogs(t *testing.T, hub *memnet.Hub, opts catalogOptions) ([]*catalogNode, *catalogNode) {
@@ -378,11 +389,7 @@ func TestMemberAddedBeforeALeaderChangeIsSentASnapshot(t *testing.T) {
 			if err := lead.catalog.AddMember(ctx, 4); err != nil {
 				t.Fatalf("add member 4: %v", err)
 			}
-			next := nodes[int(lead.id)%3]
-			waitCatalog(t, fmt.Sprintf("node %d to lead", next.id), func() bool {
-				lead.catalog.Group().Do(func(l raftnode.Loop) { l.TransferLeader(next.id) })
-				return next.catalog.IsLeader()
-			})
+			moveLeadership(t, lead, nodes[int(lead.id)%3])
 			opts.join = true
 			joiner := openCatalog(t, hub, t.TempDir(), 4, nil, opts)
 			defer joiner.stop(hub)
@@ -422,10 +429,7 @@ func TestInstalledSnapshotIsSentOn(t *testing.T) {
 	if first := away.catalog.Group().Log().FirstIndex(); first <= behind.catalog.Group().Log().LastIndex() {
 		t.Fatalf("the voter's log starts at %d, not past member 4's end (%d): the test needs it to send a snapshot", first, behind.catalog.Group().Log().LastIndex())
 	}
-	waitCatalog(t, fmt.Sprintf("node %d to lead", away.id), func() bool {
-		lead.catalog.Group().Do(func(l raftnode.Loop) { l.TransferLeader(away.id) })
-		return away.catalog.IsLeader()
-	})
+	moveLeadership(t, lead, away)
 	hub.Cut(behind.id, false)
 	waitCatalog(t, "member 4 to hold every topic", func() bool {
 		if err := away.catalog.Group().Status().Failed; err != nil {
